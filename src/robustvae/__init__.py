@@ -1,0 +1,3 @@
+"""robustvae: autoencoders and image restoration with robust reconstruction losses."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Robust reconstruction losses: functional forms, modules, and a registry by name."""
+
+from robustvae.losses import functional
+from robustvae.losses.adaptive import AdaptiveLoss
+from robustvae.losses.fused import set_compile
+from robustvae.losses.modules import (
+    CauchyNLL,
+    GeneralLoss,
+    L1Loss,
+    LaplaceNLL,
+    LogCoshLoss,
+    NormalNLL,
+    SquaredL2Loss,
+    StudentTNLL,
+)
+from robustvae.losses.partition import log_partition
+from robustvae.losses.registry import LOSSES, get_loss, loss_parameters
+
+__all__ = [
+    "functional",
+    "AdaptiveLoss",
+    "AdaptiveImageLoss",
+    "CauchyNLL",
+    "GeneralLoss",
+    "L1Loss",
+    "LaplaceNLL",
+    "LogCoshLoss",
+    "NormalNLL",
+    "SquaredL2Loss",
+    "StudentTNLL",
+    "LOSSES",
+    "get_loss",
+    "loss_parameters",
+    "log_partition",
+    "set_compile",
+]
+
+
+def __getattr__(name):
+    if name == "AdaptiveImageLoss":  # lives with the representations it transforms into
+        from robustvae.representations import AdaptiveImageLoss
+
+        return AdaptiveImageLoss
+    raise AttributeError(f"module 'robustvae.losses' has no attribute {name!r}")

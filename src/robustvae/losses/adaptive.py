@@ -1,0 +1,120 @@
+"""Barron's adaptive loss: the NLL of the general distribution with a shape α and a scale c
+learned per output dimension, jointly with the model (Barron, Sec. 3 and the VAE experiment).
+
+    α = (α_hi - α_lo)·sigmoid(ℓ_α) + α_lo,    c = softplus(ℓ_c) + c_lo
+
+The loss is -log p = ρ(x, α, c) + log c + log Z(α): a negative log-likelihood, so it can be
+(and on well-fit data usually is) negative. Without the log c + log Z(α) terms the model would
+simply drive α and c to whatever makes ρ smallest; with them it must fit a density.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from torch import Tensor
+
+from robustvae.losses import functional as LF
+from robustvae.losses.fused import ReducedLoss
+from robustvae.losses.modules import Loss
+from robustvae.losses.parameters import BoundedParameter, PositiveParameter, as_shape
+from robustvae.losses.partition import ALPHA_MAX, log_partition
+
+__all__ = ["AdaptiveLoss"]
+
+
+def _adaptive_values(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, log_norm):
+    return LF.general_tensor_alpha(input - target, alpha, scale) + log_norm
+
+
+_ADAPTIVE = ReducedLoss(_adaptive_values)
+
+
+class AdaptiveLoss(Loss):
+    """General-distribution NLL with one learned α and c per dimension.
+
+    Args:
+        num_dims: number of dimensions (an int) or their shape (e.g. ``(3, 64, 64)``); the
+            input's trailing dimensions must match it, leading ones are the batch.
+        alpha_lo, alpha_hi: open range of α, within [0, 8] (the partition table's range).
+            The default (0.001, 1.999) spans Cauchy-like to almost-normal.
+        scale_lo: lower bound of c (> 0 keeps the NLL bounded below).
+        alpha_init: initial α (default: the middle of the range); scale_init: initial c.
+        learn_alpha, learn_scale: False fixes α or c at its initial value.
+        reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
+    """
+
+    def __init__(
+        self,
+        num_dims: int | tuple[int, ...],
+        alpha_lo: float = 0.001,
+        alpha_hi: float = 1.999,
+        scale_lo: float = 1e-5,
+        alpha_init: float | None = None,
+        scale_init: float = 1.0,
+        learn_alpha: bool = True,
+        learn_scale: bool = True,
+        reduction: str = "mean",
+    ):
+        super().__init__(reduction)
+        if not 0 <= alpha_lo < alpha_hi <= ALPHA_MAX:
+            raise ValueError(
+                f"need 0 <= alpha_lo < alpha_hi <= {ALPHA_MAX}, got alpha_lo={alpha_lo!r}, "
+                f"alpha_hi={alpha_hi!r}"
+            )
+        if not scale_lo > 0:
+            raise ValueError(f"scale_lo must be > 0, got {scale_lo!r}")
+        if alpha_init is None:
+            alpha_init = (alpha_lo + alpha_hi) / 2
+        self.dims = as_shape(num_dims)
+        if not self.dims:
+            raise ValueError("num_dims must be given (an int or a shape)")
+        self.latent_alpha = BoundedParameter(
+            self.dims, alpha_lo, alpha_hi, alpha_init, learnable=learn_alpha
+        )
+        self.latent_scale = PositiveParameter(self.dims, scale_lo, scale_init, learnable=learn_scale)
+
+    def alpha(self) -> Tensor:
+        """Current α, shape ``num_dims``."""
+        return self.latent_alpha()
+
+    def scale(self) -> Tensor:
+        """Current c, shape ``num_dims``."""
+        return self.latent_scale()
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        n = len(self.dims)
+        if tuple(input.shape[-n:]) != self.dims:
+            raise ValueError(
+                f"AdaptiveLoss has {self.dims} dimensions: input must end with them, got shape "
+                f"{tuple(input.shape)}"
+            )
+        alpha = self.alpha().to(input.dtype)
+        scale = self.scale().to(input.dtype)
+        log_norm = scale.log() + log_partition(alpha)
+        return _ADAPTIVE(self.reduction, input, target, alpha, scale, log_norm)
+
+    def fraction_at_bounds(self, tolerance: float = 1e-3) -> float:
+        """Share of dimensions whose α lies within ``tolerance``·range of either bound."""
+        alpha = self.alpha().detach()
+        band = tolerance * (self.latent_alpha.hi - self.latent_alpha.lo)
+        at = (alpha < self.latent_alpha.lo + band) | (alpha > self.latent_alpha.hi - band)
+        return at.float().mean().item()
+
+    def warn_if_at_bounds(self, tolerance: float = 1e-3, share: float = 0.5) -> bool:
+        """Warn (and return True) when more than ``share`` of the α sit at a bound of their
+        range: the data want α outside it, so widen ``alpha_lo``/``alpha_hi``."""
+        fraction = self.fraction_at_bounds(tolerance)
+        if fraction > share:
+            warnings.warn(
+                f"{fraction:.0%} of the adaptive loss's alpha sit at a bound of "
+                f"({self.latent_alpha.lo}, {self.latent_alpha.hi}); consider a wider range",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return True
+        return False
+
+    def extra_repr(self) -> str:
+        return f"num_dims={self.dims}, " + super().extra_repr()

@@ -1,0 +1,270 @@
+"""Elementwise reconstruction losses and negative log-likelihoods, as pure functions.
+
+Every function here is finite, with a finite gradient, for any finite input in float32 and
+float64. Losses taking ``(input, target)`` follow ``torch.nn.functional`` (a ``reduction`` of
+``'mean'``, ``'sum'`` or ``'none'``); functions of one residual ``x`` (``general``, the NLLs) are
+elementwise and broadcast their parameters against ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robustvae.losses.partition import ALPHA_MAX, log_partition
+
+__all__ = [
+    "squared_l2",
+    "l1",
+    "log_cosh",
+    "general",
+    "general_nll",
+    "normal_nll",
+    "laplace_nll",
+    "cauchy_nll",
+    "student_t_nll",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+LOG2 = math.log(2.0)
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+LOG_PI = math.log(math.pi)
+
+# Past this, log cosh(y) = y - log 2 to within float64 rounding (the remainder is < e^-40).
+_LOG_COSH_LINEAR_FROM = 20.0
+# Below this |u|, expm1(u)/u comes from its Taylor series (accurate to float64 rounding).
+_EXPREL_SERIES_BELOW = 1e-2
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def reduce(values: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return values
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.mean()
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_same_shape(input: Tensor, target: Tensor) -> None:
+    if input.shape != target.shape:
+        raise ValueError(
+            f"input and target must have the same shape, got {tuple(input.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+
+
+def check_positive(name: str, value: float | Tensor) -> None:
+    """Raise ValueError unless every entry of ``value`` is finite and > 0."""
+    if isinstance(value, Tensor):
+        ok = bool(torch.isfinite(value).all()) and bool((value > 0).all())
+    else:
+        ok = math.isfinite(value) and value > 0
+    if not ok:
+        raise ValueError(f"{name} must be finite and > 0, got {_describe(value)}")
+
+
+def check_range(name: str, value: float | Tensor, lo: float, hi: float) -> None:
+    """Raise ValueError unless every entry of ``value`` lies in [lo, hi] (NaN never does)."""
+    if isinstance(value, Tensor):
+        ok = bool(((value >= lo) & (value <= hi)).all())
+    else:
+        ok = lo <= value <= hi
+    if not ok:
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {_describe(value)}")
+
+
+def _describe(value: float | Tensor) -> str:
+    if isinstance(value, Tensor):
+        if value.numel() == 1:
+            return repr(value.item())
+        return f"a tensor with min {value.min().item()!r} and max {value.max().item()!r}"
+    return repr(value)
+
+
+def _log(like: Tensor, value: float | Tensor) -> Tensor:
+    """log(value) as a tensor with ``like``'s dtype and device (differentiable if a tensor)."""
+    return torch.log(torch.as_tensor(value, dtype=like.dtype, device=like.device))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+# ----------------------------------------------------------------------------- L2, L1
+
+
+def squared_l2(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Squared error ``(input - target)²``."""
+    check_same_shape(input, target)
+    return F.mse_loss(input, target, reduction=check_reduction(reduction))
+
+
+def l1(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Absolute error ``|input - target|``."""
+    check_same_shape(input, target)
+    return F.l1_loss(input, target, reduction=check_reduction(reduction))
+
+
+# ----------------------------------------------------------------------------- log-cosh
+
+
+def log_cosh_of_abs(y: Tensor) -> Tensor:
+    """log cosh(y) for y ≥ 0, to within a few ulps of the float64 value, for any finite y.
+
+    Uses log cosh y = log1p(m² / (2(m + 1))) with m = expm1(y), which keeps full relative
+    precision near 0 (where it is y²/2), and y - log 2 past y = 20. The argument of expm1 is
+    clamped so that neither branch overflows, and no term is ever a denormal.
+    """
+    m = torch.expm1(y.clamp(max=_LOG_COSH_LINEAR_FROM))
+    near = torch.log1p(m * m / (2.0 * (m + 1.0)))
+    return torch.where(y < _LOG_COSH_LINEAR_FROM, near, y - LOG2)
+
+
+def log_cosh_values(input: Tensor, target: Tensor, a: float | Tensor) -> Tensor:
+    """Elementwise f(t; a) = log(cosh(a t)) / a with t = input - target (no checks)."""
+    return log_cosh_of_abs((a * (input - target)).abs()) / a
+
+
+def log_cosh(input: Tensor, target: Tensor, a: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Log-cosh loss f(t; a) = (1/a)·log cosh(a·t), t = input - target (Chen et al., Eq. 5).
+
+    Behaves as ½·a·t² near 0 and as |t| - log(2)/a for large |t|; its gradient is tanh(a·t).
+    ``a`` > 0 sets the curvature at 0.
+    """
+    check_same_shape(input, target)
+    check_positive("a", a)
+    return reduce(log_cosh_values(input, target, a), check_reduction(reduction))
+
+
+# ----------------------------------------------------------------------------- Barron's ρ
+
+
+def _exprel(u: Tensor) -> Tensor:
+    """expm1(u) / u, equal to 1 at u = 0, with gradients free of cancellation near 0."""
+    small = u.abs() < _EXPREL_SERIES_BELOW
+    s = u.clamp(-_EXPREL_SERIES_BELOW, _EXPREL_SERIES_BELOW)
+    series = 1 + s / 2 * (1 + s / 3 * (1 + s / 4 * (1 + s / 5 * (1 + s / 6 * (1 + s / 7)))))
+    safe = torch.where(small, torch.ones_like(u), u)
+    return torch.where(small, series, torch.expm1(safe) / safe)
+
+
+def general_fixed_alpha(x: Tensor, alpha: float, scale: float | Tensor) -> Tensor:
+    """ρ(x, α, c) for a Python-number α (no checks): each special case is its own formula."""
+    z = (x / scale) ** 2
+    if alpha == 2:
+        return 0.5 * z
+    if alpha == 0:
+        return torch.log1p(0.5 * z)
+    if alpha == -math.inf:
+        return -torch.expm1(-0.5 * z)
+    if alpha == math.inf:
+        return torch.expm1(0.5 * z)
+    beta = abs(alpha - 2.0)
+    return (beta / alpha) * torch.expm1((0.5 * alpha) * torch.log1p(z / beta))
+
+
+def general_tensor_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
+    """ρ(x, α, c) for a tensor α that may hold any value in [-∞, ∞] (no checks).
+
+    The finite case is written as (|α-2|/2)·L·exprel(α·L/2) with L = log1p(z/|α-2|), which is
+    ρ with the division by α removed: exact at α = 0, and its α-gradient has no cancellation
+    near 0. |α - 2| is kept ≥ eps; at exactly α = 2 the value is z/2 and the α-gradient that
+    of the nearest representable α. Infinite α take their limits; every branch that
+    torch.where discards is computed on safe inputs, so no NaN reaches a gradient.
+    """
+    z = (x / scale) ** 2
+    finite = torch.isfinite(alpha)
+    a = torch.where(finite, alpha, torch.ones_like(alpha))
+    beta = (a - 2).abs().clamp(min=torch.finfo(z.dtype).eps)
+    log_base = torch.log1p(z / beta)
+    rho = (0.5 * beta) * log_base * _exprel((0.5 * a) * log_base)
+    rho = torch.where(a == 2, rho + (0.5 * z - rho).detach(), rho)
+    z_limit = torch.where(finite, torch.zeros_like(z), z)
+    limit = torch.where(alpha > 0, torch.expm1(0.5 * z_limit), -torch.expm1(-0.5 * z_limit))
+    return torch.where(finite, rho, limit)
+
+
+def general(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """Barron's general robust loss ρ(x, α, c), elementwise.
+
+    ρ = |α-2|/α · (((x/c)²/|α-2| + 1)^(α/2) - 1), with its limits: ½(x/c)² at α = 2,
+    log(½(x/c)² + 1) at α = 0, 1 - exp(-½(x/c)²) at α = -∞, exp(½(x/c)²) - 1 at α = +∞.
+    α = 1 is the pseudo-Huber/Charbonnier loss √((x/c)² + 1) - 1, α = -2 Geman-McClure.
+
+    Args:
+        x: residuals, any shape.
+        alpha: shape α ∈ [-∞, ∞], a number or a tensor broadcastable against ``x``.
+        scale: scale c > 0 (the width of the quadratic bowl), a number or broadcastable tensor.
+    Returns:
+        ρ with the broadcast shape of ``x``, ``alpha`` and ``scale``.
+    """
+    check_positive("scale", scale)
+    if isinstance(alpha, Tensor):
+        if torch.isnan(alpha).any():
+            raise ValueError("alpha must lie in [-inf, inf], got NaN")
+        return general_tensor_alpha(x, alpha.to(x.dtype), scale)
+    if not _is_number(alpha) or math.isnan(alpha):
+        raise ValueError(f"alpha must be a number or tensor in [-inf, inf], got {alpha!r}")
+    return general_fixed_alpha(x, float(alpha), scale)
+
+
+# ----------------------------------------------------------------------------- NLLs
+
+
+def general_nll(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """-log p(x | 0, α, c) = ρ(x, α, c) + log c + log Z(α), for α ≥ 0 (Barron, Eq. 16).
+
+    Can be negative: it is the negative log of a density, not a distance.
+    """
+    alpha_t = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
+    check_range("alpha", alpha_t, 0.0, ALPHA_MAX)
+    return general(x, alpha, scale) + _log(x, scale) + log_partition(alpha_t)
+
+
+def normal_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """-log N(x | 0, c²) = ½(x/c)² + log c + ½ log 2π."""
+    check_positive("scale", scale)
+    return 0.5 * (x / scale) ** 2 + _log(x, scale) + HALF_LOG_2PI
+
+
+def laplace_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """-log Laplace(x | 0, c) = |x|/c + log 2c."""
+    check_positive("scale", scale)
+    return x.abs() / scale + _log(x, scale) + LOG2
+
+
+def cauchy_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """-log Cauchy(x | 0, c) = log(π c) + log(1 + (x/c)²)."""
+    check_positive("scale", scale)
+    return torch.log1p((x / scale) ** 2) + _log(x, scale) + LOG_PI
+
+
+def student_t_nll(x: Tensor, df: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    """-log t_ν(x | 0, c): Student's t with ν = ``df`` > 0 degrees of freedom and scale c.
+
+    = ((ν+1)/2)·log(1 + (x/c)²/ν) + log c + ½ log(νπ) + lgamma(ν/2) - lgamma((ν+1)/2).
+    """
+    check_positive("df", df)
+    check_positive("scale", scale)
+    nu = torch.as_tensor(df, dtype=x.dtype, device=x.device)
+    log_norm = (
+        _log(x, scale)
+        + 0.5 * torch.log(nu * math.pi)
+        + torch.lgamma(0.5 * nu)
+        - torch.lgamma(0.5 * (nu + 1))
+    )
+    return 0.5 * (nu + 1) * torch.log1p((x / scale) ** 2 / nu) + log_norm

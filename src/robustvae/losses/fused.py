@@ -1,0 +1,75 @@
+"""Reduced losses evaluated as one fused kernel: torch.compile on large inputs, eager otherwise.
+
+Eager PyTorch runs each op of a loss as its own pass over memory; a log-cosh or general loss
+then costs 10-20× a squared error. Compiled, the forward pass and its backward each become
+one loop (see BENCHMARKS.md). Compiling costs seconds on the first call, so inputs smaller
+than ``MIN_NUMEL`` elements, reductions of ``'none'``, and processes where compilation is off
+(``ROBUSTVAE_COMPILE=0`` or ``set_compile(False)``) run eagerly. If compilation fails (no C
+compiler, an unsupported platform), robustvae warns once and stays eager.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from robustvae.losses.functional import reduce
+
+MIN_NUMEL = 1 << 15
+
+_state = {"enabled": os.environ.get("ROBUSTVAE_COMPILE", "1").lower() not in ("0", "false", "no")}
+
+
+def set_compile(enabled: bool) -> None:
+    """Turn fused (torch.compile) evaluation of reduced losses on or off for this process."""
+    _state["enabled"] = bool(enabled)
+
+
+def compile_enabled() -> bool:
+    return _state["enabled"]
+
+
+class ReducedLoss:
+    """``values(*args)`` summed or averaged, compiled once per process and reduction."""
+
+    def __init__(self, values: Callable[..., Tensor]):
+        self.values = values
+        self._compiled: dict[str, Callable[..., Tensor]] = {}
+
+    def eager(self, reduction: str, *args: Tensor) -> Tensor:
+        return reduce(self.values(*args), reduction)
+
+    def __call__(self, reduction: str, *args: Tensor) -> Tensor:
+        if (
+            reduction == "none"
+            or not _state["enabled"]
+            or args[0].numel() < MIN_NUMEL
+            or torch.compiler.is_compiling()
+        ):
+            return self.eager(reduction, *args)
+        try:
+            return self._compiled_for(reduction)(*args)
+        except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
+            result = self.eager(reduction, *args)  # a genuine input error raises here instead
+            _state["enabled"] = False
+            warnings.warn(
+                f"torch.compile failed ({type(error).__name__}: {error}); robustvae losses "
+                "run eagerly (slower) from now on in this process",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return result
+
+    def _compiled_for(self, reduction: str) -> Callable[..., Tensor]:
+        if reduction not in self._compiled:
+            values = self.values
+
+            def reduced(*args: Tensor) -> Tensor:
+                return reduce(values(*args), reduction)
+
+            self._compiled[reduction] = torch.compile(reduced)
+        return self._compiled[reduction]

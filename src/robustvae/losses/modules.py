@@ -1,0 +1,183 @@
+"""Loss modules: thin ``nn.Module`` wrappers over ``robustvae.losses.functional``.
+
+Each takes ``forward(input, target)`` of equal shapes and a ``reduction`` of ``'mean'``
+(default, as in torch), ``'sum'`` or ``'none'``. Sums and means of large inputs run as one fused
+kernel (``robustvae.losses.fused``). Parameters are validated at construction.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import torch
+from torch import Tensor, nn
+
+from robustvae.losses import functional as LF
+from robustvae.losses.fused import ReducedLoss
+from robustvae.losses.parameters import PositiveParameter, as_shape
+
+__all__ = [
+    "SquaredL2Loss",
+    "L1Loss",
+    "LogCoshLoss",
+    "GeneralLoss",
+    "NormalNLL",
+    "LaplaceNLL",
+    "CauchyNLL",
+    "StudentTNLL",
+]
+
+
+class Loss(nn.Module):
+    """Base: holds and validates ``reduction``."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = LF.check_reduction(reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class SquaredL2Loss(Loss):
+    """(input - target)², reduced."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.squared_l2(input, target, self.reduction)
+
+
+class L1Loss(Loss):
+    """|input - target|, reduced."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.l1(input, target, self.reduction)
+
+
+_LOG_COSH = ReducedLoss(LF.log_cosh_values)
+
+
+class LogCoshLoss(Loss):
+    """Log-cosh loss (1/a)·log cosh(a·(input - target)).
+
+    Args:
+        a: curvature at 0 (> 0): the loss is ½·a·t² for small t and |t| - log(2)/a for large.
+            The papers use a = 100 on images in [0, 1].
+        reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
+    """
+
+    def __init__(self, a: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        LF.check_positive("a", a)
+        self.register_buffer("a", torch.tensor(float(a)), persistent=False)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        return _LOG_COSH(self.reduction, input, target, self.a.to(input.dtype))
+
+    def extra_repr(self) -> str:
+        return f"a={self.a.item():g}, " + super().extra_repr()
+
+
+@cache
+def _general_fixed(alpha: float) -> ReducedLoss:
+    return ReducedLoss(
+        lambda input, target, scale: LF.general_fixed_alpha(input - target, alpha, scale)
+    )
+
+
+class GeneralLoss(Loss):
+    """Barron's general robust loss ρ(input - target, α, c) with fixed α and c.
+
+    Args:
+        alpha: shape α ∈ [-∞, ∞]: 2 is L2, 1 pseudo-Huber, 0 Cauchy/Lorentzian,
+            -2 Geman-McClure, -∞ Welsch. For learned α and c use ``AdaptiveLoss``.
+        scale: c > 0, the size of the quadratic bowl around 0.
+        reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
+    """
+
+    def __init__(self, alpha: float = 1.0, scale: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not isinstance(alpha, (int, float)) or math.isnan(alpha):
+            raise ValueError(f"alpha must be a number in [-inf, inf], got {alpha!r}")
+        LF.check_positive("scale", scale)
+        self.alpha = float(alpha)
+        self.register_buffer("scale", torch.tensor(float(scale)), persistent=False)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        kernel = _general_fixed(self.alpha)
+        return kernel(self.reduction, input, target, self.scale.to(input.dtype))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:g}, scale={self.scale.item():g}, " + super().extra_repr()
+
+
+class _ScaledNLL(Loss):
+    """An NLL with a scale c > 0: one fixed number, or per dimension and learnable."""
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        num_dims: int | tuple[int, ...] | None = None,
+        learn_scale: bool = False,
+        scale_lo: float = 1e-5,
+        reduction: str = "mean",
+    ):
+        super().__init__(reduction)
+        LF.check_positive("scale", scale)
+        if scale <= scale_lo:
+            raise ValueError(f"scale must exceed scale_lo={scale_lo}, got {scale!r}")
+        self.dims = as_shape(num_dims)
+        self.scale = PositiveParameter(self.dims, scale_lo, scale, learnable=learn_scale)
+
+    def _residual(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        n = len(self.dims)
+        if n and tuple(input.shape[-n:]) != self.dims:
+            raise ValueError(
+                f"{type(self).__name__} has parameters of shape {self.dims}: input must end with "
+                f"those dimensions, got shape {tuple(input.shape)}"
+            )
+        return input - target
+
+
+class NormalNLL(_ScaledNLL):
+    """-log N(target | input, c²). Args: scale c, num_dims (per-dimension c), learn_scale."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        x = self._residual(input, target)
+        return LF.reduce(LF.normal_nll(x, self.scale().to(x.dtype)), self.reduction)
+
+
+class LaplaceNLL(_ScaledNLL):
+    """-log Laplace(target | input, c). Args: scale c, num_dims, learn_scale."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        x = self._residual(input, target)
+        return LF.reduce(LF.laplace_nll(x, self.scale().to(x.dtype)), self.reduction)
+
+
+class CauchyNLL(_ScaledNLL):
+    """-log Cauchy(target | input, c). Args: scale c, num_dims, learn_scale."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        x = self._residual(input, target)
+        return LF.reduce(LF.cauchy_nll(x, self.scale().to(x.dtype)), self.reduction)
+
+
+class StudentTNLL(_ScaledNLL):
+    """-log t_ν(target | input, c): Student's t with ``df`` ν > 0, optionally learned
+    (``learn_df``), and scale c (see ``NormalNLL``)."""
+
+    def __init__(self, df: float = 1.0, learn_df: bool = False, df_lo: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        LF.check_positive("df", df)
+        if df <= df_lo:
+            raise ValueError(f"df must exceed df_lo={df_lo}, got {df!r}")
+        self.df = PositiveParameter(self.dims, df_lo, df, learnable=learn_df)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        x = self._residual(input, target)
+        values = LF.student_t_nll(x, self.df().to(x.dtype), self.scale().to(x.dtype))
+        return LF.reduce(values, self.reduction)

@@ -1,0 +1,82 @@
+"""Constrained loss parameters, stored as unconstrained latents (Barron, Sec. 3.1 of the VAE
+experiment): a value in (lo, hi) as lo + (hi - lo)·sigmoid(ℓ), a value > lo as lo + softplus(ℓ).
+
+A learnable latent is an ``nn.Parameter`` (so the model's optimizer trains it and its
+``state_dict`` saves it); a fixed one is a buffer (saved, moved by ``.to()``, never trained).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def as_shape(dims: int | Sequence[int] | None) -> tuple[int, ...]:
+    if dims is None:
+        return ()
+    shape = (dims,) if isinstance(dims, int) else tuple(dims)
+    if not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"num_dims must be a positive int or a tuple of them, got {dims!r}")
+    return shape
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
+def _softplus_inverse(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class _Latent(nn.Module):
+    def __init__(self, shape: tuple[int, ...], latent: float, learnable: bool):
+        super().__init__()
+        init = torch.full(shape, latent, dtype=torch.get_default_dtype())
+        if learnable:
+            self.latent = nn.Parameter(init)
+        else:
+            self.register_buffer("latent", init)
+
+    @property
+    def learnable(self) -> bool:
+        return isinstance(self.latent, nn.Parameter)
+
+
+class BoundedParameter(_Latent):
+    """A tensor of ``shape`` with values in (lo, hi): lo + (hi - lo)·sigmoid(latent)."""
+
+    def __init__(self, shape, lo: float, hi: float, init: float, learnable: bool = True):
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"need finite bounds lo < hi, got lo={lo!r}, hi={hi!r}")
+        if not lo < init < hi:
+            raise ValueError(f"initial value must lie strictly in ({lo}, {hi}), got {init!r}")
+        super().__init__(as_shape(shape), _logit((init - lo) / (hi - lo)), learnable)
+        self.lo, self.hi = float(lo), float(hi)
+
+    def forward(self) -> Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.latent)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.latent.shape)}, range=({self.lo}, {self.hi}), learnable={self.learnable}"
+
+
+class PositiveParameter(_Latent):
+    """A tensor of ``shape`` with values > lo: lo + softplus(latent)."""
+
+    def __init__(self, shape, lo: float, init: float, learnable: bool = True):
+        if not (math.isfinite(lo) and lo >= 0):
+            raise ValueError(f"lower bound must be finite and >= 0, got {lo!r}")
+        if not (math.isfinite(init) and init > lo):
+            raise ValueError(f"initial value must be finite and > {lo}, got {init!r}")
+        super().__init__(as_shape(shape), _softplus_inverse(init - lo), learnable)
+        self.lo = float(lo)
+
+    def forward(self) -> Tensor:
+        return self.lo + F.softplus(self.latent)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.latent.shape)}, lower={self.lo}, learnable={self.learnable}"
