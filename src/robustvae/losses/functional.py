@@ -167,7 +167,7 @@ def general_fixed_alpha(x: Tensor, alpha: float, scale: float | Tensor) -> Tenso
     z = (x / scale) ** 2
     if alpha == 2:
         return 0.5 * z
-    if alpha == 0:
+    if abs(alpha) < 1e-20:  # ρ differs from its α = 0 limit by ~α·ρ: below any rounding
         return torch.log1p(0.5 * z)
     if alpha == -math.inf:
         return -torch.expm1(-0.5 * z)
@@ -193,9 +193,10 @@ def general_tensor_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Ten
     log_base = torch.log1p(z / beta)
     rho = (0.5 * beta) * log_base * _exprel((0.5 * a) * log_base)
     rho = torch.where(a == 2, rho + (0.5 * z - rho).detach(), rho)
-    z_limit = torch.where(finite, torch.zeros_like(z), z)
-    limit = torch.where(alpha > 0, torch.expm1(0.5 * z_limit), -torch.expm1(-0.5 * z_limit))
-    return torch.where(finite, rho, limit)
+    zero = torch.zeros_like(z)
+    at_plus_inf = torch.expm1(0.5 * torch.where(alpha == math.inf, z, zero))
+    at_minus_inf = -torch.expm1(-0.5 * torch.where(alpha == -math.inf, z, zero))
+    return torch.where(finite, rho, torch.where(alpha > 0, at_plus_inf, at_minus_inf))
 
 
 def general(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:

@@ -1,0 +1,126 @@
+import math
+
+import pytest
+import torch
+
+from robustvae.losses import AdaptiveLoss
+from robustvae.losses import functional as LF
+
+
+def test_initial_values_and_shapes():
+    loss = AdaptiveLoss(5, alpha_init=1.2, scale_init=0.3)
+    torch.testing.assert_close(loss.alpha(), torch.full((5,), 1.2))
+    torch.testing.assert_close(loss.scale(), torch.full((5,), 0.3))
+    default = AdaptiveLoss((3, 4, 4))
+    assert default.alpha().shape == (3, 4, 4)
+    torch.testing.assert_close(default.alpha(), torch.full((3, 4, 4), 1.0))
+
+
+def test_parameters_are_trained_and_saved():
+    loss = AdaptiveLoss(4)
+    names = {name for name, _ in loss.named_parameters()}
+    assert names == {"latent_alpha.latent", "latent_scale.latent"}
+    fixed = AdaptiveLoss(4, learn_alpha=False, learn_scale=False)
+    assert list(fixed.parameters()) == []
+    assert set(fixed.state_dict()) == {"latent_alpha.latent", "latent_scale.latent"}
+    half = AdaptiveLoss(4, learn_alpha=False)
+    assert {n for n, _ in half.named_parameters()} == {"latent_scale.latent"}
+
+
+def test_state_dict_round_trip():
+    a = AdaptiveLoss(6)
+    with torch.no_grad():
+        a.latent_alpha.latent.normal_()
+        a.latent_scale.latent.normal_()
+    b = AdaptiveLoss(6)
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(b.alpha(), a.alpha())
+    torch.testing.assert_close(b.scale(), a.scale())
+
+
+def test_bounds_hold_for_extreme_latents():
+    loss = AdaptiveLoss(4, alpha_lo=0.5, alpha_hi=1.5, scale_lo=1e-3)
+    with torch.no_grad():
+        loss.latent_alpha.latent.copy_(torch.tensor([-1e4, -10.0, 10.0, 1e4]))
+        loss.latent_scale.latent.copy_(torch.tensor([-1e4, -10.0, 10.0, 1e4]))
+    alpha, scale = loss.alpha(), loss.scale()
+    assert ((alpha >= 0.5) & (alpha <= 1.5)).all()
+    assert (scale >= 1e-3).all() and torch.isfinite(scale).all()
+
+
+def test_forward_is_general_nll_with_current_parameters():
+    loss = AdaptiveLoss(7, reduction="none").double()
+    with torch.no_grad():
+        loss.latent_alpha.latent.normal_()
+        loss.latent_scale.latent.normal_()
+    x, y = torch.randn(3, 7, dtype=torch.float64), torch.randn(3, 7, dtype=torch.float64)
+    want = LF.general_nll(x - y, loss.alpha(), loss.scale())
+    torch.testing.assert_close(loss(x, y), want)
+    loss.reduction = "sum"
+    torch.testing.assert_close(loss(x, y), want.sum())
+
+
+def test_nll_can_be_negative():
+    loss = AdaptiveLoss(3, scale_init=0.01)
+    assert loss(torch.zeros(2, 3), torch.zeros(2, 3)) < 0
+
+
+@pytest.mark.parametrize("source, want_low_alpha", [("normal", False), ("cauchy", True)])
+def test_learns_shape_and_scale_of_the_data(source, want_low_alpha):
+    torch.manual_seed(0)
+    n, scale = 4000, 0.5
+    if source == "normal":
+        data = torch.randn(n, 2) * scale
+    else:
+        data = torch.distributions.Cauchy(0.0, scale).sample((n, 2))
+    loss = AdaptiveLoss(2, alpha_lo=0.001, alpha_hi=2.5, reduction="mean")
+    opt = torch.optim.Adam(loss.parameters(), lr=0.1)
+    for _ in range(600):
+        opt.zero_grad()
+        loss(data, torch.zeros_like(data)).backward()
+        opt.step()
+    alpha, fitted = loss.alpha().detach(), loss.scale().detach()
+    if want_low_alpha:
+        assert (alpha < 0.15).all()  # Cauchy is α = 0 with c = scale/√2 (α → 0 is slow)
+        torch.testing.assert_close(fitted, torch.full((2,), scale / math.sqrt(2)), rtol=0.12,
+                                   atol=0)
+    else:
+        assert (alpha > 1.7).all()  # normal is α = 2 with c = σ
+        torch.testing.assert_close(fitted, torch.full((2,), scale), rtol=0.1, atol=0)
+
+
+def test_warns_when_alpha_sits_at_a_bound():
+    loss = AdaptiveLoss(4)
+    assert not loss.warn_if_at_bounds()
+    with torch.no_grad():
+        loss.latent_alpha.latent.fill_(30.0)
+    assert loss.fraction_at_bounds() == 1.0
+    with pytest.warns(RuntimeWarning, match="bound"):
+        assert loss.warn_if_at_bounds()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_dims=0), "num_dims"),
+        (dict(num_dims=(3, -1)), "num_dims"),
+        (dict(num_dims=3, alpha_lo=-0.1), "alpha_lo"),
+        (dict(num_dims=3, alpha_lo=1.0, alpha_hi=1.0), "alpha_lo"),
+        (dict(num_dims=3, alpha_hi=9.0), "alpha_hi"),
+        (dict(num_dims=3, scale_lo=0.0), "scale_lo"),
+        (dict(num_dims=3, alpha_init=2.5), "initial value"),
+        (dict(num_dims=3, scale_init=0.0), "initial value"),
+        (dict(num_dims=3, reduction="avg"), "reduction"),
+    ],
+)
+def test_invalid_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AdaptiveLoss(**kwargs)
+
+
+def test_input_must_end_with_num_dims():
+    loss = AdaptiveLoss((2, 3))
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        loss(torch.zeros(4, 3, 2), torch.zeros(4, 3, 2))
+    with pytest.raises(ValueError, match="same shape"):
+        loss(torch.zeros(4, 2, 3), torch.zeros(5, 2, 3))

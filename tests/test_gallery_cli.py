@@ -1,0 +1,114 @@
+"""The loss gallery (robustvae.gallery) and the command line (robustvae.cli)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import subprocess
+import sys
+
+import pytest
+
+from robustvae.cli import main
+from robustvae.gallery import DENSITY_ALPHAS, density_integral, density_integrals
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXPECTED = ("losses.png", "gradients.png", "distributions.png")
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """Run ``robustvae gallery`` once; return (out_dir, exit status, stdout)."""
+    out = tmp_path_factory.mktemp("gallery")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(["gallery", "--out", out])
+    return out, status, buffer.getvalue()
+
+
+def test_gallery_writes_and_prints_pngs(gallery):
+    out, status, stdout = gallery
+    assert status == 0
+    for name in EXPECTED:
+        assert str(out / name) in stdout.splitlines()
+    assert stdout.count("integral of p(x | 0, alpha=") == len(DENSITY_ALPHAS)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_gallery_files_are_valid_pngs(gallery, name):
+    path = gallery[0] / name
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 10_000
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width >= 1000 and height >= 500
+
+
+@pytest.mark.parametrize("alpha", DENSITY_ALPHAS)
+def test_density_integrates_to_one(alpha):
+    assert density_integral(alpha) == pytest.approx(1.0, abs=1e-7)
+
+
+def test_density_integrals_cover_plotted_alphas():
+    integrals = density_integrals()
+    assert set(integrals) == set(DENSITY_ALPHAS)
+    assert all(abs(value - 1) < 1e-7 for value in integrals.values())
+
+
+def test_cauchy_tail_explains_short_range_at_alpha_zero():
+    # At α = 0 the density is a Cauchy of scale √2: over |x| ≤ L it misses (2/π)·atan(√2/L).
+    L = 1e3
+    tail = 2 / math.pi * math.atan(math.sqrt(2) / L)
+    assert tail > 1e-4
+    assert density_integral(0.0, x_max=L) + tail == pytest.approx(1.0, abs=1e-8)
+
+
+def test_unknown_subcommand_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["nonsense"])
+    assert excinfo.value.code != 0
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_no_subcommand_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main([])
+    assert excinfo.value.code != 0
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["gallery", "--help"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    assert "gallery" in out
+    if argv[0] == "gallery":
+        assert "--out" in out and "outputs/gallery" in out
+
+
+def test_os_error_is_one_line_exit_2(tmp_path, capsys):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    assert main(["gallery", "--out", not_a_dir / "sub"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robustvae gallery: error:")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_python_dash_m_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "robustvae", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "gallery" in result.stdout

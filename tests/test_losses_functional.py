@@ -1,0 +1,268 @@
+import math
+
+import numpy as np
+import pytest
+import reference as ref
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate, stats
+
+from robustvae.losses import functional as LF
+
+INF = math.inf
+DTYPES = [torch.float32, torch.float64]
+finite_x = st.floats(-1e4, 1e4, allow_nan=False)
+positive_c = st.floats(1e-3, 1e3)
+
+
+def signed_logspace(lo, hi, n):
+    mags = np.logspace(lo, hi, n)
+    return np.concatenate([-mags[::-1], [0.0], mags])
+
+
+def grad_of(fn, *tensors):
+    leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
+    out = fn(*leaves)
+    grads = torch.autograd.grad(out.sum(), leaves, allow_unused=True)
+    return out.detach(), grads
+
+
+# ----------------------------------------------------------------------------- log-cosh
+
+
+@pytest.mark.parametrize("a", [1e-3, 1.0, 100.0, 1e3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_cosh_matches_high_precision_reference(a, dtype):
+    t = torch.tensor(signed_logspace(-20, 4, 121), dtype=dtype)
+    got = LF.log_cosh(t, torch.zeros_like(t), a=a, reduction="none")
+    want = ref.vectorize(lambda v: ref.log_cosh(v, a), t.double().numpy())
+    rtol = 2e-6 if dtype == torch.float32 else 1e-13
+    atol = 1e-34 if dtype == torch.float32 else 1e-300  # float32 is subnormal below ~1e-38
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_cosh_gradient_is_tanh_at_any_input(dtype):
+    t = torch.tensor(signed_logspace(-12, 4, 81), dtype=dtype)
+    for a in (1e-3, 1.0, 100.0, 1e3):
+        values, (grad,) = grad_of(lambda x, a=a: LF.log_cosh(x, torch.zeros_like(x), a, "none"), t)
+        assert torch.isfinite(values).all() and torch.isfinite(grad).all()
+        torch.testing.assert_close(grad, torch.tanh(a * t), rtol=1e-6, atol=1e-30)
+
+
+def test_log_cosh_does_not_overflow_where_naive_form_does():
+    t = torch.tensor([100.0, -1e4], dtype=torch.float32)
+    assert not torch.isfinite(torch.log(torch.cosh(t))).all()  # the form we avoid
+    got = LF.log_cosh(t, torch.zeros_like(t), a=1.0, reduction="none")
+    torch.testing.assert_close(got, t.abs() - math.log(2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=finite_x, a=st.floats(1e-3, 1e3))
+def test_log_cosh_lies_between_shifted_l1_and_l1(t, a):
+    x = torch.tensor([t], dtype=torch.float64)
+    f = LF.log_cosh(x, torch.zeros_like(x), a, "none").item()
+    assert abs(t) - math.log(2) / a - 1e-12 * abs(t) <= f <= abs(t) + 1e-300
+
+
+@settings(max_examples=200, deadline=None)
+@given(y=st.floats(1e-8, 0.3), a=st.floats(1e-3, 1e3))
+def test_log_cosh_is_half_a_t_squared_near_zero(y, a):
+    t = y / a  # |a t| small
+    x = torch.tensor([t], dtype=torch.float64)
+    f = LF.log_cosh(x, torch.zeros_like(x), a, "none").item()
+    quadratic = 0.5 * a * t * t
+    assert abs(f - quadratic) <= a**3 * t**4 / 12 * (1 + 1e-9) + 1e-15 * quadratic
+
+
+def test_log_cosh_gradcheck():
+    x = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    for a in (0.5, 3.0, 100.0):
+        assert torch.autograd.gradcheck(lambda u, v, a=a: LF.log_cosh(u, v, a, "sum"), (x, y))
+        assert torch.autograd.gradgradcheck(lambda u, v, a=a: LF.log_cosh(u, v, a, "sum"), (x, y))
+
+
+# ----------------------------------------------------------------------------- general ρ
+
+ALPHAS = [-INF, -1e6, -2.0, -1e-9, 0.0, 1e-12, 1e-6, 0.5, 1.0, 1.5, 2 - 1e-6, 2.0, 2 + 1e-6, 3.0,
+          4.0, 1e3, INF]
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_general_matches_high_precision_reference(alpha, dtype, as_tensor):
+    x = torch.tensor(signed_logspace(-6, 4, 41), dtype=dtype)
+    c = 0.7
+    if alpha in (1e3, INF):
+        x = x[x.abs() < 8]  # exp(½(x/c)²) overflows float32 past that
+    a = torch.tensor(alpha, dtype=dtype) if as_tensor else alpha
+    got = LF.general(x, a, c).double().numpy()
+    alpha_ref = float(torch.tensor(alpha, dtype=dtype))  # the α the dtype can hold
+    want = ref.vectorize(lambda v: ref.rho(v, alpha_ref, c), x.double().numpy())
+    rtol = 1e-5 if dtype == torch.float32 else 1e-11
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-300)
+
+
+@settings(max_examples=100, deadline=None)
+@given(x=finite_x, c=positive_c)
+def test_general_special_cases(x, c):
+    t = torch.tensor([x], dtype=torch.float64)
+    z = (x / c) ** 2
+    cases = {
+        2.0: 0.5 * z,
+        0.0: math.log1p(0.5 * z),
+        1.0: z / (math.sqrt(z + 1) + 1),
+        -INF: -math.expm1(-0.5 * z),
+    }
+    for alpha, want in cases.items():
+        for a in (alpha, torch.tensor(alpha, dtype=torch.float64)):
+            got = LF.general(t, a, c).item()
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-300), (alpha, type(a))
+
+
+@settings(max_examples=100, deadline=None)
+@given(x1=finite_x, x2=finite_x, alpha=st.floats(-50, 50), c=positive_c)
+def test_general_grows_with_abs_x(x1, x2, alpha, c):
+    lo, hi = sorted([abs(x1), abs(x2)])
+    t = torch.tensor([lo, -hi], dtype=torch.float64)
+    for a in (alpha, torch.tensor(alpha, dtype=torch.float64)):
+        rho = LF.general(t, a, c)
+        assert rho[0] <= rho[1] * (1 + 1e-12)
+        assert rho[0] >= 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_general_gradients_finite_at_extremes(dtype):
+    xs = torch.tensor([0.0, 1e-30, -1e-20, 1e-3, 1.0, -37.0, 1e4, -1e4], dtype=dtype)
+    alphas = torch.tensor([-INF, -1e6, -2.0, 0.0, 1e-30, 1e-8, 1.0, 2 - 1e-7, 2.0, 2 + 1e-7, 4.0,
+                           1e6, INF], dtype=dtype)
+    scales = torch.tensor([1e-3, 1.0, 10.0], dtype=dtype)
+    x, a, c = torch.meshgrid(xs, alphas, scales, indexing="ij")
+    values, grads = grad_of(LF.general, x, a, c)
+    finite = torch.isfinite(values)
+    assert finite[torch.isfinite(a) & (a <= 4)].all()  # large α may overflow legitimately
+    for g in grads:
+        assert torch.isfinite(g[finite]).all()
+
+
+def test_general_gradient_in_alpha_matches_reference_near_zero():
+    x = torch.tensor([0.3, 1.0, 5.0, 40.0], dtype=torch.float64)
+    for alpha in (0.0, 1e-9, -1e-6, 1e-3, 0.5, 1.0, 3.0):
+        a = torch.full_like(x, alpha, requires_grad=True)
+        (grad,) = torch.autograd.grad(LF.general(x, a, 1.0).sum(), a)
+        want = [ref.drho_dalpha(v, alpha, 1.0) for v in x.tolist()]
+        np.testing.assert_allclose(grad.numpy(), want, rtol=1e-8)
+
+
+def test_general_gradcheck_in_x_alpha_and_scale():
+    x = torch.randn(12, dtype=torch.float64) * 3
+    alpha = torch.tensor([-3.0, -0.5, 0.0, 0.4, 1.0, 1.7, 2.6, 5.0, 0.0, 1.0, -1.0, 3.0],
+                         dtype=torch.float64)
+    c = torch.rand(12, dtype=torch.float64) + 0.3
+    inputs = tuple(t.requires_grad_(True) for t in (x, alpha, c))
+    assert torch.autograd.gradcheck(LF.general, inputs)
+
+
+def test_general_broadcasts_parameters():
+    x = torch.randn(5, 3, dtype=torch.float64)
+    alpha = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    c = torch.tensor([[0.5], [1.0], [2.0], [3.0], [4.0]], dtype=torch.float64)
+    got = LF.general(x, alpha, c)
+    for i in range(5):
+        for j in range(3):
+            want = LF.general(x[i, j : j + 1], alpha[j].item(), c[i, 0].item())
+            torch.testing.assert_close(got[i, j : j + 1], want)
+
+
+# ----------------------------------------------------------------------------- NLLs
+
+
+@settings(max_examples=50, deadline=None)
+@given(x=finite_x, c=positive_c)
+def test_general_nll_special_cases(x, c):
+    t = torch.tensor([x], dtype=torch.float64)
+    torch.testing.assert_close(LF.general_nll(t, 2.0, c), LF.normal_nll(t, c), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        LF.general_nll(t, 0.0, c), LF.cauchy_nll(t, math.sqrt(2) * c), rtol=1e-9, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5, 1.0, 1.5, 1.999, 2.0, 3.0, 5.5, 8.0])
+def test_general_nll_is_a_normalised_density(alpha):
+    c = 0.8
+
+    def density(v):
+        return math.exp(-LF.general_nll(torch.tensor([v], dtype=torch.float64), alpha, c).item())
+
+    total = 2 * integrate.quad(density, 0, np.inf, limit=500, epsabs=1e-12)[0]
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_nlls_match_scipy():
+    x = torch.tensor(signed_logspace(-3, 3, 15), dtype=torch.float64)
+    c = 1.7
+    xs = x.numpy()
+    np.testing.assert_allclose(LF.normal_nll(x, c), -stats.norm.logpdf(xs, scale=c), rtol=1e-12)
+    np.testing.assert_allclose(LF.laplace_nll(x, c), -stats.laplace.logpdf(xs, scale=c),
+                               rtol=1e-12)
+    np.testing.assert_allclose(LF.cauchy_nll(x, c), -stats.cauchy.logpdf(xs, scale=c), rtol=1e-12)
+    for df in (0.5, 1.0, 4.0, 1e3):
+        np.testing.assert_allclose(
+            LF.student_t_nll(x, df, c), -stats.t.logpdf(xs, df, scale=c), rtol=1e-10
+        )
+
+
+def test_nll_gradcheck_in_all_parameters():
+    x = (torch.randn(8, dtype=torch.float64) * 2).requires_grad_(True)
+    c = (torch.rand(8, dtype=torch.float64) + 0.5).requires_grad_(True)
+    df = (torch.rand(8, dtype=torch.float64) * 5 + 0.5).requires_grad_(True)
+    alpha = (torch.rand(8, dtype=torch.float64) * 3.5 + 0.05).requires_grad_(True)
+    assert torch.autograd.gradcheck(LF.normal_nll, (x, c))
+    assert torch.autograd.gradcheck(LF.cauchy_nll, (x, c))
+    assert torch.autograd.gradcheck(LF.student_t_nll, (x, df, c))
+    assert torch.autograd.gradcheck(LF.general_nll, (x, alpha, c))
+    assert torch.autograd.gradcheck(lambda u, s: LF.laplace_nll(u + 0.05, s), (x, c))
+
+
+def test_general_nll_can_be_negative():
+    x = torch.zeros(3, dtype=torch.float64)
+    assert (LF.general_nll(x, 1.0, 0.01) < 0).all()
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def test_reductions_agree():
+    x, y = torch.randn(4, 5), torch.randn(4, 5)
+    for fn in (LF.squared_l2, LF.l1, LF.log_cosh):
+        none = fn(x, y, reduction="none")
+        assert none.shape == x.shape
+        torch.testing.assert_close(fn(x, y, reduction="sum"), none.sum())
+        torch.testing.assert_close(fn(x, y, reduction="mean"), none.mean())
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x: LF.log_cosh(x, x, a=0.0), "a must be"),
+        (lambda x: LF.log_cosh(x, x, a=-1.0), "a must be"),
+        (lambda x: LF.log_cosh(x, x, a=math.nan), "a must be"),
+        (lambda x: LF.log_cosh(x, x[:2]), "same shape"),
+        (lambda x: LF.squared_l2(x, x[:2]), "same shape"),
+        (lambda x: LF.l1(x, x, reduction="max"), "reduction"),
+        (lambda x: LF.general(x, 1.0, 0.0), "scale must be"),
+        (lambda x: LF.general(x, 1.0, torch.tensor([1.0, -1.0, 1.0])), "scale must be"),
+        (lambda x: LF.general(x, math.nan), "alpha"),
+        (lambda x: LF.general(x, torch.tensor(math.nan)), "alpha"),
+        (lambda x: LF.general_nll(x, -0.5), r"alpha must lie in \[0"),
+        (lambda x: LF.general_nll(x, 9.0), r"alpha must lie in \[0"),
+        (lambda x: LF.student_t_nll(x, 0.0), "df must be"),
+        (lambda x: LF.cauchy_nll(x, -2.0), "scale must be"),
+    ],
+)
+def test_invalid_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(torch.ones(3))

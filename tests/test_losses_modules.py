@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from robustvae.losses import (
+    LOSSES,
+    AdaptiveImageLoss,
+    AdaptiveLoss,
+    CauchyNLL,
+    GeneralLoss,
+    L1Loss,
+    LaplaceNLL,
+    LogCoshLoss,
+    NormalNLL,
+    SquaredL2Loss,
+    StudentTNLL,
+    get_loss,
+    loss_parameters,
+)
+from robustvae.losses import functional as LF
+
+NAMES = ["l2", "l1", "logcosh", "general", "adaptive", "normal", "laplace", "cauchy", "student_t"]
+
+
+def test_registry_names():
+    assert list(LOSSES) == NAMES
+    for name in NAMES:
+        kwargs = {"num_dims": 5} if name == "adaptive" else {}
+        loss = get_loss(name, **kwargs)
+        assert isinstance(loss, nn.Module)
+        out = loss(torch.randn(4, 5), torch.randn(4, 5))
+        assert out.shape == () and torch.isfinite(out)
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError, match="logcosh.*student_t"):
+        get_loss("log_cosh")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(ValueError, match="no parameter 'alpha'.*valid: a, reduction"):
+        get_loss("logcosh", alpha=3)
+    assert "df" in loss_parameters("student_t") and "scale" in loss_parameters("student_t")
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("logcosh", dict(a=0.0)),
+        ("logcosh", dict(a=-3.0)),
+        ("general", dict(scale=0.0)),
+        ("general", dict(alpha=math.nan)),
+        ("general", dict(alpha="2")),
+        ("normal", dict(scale=-1.0)),
+        ("student_t", dict(df=0.0)),
+        ("cauchy", dict(num_dims=-3)),
+        ("adaptive", dict(num_dims=3, alpha_hi=12.0)),
+        ("l2", dict(reduction="avg")),
+    ],
+)
+def test_invalid_parameters(name, params):
+    with pytest.raises(ValueError):
+        get_loss(name, **params)
+
+
+def test_modules_equal_functional_forms():
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    r = x - y
+    cases = [
+        (SquaredL2Loss(reduction="none"), r**2),
+        (L1Loss(reduction="none"), r.abs()),
+        (LogCoshLoss(a=7.0, reduction="none"), LF.log_cosh(x, y, 7.0, "none")),
+        (GeneralLoss(alpha=0.5, scale=0.3, reduction="none"), LF.general(r, 0.5, 0.3)),
+        (NormalNLL(scale=0.4, reduction="none"), LF.normal_nll(r, 0.4)),
+        (LaplaceNLL(scale=0.4, reduction="none"), LF.laplace_nll(r, 0.4)),
+        (CauchyNLL(scale=0.4, reduction="none"), LF.cauchy_nll(r, 0.4)),
+        (StudentTNLL(df=3.0, scale=0.4, reduction="none"), LF.student_t_nll(r, 3.0, 0.4)),
+    ]
+    for module, want in cases:
+        torch.testing.assert_close(module.double()(x, y), want, msg=repr(module))
+
+
+def test_reduction_sum_and_mean():
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    for name in NAMES:
+        kwargs = {"num_dims": 4} if name == "adaptive" else {}
+        none = get_loss(name, reduction="none", **kwargs)(x, y)
+        total = get_loss(name, reduction="sum", **kwargs)(x, y)
+        mean = get_loss(name, reduction="mean", **kwargs)(x, y)
+        torch.testing.assert_close(total, none.sum())
+        torch.testing.assert_close(mean, none.mean())
+
+
+def test_learned_per_dimension_scales_and_df():
+    loss = StudentTNLL(df=2.0, learn_df=True, scale=0.5, num_dims=(2, 3), learn_scale=True)
+    names = {n for n, _ in loss.named_parameters()}
+    assert names == {"scale.latent", "df.latent"}
+    x = torch.randn(10, 2, 3)
+    loss(x, torch.zeros_like(x)).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in loss.parameters())
+    with pytest.raises(ValueError, match="end with"):
+        loss(torch.zeros(10, 3, 2), torch.zeros(10, 3, 2))
+    fixed = NormalNLL(scale=0.5)
+    assert list(fixed.parameters()) == []
+
+
+def test_general_loss_accepts_every_special_alpha():
+    x, y = torch.randn(50), torch.randn(50)
+    for alpha in (-math.inf, -2.0, 0.0, 1.0, 2.0, math.inf):
+        out = GeneralLoss(alpha=alpha, scale=2.0)(x, y)
+        assert torch.isfinite(out)
+
+
+def test_adaptive_image_loss_is_exported_from_losses():
+    loss = AdaptiveImageLoss(8, 3, representation="dct", color="yuv")
+    assert isinstance(loss.adaptive, AdaptiveLoss)
+
+
+def test_modules_move_with_to_and_have_no_constructor_device_args():
+    loss = get_loss("logcosh", a=100.0).double()
+    assert loss.a.dtype == torch.float64
+    x = torch.rand(3, 4, dtype=torch.float64)
+    assert loss(x, torch.zeros_like(x)).dtype == torch.float64
