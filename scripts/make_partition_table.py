@@ -86,14 +86,17 @@ def main() -> None:
         "g and dg/dalpha at the knots of a C2 cubic spline. "
         "Made by scripts/make_partition_table.py\nalpha,g,dg_dalpha"
     )
-    np.savetxt(args.out, np.stack([alphas, smooth, slope], 1), delimiter=",", fmt="%.17g",
-               header=header)
+    np.savetxt(
+        args.out, np.stack([alphas, smooth, slope], 1), delimiter=",", fmt="%.17g", header=header
+    )
     mids = (alphas[:-1] + alphas[1:]) / 2
     check = np.concatenate([mids[::3], 2 + np.array([-3e-9, -1e-5, 1e-5, 3e-9, 0.013, -0.013])])
     errors = np.abs(hermite(alphas, smooth, slope, check) - [log_partition_quad(a) for a in check])
     print(f"{len(alphas)} knots written to {args.out}")
-    print(f"max |interpolant - quadrature| at {len(check)} points between knots: {errors.max():.3g}"
-          f" (at alpha = {check[errors.argmax()]:.6g})")
+    print(
+        f"max |interpolant - quadrature| at {len(check)} points between knots: {errors.max():.3g}"
+        f" (at alpha = {check[errors.argmax()]:.6g})"
+    )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ def test_learns_shape_and_scale_of_the_data(source, want_low_alpha):
     alpha, fitted = loss.alpha().detach(), loss.scale().detach()
     if want_low_alpha:
         assert (alpha < 0.15).all()  # Cauchy is α = 0 with c = scale/√2 (α → 0 is slow)
-        torch.testing.assert_close(fitted, torch.full((2,), scale / math.sqrt(2)), rtol=0.12,
-                                   atol=0)
+        torch.testing.assert_close(
+            fitted, torch.full((2,), scale / math.sqrt(2)), rtol=0.12, atol=0
+        )
     else:
         assert (alpha > 1.7).all()  # normal is α = 2 with c = σ
         torch.testing.assert_close(fitted, torch.full((2,), scale), rtol=0.1, atol=0)

@@ -86,8 +86,25 @@ def test_log_cosh_gradcheck():
 
 # ----------------------------------------------------------------------------- general ρ
 
-ALPHAS = [-INF, -1e6, -2.0, -1e-9, 0.0, 1e-12, 1e-6, 0.5, 1.0, 1.5, 2 - 1e-6, 2.0, 2 + 1e-6, 3.0,
-          4.0, 1e3, INF]
+ALPHAS = [
+    -INF,
+    -1e6,
+    -2.0,
+    -1e-9,
+    0.0,
+    1e-12,
+    1e-6,
+    0.5,
+    1.0,
+    1.5,
+    2 - 1e-6,
+    2.0,
+    2 + 1e-6,
+    3.0,
+    4.0,
+    1e3,
+    INF,
+]
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
@@ -137,8 +154,10 @@ def test_general_grows_with_abs_x(x1, x2, alpha, c):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_general_gradients_finite_at_extremes(dtype):
     xs = torch.tensor([0.0, 1e-30, -1e-20, 1e-3, 1.0, -37.0, 1e4, -1e4], dtype=dtype)
-    alphas = torch.tensor([-INF, -1e6, -2.0, 0.0, 1e-30, 1e-8, 1.0, 2 - 1e-7, 2.0, 2 + 1e-7, 4.0,
-                           1e6, INF], dtype=dtype)
+    alphas = torch.tensor(
+        [-INF, -1e6, -2.0, 0.0, 1e-30, 1e-8, 1.0, 2 - 1e-7, 2.0, 2 + 1e-7, 4.0, 1e6, INF],
+        dtype=dtype,
+    )
     scales = torch.tensor([1e-3, 1.0, 10.0], dtype=dtype)
     x, a, c = torch.meshgrid(xs, alphas, scales, indexing="ij")
     values, grads = grad_of(LF.general, x, a, c)
@@ -159,8 +178,9 @@ def test_general_gradient_in_alpha_matches_reference_near_zero():
 
 def test_general_gradcheck_in_x_alpha_and_scale():
     x = torch.randn(12, dtype=torch.float64) * 3
-    alpha = torch.tensor([-3.0, -0.5, 0.0, 0.4, 1.0, 1.7, 2.6, 5.0, 0.0, 1.0, -1.0, 3.0],
-                         dtype=torch.float64)
+    alpha = torch.tensor(
+        [-3.0, -0.5, 0.0, 0.4, 1.0, 1.7, 2.6, 5.0, 0.0, 1.0, -1.0, 3.0], dtype=torch.float64
+    )
     c = torch.rand(12, dtype=torch.float64) + 0.3
     inputs = tuple(t.requires_grad_(True) for t in (x, alpha, c))
     assert torch.autograd.gradcheck(LF.general, inputs)
@@ -206,8 +226,7 @@ def test_nlls_match_scipy():
     c = 1.7
     xs = x.numpy()
     np.testing.assert_allclose(LF.normal_nll(x, c), -stats.norm.logpdf(xs, scale=c), rtol=1e-12)
-    np.testing.assert_allclose(LF.laplace_nll(x, c), -stats.laplace.logpdf(xs, scale=c),
-                               rtol=1e-12)
+    np.testing.assert_allclose(LF.laplace_nll(x, c), -stats.laplace.logpdf(xs, scale=c), rtol=1e-12)
     np.testing.assert_allclose(LF.cauchy_nll(x, c), -stats.cauchy.logpdf(xs, scale=c), rtol=1e-12)
     for df in (0.5, 1.0, 4.0, 1e3):
         np.testing.assert_allclose(

@@ -32,17 +32,33 @@ def log_z_by_quadrature(alpha: float) -> float:
 
 def test_closed_form_values():
     got = log_partition(torch.tensor([0.0, 2.0], dtype=torch.float64))
-    want = torch.tensor([math.log(math.pi * math.sqrt(2)), 0.5 * math.log(2 * math.pi)],
-                        dtype=torch.float64)
+    want = torch.tensor(
+        [math.log(math.pi * math.sqrt(2)), 0.5 * math.log(2 * math.pi)], dtype=torch.float64
+    )
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 
 def test_matches_quadrature_everywhere_in_range():
     rng = np.random.default_rng(0)
-    alphas = np.concatenate([
-        rng.uniform(0, ALPHA_MAX, 25),
-        [1e-7, 0.003, 0.0137, 0.49, 1.0, 1.9999, 2 - 3e-9, 2 + 3e-9, 2.0001, 2.0137, 3.99, 7.999],
-    ])
+    alphas = np.concatenate(
+        [
+            rng.uniform(0, ALPHA_MAX, 25),
+            [
+                1e-7,
+                0.003,
+                0.0137,
+                0.49,
+                1.0,
+                1.9999,
+                2 - 3e-9,
+                2 + 3e-9,
+                2.0001,
+                2.0137,
+                3.99,
+                7.999,
+            ],
+        ]
+    )
     got = log_partition(torch.tensor(alphas, dtype=torch.float64)).numpy()
     want = np.array([log_z_by_quadrature(a) for a in alphas])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # the spec asks 1e-4
@@ -50,8 +66,9 @@ def test_matches_quadrature_everywhere_in_range():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gradient_finite_everywhere_including_the_singular_point(dtype):
-    alpha = torch.tensor([0.0, 1e-6, 1.0, 2 - 1e-6, 2.0, 2 + 1e-6, 4.0, ALPHA_MAX], dtype=dtype,
-                         requires_grad=True)
+    alpha = torch.tensor(
+        [0.0, 1e-6, 1.0, 2 - 1e-6, 2.0, 2 + 1e-6, 4.0, ALPHA_MAX], dtype=dtype, requires_grad=True
+    )
     (grad,) = torch.autograd.grad(log_partition(alpha).sum(), alpha)
     assert torch.isfinite(grad).all()
     assert grad[4] < -3  # d log Z/dα → -∞ at α = 2 (logarithmically)
@@ -80,7 +97,9 @@ def test_shipped_table_is_what_the_script_makes(tmp_path):
     out = tmp_path / "table.csv"
     subprocess.run(
         [sys.executable, str(ROOT / "scripts/make_partition_table.py"), "--out", str(out)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     shipped = np.loadtxt(ROOT / "src/robustvae/losses/partition_table.csv", delimiter=",")
     remade = np.loadtxt(out, delimiter=",")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.fft
 import torch
+from conftest import DEVICES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +54,7 @@ def _max_err(a, b):
 def _jacobian(fn, x):
     """Dense Jacobian of an image → image map at x (one image, shape (1, C, H, W))."""
     n = x.numel()
-    return torch.autograd.functional.jacobian(fn, x).reshape(n, n)
+    return torch.autograd.functional.jacobian(fn, x, vectorize=True).reshape(n, n)
 
 
 # =============================================================================== colour
@@ -136,7 +137,9 @@ def test_dct_is_orthonormal(hw):
     x = _randn(3, 2, *hw, seed=3)
     y = dct2(x)
     # Parseval, per image and channel
-    torch.testing.assert_close(y.square().sum((-2, -1)), x.square().sum((-2, -1)), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        y.square().sum((-2, -1)), x.square().sum((-2, -1)), rtol=1e-12, atol=0
+    )
     # inner products preserved as well (orthogonal, not merely norm preserving per image)
     z = _randn(3, 2, *hw, seed=4)
     torch.testing.assert_close((dct2(z) * y).sum(), (z * x).sum(), rtol=1e-10, atol=1e-10)
@@ -260,7 +263,8 @@ def test_cdf97_matches_convolution_reference(hw, levels):
 def test_cdf97_matches_pywavelets_bior44(hw, levels):
     """PyWavelets' bior4.4 in 'reflect' mode (whole-sample symmetric) is the same transform:
     drop its 2 leading boundary coefficients per axis and negate its high-pass."""
-    pywt = pytest.importorskip("pywt")
+    import pywt
+
     x = _randn(2, 3, *hw, seed=6)
     got = cdf97(x, levels).numpy()
     ref = np.zeros_like(got)
@@ -281,8 +285,18 @@ def test_cdf97_matches_pywavelets_bior44(hw, levels):
 
 @pytest.mark.parametrize(
     "hw, levels",
-    [((28, 28), 1), ((28, 28), 2), ((64, 64), 4), ((64, 64), 6), ((27, 31), 3), ((7, 6), 2),
-     ((7, 6), 3), ((2, 2), 1), ((3, 3), 2), ((3, 2), 1)],
+    [
+        ((28, 28), 1),
+        ((28, 28), 2),
+        ((64, 64), 4),
+        ((64, 64), 6),
+        ((27, 31), 3),
+        ((7, 6), 2),
+        ((7, 6), 3),
+        ((2, 2), 1),
+        ((3, 3), 2),
+        ((3, 2), 1),
+    ],
 )
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, F32_TOL), (torch.float64, 1e-10)])
 def test_cdf97_round_trip(hw, levels, dtype, tol):
@@ -319,7 +333,6 @@ def test_cdf97_negative_levels_raise():
         cdf97(torch.zeros(1, 1, 8, 8), -1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: levels=0 is taken as 'default' (`levels or ...`)")
 def test_cdf97_zero_levels_raise():
     with pytest.raises(ValueError, match=">= 1"):
         cdf97(torch.zeros(1, 1, 8, 8), 0)
@@ -439,8 +452,7 @@ def test_representation_composes_the_functions(representation, color):
 
 
 @pytest.mark.parametrize("representation, color", COMBOS)
-@pytest.mark.parametrize("chw, levels", [((3, 6, 5), None), ((3, 8, 8), None), ((3, 8, 8), 2),
-                                         ((3, 7, 6), 2)])
+@pytest.mark.parametrize("chw, levels", [((3, 6, 5), None), ((3, 8, 8), 2), ((3, 7, 6), 2)])
 def test_representation_log_abs_det_matches_jacobian(representation, color, chw, levels):
     t = Representation(chw[1:], chw[0], representation, color, wavelet_levels=levels)
     jac = _jacobian(t, _rand(1, *chw))
@@ -492,7 +504,6 @@ def test_representation_rejects_wrong_input_shape(shape):
         t.inverse(torch.zeros(shape))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: wavelet_levels=0 silently becomes the default")
 def test_representation_zero_wavelet_levels_raise():
     with pytest.raises(ValueError):
         Representation(16, 3, "wavelet", wavelet_levels=0)
@@ -507,11 +518,6 @@ def _fresh_caches():
     R._dct_matrix.cache_clear()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: matrices cached on a first call under torch.inference_mode() are inference "
-    "tensors, and later autograd through dct2/rgb_to_yuv fails",
-)
 @pytest.mark.usefixtures("_fresh_caches")
 def test_cached_matrices_survive_inference_mode():
     t = Representation(8, 3, "dct", "yuv")
@@ -522,13 +528,13 @@ def test_cached_matrices_survive_inference_mode():
     assert x.grad is not None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"] or ["cpu"])
 @pytest.mark.parametrize("representation, color", COMBOS)
-def test_representation_on_cuda_matches_cpu(representation, color):
+def test_representation_on_each_device_matches_cpu(representation, color, device):
     t = Representation((12, 10), 3, representation, color)
     x = _rand(2, 3, 12, 10)
-    y = t(x.cuda())
-    assert y.device.type == "cuda"
+    y = t(x.to(device))
+    assert y.device.type == device
     torch.testing.assert_close(y.cpu(), t(x), rtol=0, atol=1e-12)
     torch.testing.assert_close(t.inverse(y).cpu(), x, rtol=0, atol=1e-10)
 
@@ -560,9 +566,7 @@ def test_adaptive_image_loss_is_coefficient_nll_minus_log_det(representation, co
         ]
 
     per_element = ref(coefficients(x), coefficients(y))
-    log_det = torch.linalg.slogdet(
-        _jacobian(lambda t: coefficients(t), x[:1])
-    )[1].item()
+    log_det = torch.linalg.slogdet(_jacobian(lambda t: coefficients(t), x[:1]))[1].item()
     got = loss(x, y)
     if reduction == "sum":
         expected = per_element.sum() - 4 * log_det

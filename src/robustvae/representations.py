@@ -10,8 +10,9 @@ pixels:
 - ``dct2`` / ``idct2``: the orthonormal 2-D DCT-II of the whole image (determinant 1).
 - ``cdf97`` / ``icdf97``: the CDF 9/7 wavelet (JPEG 2000's irreversible one) by lifting, with
   whole-sample symmetric extension, any size, several levels, packed in place (the coarsest
-  band at the top-left). Its bands are scaled by √2/K and K/√2 (K = 1.2301741…), which makes
-  it close to orthonormal and volume preserving on even lengths.
+  band at the top-left). Its bands are scaled by √2/K and K/√2 (K = 1.2301741…): a constant
+  gains √2 per dimension and level, as in an orthonormal wavelet, and the determinant is 1 on
+  even lengths (the transform is biorthogonal, not orthonormal).
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ _RGB_TO_YUV = (
 
 @cache
 def _yuv_matrices(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    forward = torch.tensor(_RGB_TO_YUV, dtype=torch.float64)
-    return forward.to(dtype=dtype, device=device), torch.linalg.inv(forward).to(dtype=dtype, device=device)
+    with torch.inference_mode(False):  # a cached inference tensor would break later autograd
+        forward = torch.tensor(_RGB_TO_YUV, dtype=torch.float64)
+        inverse = torch.linalg.inv(forward)
+        return forward.to(dtype=dtype, device=device), inverse.to(dtype=dtype, device=device)
 
 
 YUV_LOG_ABS_DET = math.log(abs(torch.linalg.det(torch.tensor(_RGB_TO_YUV, dtype=torch.float64))))
@@ -84,11 +87,12 @@ def yuv_to_rgb(yuv: Tensor) -> Tensor:
 
 @cache
 def _dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    i = torch.arange(n, dtype=torch.float64)[None, :]
-    basis = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    basis[0] /= math.sqrt(2.0)
-    return basis.to(dtype=dtype, device=device)
+    with torch.inference_mode(False):  # a cached inference tensor would break later autograd
+        k = torch.arange(n, dtype=torch.float64)[:, None]
+        i = torch.arange(n, dtype=torch.float64)[None, :]
+        basis = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+        basis[0] /= math.sqrt(2.0)
+        return basis.to(dtype=dtype, device=device)
 
 
 def dct2(x: Tensor) -> Tensor:
@@ -183,7 +187,8 @@ def _level_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
 def cdf97(x: Tensor, levels: int | None = None) -> Tensor:
     """Multi-level 2-D CDF 9/7 wavelet transform over the last two dimensions, packed in place."""
     _check_image(x)
-    levels = levels or default_levels(x.shape[-2], x.shape[-1])
+    if levels is None:
+        levels = default_levels(x.shape[-2], x.shape[-1])
     out = x
     for h, w in _level_sizes(x.shape[-2], x.shape[-1], levels):
         band = out[..., :h, :w]
@@ -196,7 +201,8 @@ def cdf97(x: Tensor, levels: int | None = None) -> Tensor:
 def icdf97(y: Tensor, levels: int | None = None) -> Tensor:
     """Inverse of ``cdf97`` with the same ``levels``."""
     _check_image(y)
-    levels = levels or default_levels(y.shape[-2], y.shape[-1])
+    if levels is None:
+        levels = default_levels(y.shape[-2], y.shape[-1])
     out = y
     for h, w in reversed(_level_sizes(y.shape[-2], y.shape[-1], levels)):
         band = out[..., :h, :w]
@@ -231,7 +237,9 @@ class Representation(nn.Module):
     ):
         super().__init__()
         if representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+            raise ValueError(
+                f"representation must be one of {REPRESENTATIONS}, got {representation!r}"
+            )
         if color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, got {color!r}")
         if color == "yuv" and channels != 3:
@@ -243,7 +251,7 @@ class Representation(nn.Module):
         self.representation, self.color = representation, color
         self.levels = None
         if representation == "wavelet":
-            self.levels = wavelet_levels or default_levels(h, w)
+            self.levels = default_levels(h, w) if wavelet_levels is None else wavelet_levels
             _level_sizes(h, w, self.levels)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -275,8 +283,10 @@ class Representation(nn.Module):
 
     def _check(self, x: Tensor) -> None:
         if tuple(x.shape[-3:]) != self.shape or x.dim() < 4:
-            raise ValueError(f"expected images shaped (N, {', '.join(map(str, self.shape))}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images shaped (N, {', '.join(map(str, self.shape))}), "
+                f"got {tuple(x.shape)}"
+            )
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, representation={self.representation!r}, color={self.color!r}"

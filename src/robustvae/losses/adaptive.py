@@ -72,7 +72,9 @@ class AdaptiveLoss(Loss):
         self.latent_alpha = BoundedParameter(
             self.dims, alpha_lo, alpha_hi, alpha_init, learnable=learn_alpha
         )
-        self.latent_scale = PositiveParameter(self.dims, scale_lo, scale_init, learnable=learn_scale)
+        self.latent_scale = PositiveParameter(
+            self.dims, scale_lo, scale_init, learnable=learn_scale
+        )
 
     def alpha(self) -> Tensor:
         """Current α, shape ``num_dims``."""

@@ -61,7 +61,8 @@ class BoundedParameter(_Latent):
         return self.lo + (self.hi - self.lo) * torch.sigmoid(self.latent)
 
     def extra_repr(self) -> str:
-        return f"shape={tuple(self.latent.shape)}, range=({self.lo}, {self.hi}), learnable={self.learnable}"
+        shape = tuple(self.latent.shape)
+        return f"shape={shape}, range=({self.lo}, {self.hi}), learnable={self.learnable}"
 
 
 class PositiveParameter(_Latent):

@@ -31,7 +31,8 @@ def _table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @cache
 def _table_tensors(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in _table())
+    with torch.inference_mode(False):  # a cached inference tensor would break later autograd
+        return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in _table())
 
 
 def log_partition(alpha: Tensor | float) -> Tensor:

@@ -1,0 +1,115 @@
+"""Forward + backward cost of each loss, as a ratio to F.mse_loss(reduction='sum') in the same run.
+
+    .venv/bin/python bench/bench_losses.py [--log2-numel 24] [--repeats 9] [--threads N]
+
+Each case sums its loss over 2^24 float32 elements (U(0, 1) inputs and targets, as image
+residuals) and backpropagates to the input; the figure is the median wall time over repeats
+after one warm-up call, divided by the median of the mse_loss baseline measured alongside
+(baseline and case alternate, so drifts in machine speed hit both). The default mode is the
+one the trainer uses: loss modules with fused (torch.compile) evaluation. The first-call time
+of each compiled case is printed too (cold: an empty inductor cache; pass --warm-cache to
+reuse the default cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log2-numel", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--warm-cache", action="store_true")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.warm_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="robustvae-bench-")
+    os.environ["ROBUSTVAE_COMPILE"] = "1"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from robustvae.losses import AdaptiveLoss, GeneralLoss, LogCoshLoss, set_compile
+    from robustvae.losses import functional as LF
+
+    n = 1 << args.log2_numel
+    dims = 784
+    rows = n // dims
+    gen = torch.Generator().manual_seed(0)
+    x, t = torch.rand(n, generator=gen), torch.rand(n, generator=gen)
+    x_rows, t_rows = x[: rows * dims].view(rows, dims), t[: rows * dims].view(rows, dims)
+
+    def step(loss_fn, inp, tgt):
+        leaf = inp.detach().requires_grad_(True)
+        loss_fn(leaf, tgt).backward()
+
+    adaptive = AdaptiveLoss(dims, reduction="sum")
+
+    def fused(fn):
+        return lambda a, b: (set_compile(True), fn(a, b))[1]
+
+    def eager(fn):
+        return lambda a, b: (set_compile(False), fn(a, b))[1]
+
+    a = 100.0
+    cases = {
+        "naive log(cosh(a t))/a (overflows)": (
+            eager(lambda u, v: (torch.log(torch.cosh(a * (u - v))) / a).sum()),
+            x,
+            t,
+        ),
+        "log_cosh, eager (a=100)": (eager(lambda u, v: LF.log_cosh(u, v, a, "sum")), x, t),
+        "LogCoshLoss, fused (a=100)": (fused(LogCoshLoss(a, reduction="sum")), x, t),
+        "general α=1 c=0.1, eager": (eager(lambda u, v: LF.general(u - v, 1.0, 0.1).sum()), x, t),
+        "GeneralLoss α=1 c=0.1, fused": (fused(GeneralLoss(1.0, 0.1, reduction="sum")), x, t),
+        "GeneralLoss α=0 c=0.1, fused": (fused(GeneralLoss(0.0, 0.1, reduction="sum")), x, t),
+        "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),
+        "AdaptiveLoss 784-dim rows, fused": (fused(adaptive), x_rows, t_rows),
+    }
+
+    def baseline():
+        step(lambda u, v: F.mse_loss(u, v, reduction="sum"), x, t)
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"2^{args.log2_numel} float32 elements, median of {args.repeats}"
+    )
+    print(f"{'case':40s} {'first call s':>12s} {'median ms':>10s} {'× mse_loss':>10s}")
+    baseline()
+    base_all = []
+    for name, (fn, inp, tgt) in cases.items():
+        start = time.perf_counter()
+        step(fn, inp, tgt)
+        first = time.perf_counter() - start
+        times, bases = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            baseline()
+            bases.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            step(fn, inp, tgt)
+            times.append(time.perf_counter() - start)
+        base_all += bases
+        ratio = statistics.median(times) / statistics.median(bases)
+        print(f"{name:40s} {first:12.2f} {1e3 * statistics.median(times):10.1f} {ratio:10.2f}")
+    print(
+        f"{'F.mse_loss sum (baseline)':40s} {'':12s} {1e3 * statistics.median(base_all):10.1f} "
+        f"{1.0:10.2f}"
+    )
+    assert math.isfinite(statistics.median(base_all))
+
+
+if __name__ == "__main__":
+    main()
