@@ -30,6 +30,7 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warm-cache", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timed with synchronize)")
     return parser.parse_args()
 
 
@@ -49,13 +50,16 @@ def main() -> None:
     rows = n // dims
     gen = torch.Generator().manual_seed(0)
     x, t = torch.rand(n, generator=gen), torch.rand(n, generator=gen)
+    x, t = x.to(args.device), t.to(args.device)
     x_rows, t_rows = x[: rows * dims].view(rows, dims), t[: rows * dims].view(rows, dims)
 
     def step(loss_fn, inp, tgt):
         leaf = inp.detach().requires_grad_(True)
         loss_fn(leaf, tgt).backward()
+        if leaf.is_cuda:
+            torch.cuda.synchronize()
 
-    adaptive = AdaptiveLoss(dims, reduction="sum")
+    adaptive = AdaptiveLoss(dims, reduction="sum").to(args.device)
 
     def fused(fn):
         return lambda a, b: (set_compile(True), fn(a, b))[1]
@@ -71,10 +75,18 @@ def main() -> None:
             t,
         ),
         "log_cosh, eager (a=100)": (eager(lambda u, v: LF.log_cosh(u, v, a, "sum")), x, t),
-        "LogCoshLoss, fused (a=100)": (fused(LogCoshLoss(a, reduction="sum")), x, t),
+        "LogCoshLoss, fused (a=100)": (fused(LogCoshLoss(a, reduction="sum").to(x.device)), x, t),
         "general α=1 c=0.1, eager": (eager(lambda u, v: LF.general(u - v, 1.0, 0.1).sum()), x, t),
-        "GeneralLoss α=1 c=0.1, fused": (fused(GeneralLoss(1.0, 0.1, reduction="sum")), x, t),
-        "GeneralLoss α=0 c=0.1, fused": (fused(GeneralLoss(0.0, 0.1, reduction="sum")), x, t),
+        "GeneralLoss α=1 c=0.1, fused": (
+            fused(GeneralLoss(1.0, 0.1, reduction="sum").to(x.device)),
+            x,
+            t,
+        ),
+        "GeneralLoss α=0 c=0.1, fused": (
+            fused(GeneralLoss(0.0, 0.1, reduction="sum").to(x.device)),
+            x,
+            t,
+        ),
         "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, fused": (fused(adaptive), x_rows, t_rows),
     }

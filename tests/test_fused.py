@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import DEVICES
 
 from robustvae.losses import AdaptiveLoss, GeneralLoss, LogCoshLoss, fused, set_compile
 from robustvae.losses.fused import MIN_NUMEL, ReducedLoss
@@ -24,18 +25,19 @@ def value_and_grads(loss, x, y):
     return out.detach(), grads
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_compiled_losses_match_eager(compiled, reduction):
+def test_compiled_losses_match_eager(compiled, reduction, device):
     rows, dims = MIN_NUMEL // 64 + 3, 64
-    x, y = torch.rand(rows, dims), torch.rand(rows, dims)
-    adaptive = AdaptiveLoss(dims, reduction=reduction)
+    x, y = torch.rand(rows, dims, device=device), torch.rand(rows, dims, device=device)
+    adaptive = AdaptiveLoss(dims, reduction=reduction).to(device)
     with torch.no_grad():
         adaptive.latent_alpha.latent.normal_()
         adaptive.latent_scale.latent.normal_()
     losses = [
-        LogCoshLoss(a=100.0, reduction=reduction),
-        GeneralLoss(alpha=1.0, scale=0.1, reduction=reduction),
-        GeneralLoss(alpha=0.0, scale=0.1, reduction=reduction),
+        LogCoshLoss(a=100.0, reduction=reduction).to(device),
+        GeneralLoss(alpha=1.0, scale=0.1, reduction=reduction).to(device),
+        GeneralLoss(alpha=0.0, scale=0.1, reduction=reduction).to(device),
         adaptive,
     ]
     for loss in losses:

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import DEVICES
 from torch import nn
 
 from robustvae.losses import (
@@ -123,3 +124,16 @@ def test_modules_move_with_to_and_have_no_constructor_device_args():
     assert loss.a.dtype == torch.float64
     x = torch.rand(3, 4, dtype=torch.float64)
     assert loss(x, torch.zeros_like(x)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_loss_runs_on_each_device_like_on_cpu(device):
+    x, y = torch.rand(6, 5, dtype=torch.float64), torch.rand(6, 5, dtype=torch.float64)
+    for name in NAMES:
+        kwargs = {"num_dims": 5} if name == "adaptive" else {}
+        loss = get_loss(name, reduction="sum", **kwargs).double()
+        want = loss(x, y)
+        moved = loss.to(device)
+        got = moved(x.to(device), y.to(device))
+        assert got.device.type == device
+        torch.testing.assert_close(got.cpu(), want, msg=name)

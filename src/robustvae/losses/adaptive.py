@@ -24,7 +24,7 @@ __all__ = ["AdaptiveLoss"]
 
 
 def _adaptive_values(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, log_norm):
-    return LF.general_tensor_alpha(input - target, alpha, scale) + log_norm
+    return LF.general_finite_alpha(input - target, alpha, scale) + log_norm
 
 
 _ADAPTIVE = ReducedLoss(_adaptive_values)
