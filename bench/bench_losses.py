@@ -94,8 +94,9 @@ def main() -> None:
     def baseline():
         step(lambda u, v: F.mse_loss(u, v, reduction="sum"), x, t)
 
+    where = torch.cuda.get_device_name() if x.is_cuda else f"{torch.get_num_threads()} threads"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, {where}, "
         f"2^{args.log2_numel} float32 elements, median of {args.repeats}"
     )
     print(f"{'case':40s} {'first call s':>12s} {'median ms':>10s} {'× mse_loss':>10s}")
