@@ -109,8 +109,8 @@ def test_warns_when_alpha_sits_at_a_bound():
         (dict(num_dims=3, alpha_lo=1.0, alpha_hi=1.0), "alpha_lo"),
         (dict(num_dims=3, alpha_hi=9.0), "alpha_hi"),
         (dict(num_dims=3, scale_lo=0.0), "scale_lo"),
-        (dict(num_dims=3, alpha_init=2.5), "initial value"),
-        (dict(num_dims=3, scale_init=0.0), "initial value"),
+        (dict(num_dims=3, alpha_init=2.5), "initial alpha"),
+        (dict(num_dims=3, scale_init=0.0), "initial scale"),
         (dict(num_dims=3, reduction="avg"), "reduction"),
     ],
 )

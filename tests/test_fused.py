@@ -72,3 +72,29 @@ def test_input_errors_are_not_mistaken_for_compiler_failures(compiled, monkeypat
     with pytest.raises(RuntimeError, match="size"):
         reduced("sum", torch.ones(MIN_NUMEL), torch.ones(MIN_NUMEL + 1))
     assert fused.compile_enabled()
+
+
+def test_many_kernels_stay_compiled_and_special_alphas_stay_right(compiled, monkeypatch):
+    """Each kernel has its own dynamo cache: a dozen loss variants in one process neither hit
+    the recompile limit nor reuse a graph guarded for another α (e.g. ±inf after finite α)."""
+    import functools
+    import math
+
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(fused.torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    x = torch.randn(MIN_NUMEL, requires_grad=True)
+    y = torch.zeros(MIN_NUMEL)
+    variants = [LogCoshLoss(a=a, reduction=r) for a in (1.0, 100.0) for r in ("sum", "mean")]
+    alphas = (0.5, 1.0, -2.0, 0.0, 2.0, -math.inf, math.inf, 3.0)
+    variants += [GeneralLoss(alpha=a, scale=10.0, reduction="sum") for a in alphas]
+    variants += [GeneralLoss(alpha=a, scale=10.0, reduction="mean") for a in alphas]
+    for loss in variants:
+        got = loss(x, y)
+        set_compile(False)
+        want = loss(x, y)
+        set_compile(True)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=repr(loss))
+    assert counters["frames"]["total"] == counters["frames"]["ok"] >= len(variants) // 2

@@ -285,3 +285,39 @@ def test_reductions_agree():
 def test_invalid_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call(torch.ones(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tensor_alpha_survives_overflowing_squared_residuals(dtype):
+    # (x/c)² overflows although x/c does not: 1e20² in float32, 1e216² in float64
+    x = torch.tensor([1e4 if dtype == torch.float32 else 1e200, 1.0], dtype=dtype)
+    c = 1e-16
+    for alpha in (-2.0, 0.0, 0.5, 1.5):
+        a = torch.full_like(x, alpha, requires_grad=True)
+        xs = x.clone().requires_grad_(True)
+        rho = LF.general(xs, a, c)
+        assert torch.isfinite(rho).all(), alpha
+        for g in torch.autograd.grad(rho.sum(), [xs, a]):
+            assert torch.isfinite(g).all(), alpha
+    bounded = LF.general(x, torch.tensor(-2.0, dtype=dtype), c)
+    torch.testing.assert_close(bounded, torch.full_like(x, 2.0))  # ρ → |α-2|/|α| for α < 0
+
+
+def test_student_t_float32_is_accurate_for_large_df():
+    x = torch.tensor([0.0, 0.5, 3.0])
+    for df in (1e4, 1e5, 1e6, 1e7):
+        got = LF.student_t_nll(x, df, 1.0).double().numpy()
+        want = -stats.t.logpdf(x.double().numpy(), df)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60, deadline=None)
+@given(x=finite_x, c=positive_c, alpha=st.floats(-20, 7.9))
+def test_fixed_and_tensor_alpha_agree_in_each_dtype(dtype, x, c, alpha):
+    t = torch.tensor([x], dtype=dtype)
+    fixed = LF.general(t, alpha, c)
+    tensor = LF.general(t, torch.tensor(alpha, dtype=dtype), c)
+    assert torch.isfinite(fixed).all() or alpha > 2
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(tensor, fixed, rtol=rtol, atol=1e-30)

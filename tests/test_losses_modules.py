@@ -40,6 +40,11 @@ def test_unknown_name_lists_choices():
         get_loss("log_cosh")
 
 
+def test_missing_required_parameter_is_a_value_error():
+    with pytest.raises(ValueError, match="needs the parameter 'num_dims'"):
+        get_loss("adaptive")
+
+
 def test_unknown_parameter_lists_valid_ones():
     with pytest.raises(ValueError, match="no parameter 'alpha'.*valid: a, reduction"):
         get_loss("logcosh", alpha=3)

@@ -104,3 +104,15 @@ def test_shipped_table_is_what_the_script_makes(tmp_path):
     shipped = np.loadtxt(ROOT / "src/robustvae/losses/partition_table.csv", delimiter=",")
     remade = np.loadtxt(out, delimiter=",")
     np.testing.assert_allclose(remade, shipped, rtol=1e-12, atol=1e-14)
+
+
+def test_float32_gradient_agrees_with_float64_near_zero_and_two():
+    alphas = [1e-9, 2e-8, 1e-6, 0.3, 1.9999998, 2 + 3e-7, 2.5]
+    grads = {}
+    same_alphas = torch.tensor(alphas, dtype=torch.float32)  # α as float32 holds them
+    for dtype in (torch.float32, torch.float64):
+        a = same_alphas.to(dtype).requires_grad_(True)
+        (grads[dtype],) = torch.autograd.grad(log_partition(a).sum(), a)
+    torch.testing.assert_close(
+        grads[torch.float32].double(), grads[torch.float64], rtol=1e-3, atol=1e-3
+    )

@@ -633,3 +633,9 @@ def test_adaptive_image_loss_validates_like_representation():
     loss = AdaptiveImageLoss(8, 3, "dct")
     with pytest.raises(ValueError, match=r"\(N, 3, 8, 8\)"):
         loss(torch.zeros(1, 3, 8, 7), torch.zeros(1, 3, 8, 7))
+
+
+def test_integer_images_are_rejected():
+    for fn in (R.rgb_to_yuv, R.dct2, R.cdf97):
+        with pytest.raises(ValueError, match="floating point"):
+            fn(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))

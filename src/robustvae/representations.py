@@ -23,6 +23,9 @@ from functools import cache
 import torch
 from torch import Tensor, nn
 
+from robustvae.losses import functional as LF
+from robustvae.losses.adaptive import AdaptiveLoss
+
 __all__ = [
     "rgb_to_yuv",
     "yuv_to_rgb",
@@ -61,6 +64,8 @@ YUV_LOG_ABS_DET = math.log(abs(torch.linalg.det(torch.tensor(_RGB_TO_YUV, dtype=
 
 
 def _check_image(x: Tensor, channels: int | None = None) -> None:
+    if not x.is_floating_point():
+        raise ValueError(f"images must be floating point (e.g. in [0, 1]), got {x.dtype}")
     if x.dim() < 3 or (channels is not None and x.shape[-3] != channels):
         want = f"{channels} channels" if channels else "at least 3 dimensions"
         raise ValueError(f"expected images shaped (N, C, H, W) with {want}, got {tuple(x.shape)}")
@@ -312,8 +317,6 @@ class AdaptiveImageLoss(nn.Module):
         **adaptive_kwargs,
     ):
         super().__init__()
-        from robustvae.losses.adaptive import AdaptiveLoss
-
         self.transform = Representation(image_size, channels, representation, color, wavelet_levels)
         self.adaptive = AdaptiveLoss(self.transform.shape, **adaptive_kwargs)
         self.log_det_per_element = self.transform.log_abs_det() / math.prod(self.transform.shape)
@@ -321,6 +324,10 @@ class AdaptiveImageLoss(nn.Module):
     @property
     def reduction(self) -> str:
         return self.adaptive.reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        self.adaptive.reduction = LF.check_reduction(value)
 
     def alpha(self) -> Tensor:
         return self.adaptive.alpha()

@@ -70,10 +70,10 @@ class AdaptiveLoss(Loss):
         if not self.dims:
             raise ValueError("num_dims must be given (an int or a shape)")
         self.latent_alpha = BoundedParameter(
-            self.dims, alpha_lo, alpha_hi, alpha_init, learnable=learn_alpha
+            self.dims, alpha_lo, alpha_hi, alpha_init, learn_alpha, name="alpha"
         )
         self.latent_scale = PositiveParameter(
-            self.dims, scale_lo, scale_init, learnable=learn_scale
+            self.dims, scale_lo, scale_init, learn_scale, name="scale"
         )
 
     def alpha(self) -> Tensor:

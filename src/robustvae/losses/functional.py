@@ -9,6 +9,7 @@ elementwise and broadcast their parameters against ``x``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
 
 import torch
@@ -127,7 +128,7 @@ def log_cosh_of_abs(y: Tensor) -> Tensor:
 
     Uses log cosh y = log1p(m² / (2(m + 1))) with m = expm1(y), which keeps full relative
     precision near 0 (where it is y²/2), and y - log 2 past y = 20. The argument of expm1 is
-    clamped so that neither branch overflows, and no term is ever a denormal.
+    clamped so that neither branch overflows.
     """
     m = torch.expm1(y.clamp(max=_LOG_COSH_LINEAR_FROM))
     near = torch.log1p(m * m / (2.0 * (m + 1.0)))
@@ -165,19 +166,48 @@ def _exprel(u: Tensor) -> Tensor:
     return torch.where(small, series, torch.expm1(safe) / safe)
 
 
-def general_fixed_alpha(x: Tensor, alpha: float, scale: float | Tensor) -> Tensor:
-    """ρ(x, α, c) for a Python-number α (no checks): each special case is its own formula."""
-    z = (x / scale) ** 2
+def _rho_quadratic(x: Tensor, scale) -> Tensor:
+    return 0.5 * (x / scale) ** 2
+
+
+def _rho_cauchy(x: Tensor, scale) -> Tensor:
+    return torch.log1p(0.5 * (x / scale) ** 2)
+
+
+def _rho_welsch(x: Tensor, scale) -> Tensor:
+    return -torch.expm1(-0.5 * (x / scale) ** 2)
+
+
+def _rho_exponential(x: Tensor, scale) -> Tensor:
+    return torch.expm1(0.5 * (x / scale) ** 2)
+
+
+def _rho_power(x: Tensor, scale, ratio, half_alpha, inv_beta) -> Tensor:
+    return ratio * torch.expm1(half_alpha * torch.log1p((x / scale) ** 2 * inv_beta))
+
+
+def fixed_alpha_kernel(alpha: float) -> tuple[Callable[..., Tensor], tuple[float, ...]]:
+    """The formula for ρ at a fixed α and its α-derived constants: ``fn(x, scale, *consts)``.
+
+    Each special case gets its own formula; every other α shares one, with the constants
+    |α-2|/α, α/2 and 1/|α-2| (so compiled kernels need not specialise on α).
+    """
     if alpha == 2:
-        return 0.5 * z
+        return _rho_quadratic, ()
     if abs(alpha) < 1e-20:  # ρ differs from its α = 0 limit by ~α·ρ: below any rounding
-        return torch.log1p(0.5 * z)
+        return _rho_cauchy, ()
     if alpha == -math.inf:
-        return -torch.expm1(-0.5 * z)
+        return _rho_welsch, ()
     if alpha == math.inf:
-        return torch.expm1(0.5 * z)
+        return _rho_exponential, ()
     beta = abs(alpha - 2.0)
-    return (beta / alpha) * torch.expm1((0.5 * alpha) * torch.log1p(z / beta))
+    return _rho_power, (beta / alpha, 0.5 * alpha, 1.0 / beta)
+
+
+def general_fixed_alpha(x: Tensor, alpha: float, scale: float | Tensor) -> Tensor:
+    """ρ(x, α, c) for a Python-number α (no checks)."""
+    fn, consts = fixed_alpha_kernel(alpha)
+    return fn(x, scale, *consts)
 
 
 def general_finite_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
@@ -186,9 +216,13 @@ def general_finite_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Ten
     Written as (|α-2|/2)·L·exprel(α·L/2) with L = log1p(z/|α-2|): ρ with the division by α
     removed, so it is exact at α = 0 and its α-gradient has no cancellation near 0.
     |α - 2| is kept ≥ eps, which moves ρ at exactly α = 2 by a relative ~eps·log(z/eps)/2.
+    ρ saturates for |x/c| beyond ~6e15 in float32 (where (x/c)² would overflow).
     """
-    z = (x / scale) ** 2
-    beta = (alpha - 2).abs().clamp(min=torch.finfo(z.dtype).eps)
+    finfo = torch.finfo(x.dtype)
+    # |x/c| is capped where (x/c)²/|α-2| would overflow: beyond 6e15 (float32), 7e145 (float64)
+    bound = 0.5 * math.sqrt(finfo.max * finfo.eps)
+    z = (x / scale).clamp(-bound, bound) ** 2
+    beta = (alpha - 2).abs().clamp(min=finfo.eps)
     log_base = torch.log1p(z / beta)
     return (0.5 * beta) * log_base * _exprel((0.5 * alpha) * log_base)
 
@@ -247,22 +281,44 @@ def general_nll(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -
     return general(x, alpha, scale) + _log(x, scale) + log_partition(alpha_t)
 
 
+def normal_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
+    return 0.5 * (x / scale) ** 2 + _log(x, scale) + HALF_LOG_2PI
+
+
+def laplace_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
+    return x.abs() / scale + _log(x, scale) + LOG2
+
+
+def cauchy_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
+    return torch.log1p((x / scale) ** 2) + _log(x, scale) + LOG_PI
+
+
+def student_t_nll_values(x: Tensor, df: float | Tensor, scale: float | Tensor) -> Tensor:
+    # The normaliser in float64: in float32, lgamma(ν/2) - lgamma((ν+1)/2) cancels for large ν.
+    nu = torch.as_tensor(df, device=x.device).double()
+    log_norm = 0.5 * torch.log(nu * math.pi) + torch.lgamma(0.5 * nu) - torch.lgamma(0.5 * (nu + 1))
+    nu = nu.to(x.dtype)
+    return (
+        0.5 * (nu + 1) * torch.log1p((x / scale) ** 2 / nu) + _log(x, scale) + log_norm.to(x.dtype)
+    )
+
+
 def normal_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log N(x | 0, c²) = ½(x/c)² + log c + ½ log 2π."""
     check_positive("scale", scale)
-    return 0.5 * (x / scale) ** 2 + _log(x, scale) + HALF_LOG_2PI
+    return normal_nll_values(x, scale)
 
 
 def laplace_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log Laplace(x | 0, c) = |x|/c + log 2c."""
     check_positive("scale", scale)
-    return x.abs() / scale + _log(x, scale) + LOG2
+    return laplace_nll_values(x, scale)
 
 
 def cauchy_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log Cauchy(x | 0, c) = log(π c) + log(1 + (x/c)²)."""
     check_positive("scale", scale)
-    return torch.log1p((x / scale) ** 2) + _log(x, scale) + LOG_PI
+    return cauchy_nll_values(x, scale)
 
 
 def student_t_nll(x: Tensor, df: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
@@ -272,11 +328,4 @@ def student_t_nll(x: Tensor, df: float | Tensor, scale: float | Tensor = 1.0) ->
     """
     check_positive("df", df)
     check_positive("scale", scale)
-    nu = torch.as_tensor(df, dtype=x.dtype, device=x.device)
-    log_norm = (
-        _log(x, scale)
-        + 0.5 * torch.log(nu * math.pi)
-        + torch.lgamma(0.5 * nu)
-        - torch.lgamma(0.5 * (nu + 1))
-    )
-    return 0.5 * (nu + 1) * torch.log1p((x / scale) ** 2 / nu) + log_norm
+    return student_t_nll_values(x, df, scale)

@@ -11,6 +11,7 @@ compiler, an unsupported platform), robustvae warns once and stays eager.
 from __future__ import annotations
 
 import os
+import types
 import warnings
 from collections.abc import Callable
 
@@ -71,5 +72,12 @@ class ReducedLoss:
             def reduced(*args: Tensor) -> Tensor:
                 return reduce(values(*args), reduction)
 
-            self._compiled[reduction] = torch.compile(reduced)
+            # Dynamo keys its cache and recompile limit (8) on the code object: every kernel
+            # gets its own, or a few losses would evict each other into eager mode.
+            name = f"{getattr(values, '__name__', 'loss')}_{reduction}".replace("<", "").replace(
+                ">", ""
+            )
+            code = reduced.__code__.replace(co_name=name)
+            fresh = types.FunctionType(code, reduced.__globals__, name, None, reduced.__closure__)
+            self._compiled[reduction] = torch.compile(fresh)
         return self._compiled[reduction]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from numbers import Real
 
 import torch
 from torch import Tensor, nn
@@ -69,7 +70,7 @@ class LogCoshLoss(Loss):
     def __init__(self, a: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
         LF.check_positive("a", a)
-        self.register_buffer("a", torch.tensor(float(a)), persistent=False)
+        self.register_buffer("a", torch.tensor(float(a), dtype=torch.float64), persistent=False)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
@@ -80,10 +81,12 @@ class LogCoshLoss(Loss):
 
 
 @cache
-def _general_fixed(alpha: float) -> ReducedLoss:
-    return ReducedLoss(
-        lambda input, target, scale: LF.general_fixed_alpha(input - target, alpha, scale)
-    )
+def _fixed_alpha_loss(rho) -> ReducedLoss:
+    def values(input, target, scale, *consts):
+        return rho(input - target, scale, *consts)
+
+    values.__name__ = f"general{rho.__name__}"
+    return ReducedLoss(values)
 
 
 class GeneralLoss(Loss):
@@ -98,19 +101,23 @@ class GeneralLoss(Loss):
 
     def __init__(self, alpha: float = 1.0, scale: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if not isinstance(alpha, (int, float)) or math.isnan(alpha):
+        if not isinstance(alpha, Real) or isinstance(alpha, bool) or math.isnan(alpha):
             raise ValueError(f"alpha must be a number in [-inf, inf], got {alpha!r}")
         LF.check_positive("scale", scale)
         self.alpha = float(alpha)
-        self.register_buffer("scale", torch.tensor(float(scale)), persistent=False)
+        rho, consts = LF.fixed_alpha_kernel(self.alpha)
+        self._kernel = _fixed_alpha_loss(rho)
+        self.register_buffer(
+            "consts", torch.tensor([float(scale), *consts], dtype=torch.float64), persistent=False
+        )
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
-        kernel = _general_fixed(self.alpha)
-        return kernel(self.reduction, input, target, self.scale.to(input.dtype))
+        scale, *consts = self.consts.to(input.dtype).unbind()
+        return self._kernel(self.reduction, input, target, scale, *consts)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha:g}, scale={self.scale.item():g}, " + super().extra_repr()
+        return f"alpha={self.alpha:g}, scale={self.consts[0].item():g}, " + super().extra_repr()
 
 
 class _ScaledNLL(Loss):
@@ -129,7 +136,7 @@ class _ScaledNLL(Loss):
         if scale <= scale_lo:
             raise ValueError(f"scale must exceed scale_lo={scale_lo}, got {scale!r}")
         self.dims = as_shape(num_dims)
-        self.scale = PositiveParameter(self.dims, scale_lo, scale, learnable=learn_scale)
+        self.scale = PositiveParameter(self.dims, scale_lo, scale, learn_scale, name="scale")
 
     def _residual(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
@@ -147,7 +154,7 @@ class NormalNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.normal_nll(x, self.scale().to(x.dtype)), self.reduction)
+        return LF.reduce(LF.normal_nll_values(x, self.scale().to(x.dtype)), self.reduction)
 
 
 class LaplaceNLL(_ScaledNLL):
@@ -155,7 +162,7 @@ class LaplaceNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.laplace_nll(x, self.scale().to(x.dtype)), self.reduction)
+        return LF.reduce(LF.laplace_nll_values(x, self.scale().to(x.dtype)), self.reduction)
 
 
 class CauchyNLL(_ScaledNLL):
@@ -163,7 +170,7 @@ class CauchyNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.cauchy_nll(x, self.scale().to(x.dtype)), self.reduction)
+        return LF.reduce(LF.cauchy_nll_values(x, self.scale().to(x.dtype)), self.reduction)
 
 
 class StudentTNLL(_ScaledNLL):
@@ -175,9 +182,9 @@ class StudentTNLL(_ScaledNLL):
         LF.check_positive("df", df)
         if df <= df_lo:
             raise ValueError(f"df must exceed df_lo={df_lo}, got {df!r}")
-        self.df = PositiveParameter(self.dims, df_lo, df, learnable=learn_df)
+        self.df = PositiveParameter(self.dims, df_lo, df, learn_df, name="df")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        values = LF.student_t_nll(x, self.df().to(x.dtype), self.scale().to(x.dtype))
+        values = LF.student_t_nll_values(x, self.df().to(x.dtype), self.scale().to(x.dtype))
         return LF.reduce(values, self.reduction)

@@ -49,11 +49,13 @@ class _Latent(nn.Module):
 class BoundedParameter(_Latent):
     """A tensor of ``shape`` with values in (lo, hi): lo + (hi - lo)·sigmoid(latent)."""
 
-    def __init__(self, shape, lo: float, hi: float, init: float, learnable: bool = True):
+    def __init__(
+        self, shape, lo: float, hi: float, init: float, learnable: bool = True, name: str = "value"
+    ):
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"need finite bounds lo < hi, got lo={lo!r}, hi={hi!r}")
+            raise ValueError(f"{name}: need finite bounds lo < hi, got lo={lo!r}, hi={hi!r}")
         if not lo < init < hi:
-            raise ValueError(f"initial value must lie strictly in ({lo}, {hi}), got {init!r}")
+            raise ValueError(f"initial {name} must lie strictly in ({lo}, {hi}), got {init!r}")
         super().__init__(as_shape(shape), _logit((init - lo) / (hi - lo)), learnable)
         self.lo, self.hi = float(lo), float(hi)
 
@@ -68,11 +70,11 @@ class BoundedParameter(_Latent):
 class PositiveParameter(_Latent):
     """A tensor of ``shape`` with values > lo: lo + softplus(latent)."""
 
-    def __init__(self, shape, lo: float, init: float, learnable: bool = True):
+    def __init__(self, shape, lo: float, init: float, learnable: bool = True, name: str = "value"):
         if not (math.isfinite(lo) and lo >= 0):
-            raise ValueError(f"lower bound must be finite and >= 0, got {lo!r}")
+            raise ValueError(f"{name}: lower bound must be finite and >= 0, got {lo!r}")
         if not (math.isfinite(init) and init > lo):
-            raise ValueError(f"initial value must be finite and > {lo}, got {init!r}")
+            raise ValueError(f"initial {name} must be finite and > {lo}, got {init!r}")
         super().__init__(as_shape(shape), _softplus_inverse(init - lo), learnable)
         self.lo = float(lo)
 

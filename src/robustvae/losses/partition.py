@@ -43,10 +43,10 @@ def log_partition(alpha: Tensor | float) -> Tensor:
     large and finite.
     """
     alpha = torch.as_tensor(alpha)
-    if not alpha.is_floating_point():
-        alpha = alpha.to(torch.get_default_dtype())
-    knots, smooth, slope = _table_tensors(alpha.dtype, alpha.device)
-    a = alpha.clamp(0.0, ALPHA_MAX)
+    dtype = alpha.dtype if alpha.is_floating_point() else torch.get_default_dtype()
+    # In float64 whatever α's dtype: knots near 0 and 2 are closer than float32 resolves.
+    knots, smooth, slope = _table_tensors(torch.float64, alpha.device)
+    a = alpha.double().clamp(0.0, ALPHA_MAX)
     k = (torch.searchsorted(knots, a.detach().contiguous(), right=True) - 1).clamp(
         0, knots.numel() - 2
     )
@@ -59,5 +59,5 @@ def log_partition(alpha: Tensor | float) -> Tensor:
     h11 = t * t * (t - 1)
     g = h00 * smooth[k] + h10 * h * slope[k] + h01 * smooth[k + 1] + h11 * h * slope[k + 1]
     d = a - 2
-    tiny = torch.finfo(a.dtype).tiny
-    return g + 0.25 * d * torch.log(d.abs().clamp(min=tiny))
+    tiny = torch.finfo(torch.float32).tiny  # the slope at exactly α = 2 stays float32-finite
+    return (g + 0.25 * d * torch.log(d.abs().clamp(min=tiny))).to(dtype)

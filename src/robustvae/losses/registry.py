@@ -58,7 +58,21 @@ def get_loss(name: str, **params) -> nn.Module:
             f"loss {name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(loss_parameters(name))}"
         )
+    missing = [p for p in _required_parameters(cls) if p not in params]
+    if missing:
+        raise ValueError(f"loss {name!r} needs the parameter {', '.join(map(repr, missing))}")
     return cls(**params)
+
+
+def _required_parameters(cls: type[nn.Module]) -> list[str]:
+    signature = inspect.signature(cls.__init__)
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.name != "self"
+        and p.default is p.empty
+        and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
 
 
 def _lookup(name: str) -> type[nn.Module]:
