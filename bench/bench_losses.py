@@ -31,6 +31,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warm-cache", action="store_true")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timed with synchronize)")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     return parser.parse_args()
 
 
@@ -103,6 +104,8 @@ def main() -> None:
     baseline()
     base_all = []
     for name, (fn, inp, tgt) in cases.items():
+        if args.only not in name:
+            continue
         start = time.perf_counter()
         step(fn, inp, tgt)
         first = time.perf_counter() - start
