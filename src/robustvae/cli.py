@@ -1,5 +1,7 @@
 """The ``robustvae`` command line: one subcommand per job.
 
+    robustvae train --out RUN_DIR [--config run.toml] [--loss logcosh --loss-param a=100 …]
+    robustvae sample | reconstruct | interpolate RUN_DIR     PNG grids from a trained run
     robustvae gallery [--out DIR]     plot every registered loss, its gradient, and the
                                       general distribution (PNG files)
 
@@ -51,9 +53,218 @@ def _run_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- train
+
+
+def _parse_value(text: str):
+    """A CLI value as TOML would read it: numbers, booleans, else the string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    import dataclasses
+
+    from robustvae.training import RunConfig
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a VAE or WAE with any reconstruction loss",
+        description=(
+            "Train a model and write checkpoints, metrics.jsonl, TensorBoard logs and sample, "
+            "reconstruction and interpolation grids into --out. Settings come from --config "
+            "(TOML, keys as below with underscores), then from the flags."
+        ),
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory")
+    parser.add_argument("--config", type=Path, help="a TOML file of run settings")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest")
+    defaults = RunConfig()
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "loss_params":
+            parser.add_argument(
+                "--loss-param",
+                dest="loss_params",
+                action="append",
+                metavar="KEY=VALUE",
+                help="a loss parameter, e.g. --loss-param a=100 (repeatable)",
+            )
+        elif isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default: {default})",
+            )
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(
+                flag, dest=f.name, type=kind, default=None, help=f"(default: {default})"
+            )
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from robustvae.outputs import write_all
+    from robustvae.training import RunConfig, TrainingDiverged, train
+    from robustvae.training.trainer import load_data
+
+    settings = RunConfig.from_toml(args.config).to_dict() if args.config else {}
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(args, f.name)
+        if value is None:
+            continue
+        if f.name == "loss_params":
+            params = dict(settings.get("loss_params", {}))
+            for item in value:
+                key, sep, text = item.partition("=")
+                if not sep:
+                    raise ValueError(f"--loss-param needs KEY=VALUE, got {item!r}")
+                params[key.strip()] = _parse_value(text.strip())
+            value = params
+        settings[f.name] = value
+    config = RunConfig.from_dict(settings)
+    try:
+        result = train(config, args.out, resume=args.resume)
+    except TrainingDiverged as error:
+        print(f"{PROG} train: diverged: {error}", file=sys.stderr)
+        return 3
+    if result.metrics:
+        last = result.metrics[-1]
+        print(
+            f"epoch {last['epoch']}: "
+            + ", ".join(f"test {k} {v:.4g}" for k, v in last["test"].items())
+        )
+    _, test_set = load_data(config)
+    for path in write_all(result.model, test_set.images, args.out):
+        print(path)
+    return 0
+
+
+# ----------------------------------------------------------------------------- sample etc.
+
+
+def _add_run_command(subparsers, name: str, help: str, handler) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help, description=help)
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a directory made by train")
+    parser.add_argument("--out", type=Path, help="PNG file (default: RUN_DIR/<name>.png)")
+    parser.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_sample(subparsers) -> None:
+    parser = _add_run_command(
+        subparsers, "sample", "decode samples of the prior into a PNG grid", _run_sample
+    )
+    parser.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_reconstruct(subparsers) -> None:
+    _add_run_command(
+        subparsers,
+        "reconstruct",
+        "test images (odd rows) above their reconstructions (even rows)",
+        _run_reconstruct,
+    )
+
+
+def _add_interpolate(subparsers) -> None:
+    parser = _add_run_command(
+        subparsers,
+        "interpolate",
+        "decode straight lines between the codes of pairs of test images",
+        _run_interpolate,
+    )
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+
+
+def _loaded(args):
+    from robustvae.training import load_run
+    from robustvae.training.distributed import pick_device
+
+    config, model = load_run(args.run_dir, args.checkpoint, pick_device(args.device))
+    return config, model
+
+
+def _run_sample(args) -> int:
+    from robustvae.outputs import write_samples
+
+    _, model = _loaded(args)
+    print(write_samples(model, args.out or args.run_dir / "samples.png", args.n, args.seed))
+    return 0
+
+
+def _test_images(config):
+    from robustvae.training.trainer import load_data
+
+    return load_data(config)[1].images
+
+
+def _run_reconstruct(args) -> int:
+    from robustvae.outputs import write_reconstructions
+
+    config, model = _loaded(args)
+    out = args.out or args.run_dir / "reconstructions.png"
+    print(write_reconstructions(model, _test_images(config)[:32], out))
+    return 0
+
+
+def _run_interpolate(args) -> int:
+    from robustvae.outputs import write_interpolations
+
+    config, model = _loaded(args)
+    out = args.out or args.run_dir / "interpolations.png"
+    print(write_interpolations(model, _test_images(config), out, args.pairs, args.steps))
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def _add_demo(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="train a VAE with l2 and one with logcosh on mnist-5k; compare their grids",
+        description="The main job: train a VAE (MLP) with l2 and one with logcosh (a = 100) on "
+        "the bundled mnist-5k and write their samples, reconstructions and interpolations side "
+        "by side (OUT/comparison.png). Finished runs are reused; interrupted ones resume.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), metavar="DIR")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from robustvae.demo import run_demo
+
+    print(run_demo(args.out, args.epochs, args.progress))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_gallery,)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_train,
+    _add_sample,
+    _add_reconstruct,
+    _add_interpolate,
+    _add_demo,
+    _add_gallery,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
