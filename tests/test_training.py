@@ -22,11 +22,6 @@ from robustvae.training import checkpoint as ckpt_module
 SMALL = dict(dataset="mnist-5k", width=0.2, epochs=2, progress=False, tensorboard=False)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("ROBUSTVAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 

