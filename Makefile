@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/robustvae demo --out outputs/demo
 	$(VENV)/bin/robustvae gallery --out outputs/gallery
 
 test: $(STAMP)
@@ -22,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_losses.py
+	$(PY) bench/bench_training.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts

@@ -221,3 +221,41 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         # Same global batches; the two runs differ only in float summation order and in the
         # reparameterisation noise each rank draws (a documented tolerance of 2%).
         assert b["test"]["loss"] == pytest.approx(a["test"]["loss"], rel=0.02)
+
+
+def test_tensorboard_scalars_and_images_are_written(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(RunConfig(**{**SMALL, "epochs": 1, "tensorboard": True}), tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "test/loss", "test/kl", "lr"} <= set(events.Tags()["scalars"])
+    assert "samples" in events.Tags()["images"]
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_one_epoch_of_fashion_mnist_from_the_cli(tmp_path, capsys):
+    run = tmp_path / "fashion"
+    status = main(
+        [
+            "train",
+            "--out",
+            run,
+            "--dataset",
+            "fashion-mnist",
+            "--epochs",
+            "1",
+            "--loss",
+            "logcosh",
+            "--loss-param",
+            "a=100",
+            "--no-progress",
+        ]
+    )
+    assert status == 0
+    (row,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == 600  # 60,000 images in batches of 100
+    assert 0 < row["test"]["sq_l2"] < 60  # per image, summed over 784 pixels in [0, 1]
