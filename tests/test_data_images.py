@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from robustvae.data import DataWarning, load_dataset
-from robustvae.data.images import CELEBA_BOX, folder_sources, folder_split
+from robustvae.data.celeba import CELEBA_BOX
+from robustvae.data.folder import folder_sources, folder_split
 
 
 @pytest.fixture(autouse=True)

@@ -19,12 +19,19 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["default_cache_dir", "fingerprint", "load_cached", "save_cached", "DataWarning"]
+__all__ = [
+    "default_cache_dir",
+    "fingerprint",
+    "load_cached",
+    "save_cached",
+    "cached_arrays",
+    "DataWarning",
+]
 
 # Bump when the decoding of any dataset changes, so old cache entries are not reused.
 CACHE_VERSION = 1
@@ -116,3 +123,31 @@ def save_cached(
     for old in cache_dir.glob(f"{stale_prefix}*.npy"):
         if old not in (images_path, labels_path):
             old.unlink(missing_ok=True)
+
+
+def _source_id(root: Path) -> str:
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+
+
+def cached_arrays(
+    *,
+    cache_dir: str | Path | None,
+    name: str,
+    split: str,
+    size: int | None,
+    root: Path,
+    files: Iterable[Path],
+    params: dict,
+    labelled: bool,
+    build: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load ``build()``'s arrays from the cache, or build and store them."""
+    cdir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    prefix = f"{name}-{split}-{size or 'native'}-{_source_id(root)}-"
+    key = prefix + fingerprint(files, **params)
+    hit = load_cached(cdir, key, labelled)
+    if hit is not None:
+        return hit
+    images, labels = build()
+    save_cached(cdir, key, images, labels, prefix)
+    return images, labels

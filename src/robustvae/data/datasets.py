@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,15 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustvae.data import images as img
-from robustvae.data.cache import (
-    DataWarning,
-    default_cache_dir,
-    fingerprint,
-    load_cached,
-    save_cached,
-)
+from robustvae.data.cache import DataWarning, cached_arrays
+from robustvae.data.celeba import CELEBA_IMAGE_SIZE, CELEBA_SPLITS, load_celeba_images
 from robustvae.data.download import default_data_dir
+from robustvae.data.folder import FOLDER_SPLITS, load_folder_images
 from robustvae.data.idx import (
     FASHION_MNIST_SHA256,
     MNIST_SHA256,
@@ -29,6 +22,7 @@ from robustvae.data.idx import (
     read_idx_bytes,
     sha256_hex,
 )
+from robustvae.data.images import resize_uint8
 
 __all__ = [
     "ImageDataset",
@@ -48,8 +42,8 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "mnist-5k": ("train", "test"),
     "fashion-mnist": ("train", "test"),
     "mnist": ("train", "test"),
-    "celeba": img.CELEBA_SPLITS,
-    "folder": img.FOLDER_SPLITS,
+    "celeba": CELEBA_SPLITS,
+    "folder": FOLDER_SPLITS,
 }
 #: Where Debian's ``dataset-fashion-mnist`` installs the four gzipped IDX files.
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -57,8 +51,6 @@ FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 #: ``MNIST5K_TRAIN`` indices → train, the rest → test.
 MNIST5K_SEED = 0
 MNIST5K_TRAIN = 4000
-#: Default side of CelebA images.
-CELEBA_IMAGE_SIZE = 64
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -121,34 +113,6 @@ def _to_dataset(images: np.ndarray, labels: np.ndarray | None, name: str, split:
     x = torch.from_numpy(images).to(torch.float32).div_(255.0)
     y = None if labels is None else torch.from_numpy(np.array(labels, dtype=np.int64))
     return ImageDataset(x.contiguous(), y, name, split)
-
-
-def _source_id(root: Path) -> str:
-    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
-
-
-def _cached(
-    *,
-    cache_dir: str | Path | None,
-    name: str,
-    split: str,
-    size: int | None,
-    root: Path,
-    files: Iterable[Path],
-    params: dict,
-    labelled: bool,
-    build: Callable[[], tuple[np.ndarray, np.ndarray | None]],
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Load ``build()``'s arrays from the cache, or build and store them."""
-    cdir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    prefix = f"{name}-{split}-{size or 'native'}-{_source_id(root)}-"
-    key = prefix + fingerprint(files, **params)
-    hit = load_cached(cdir, key, labelled)
-    if hit is not None:
-        return hit
-    images, labels = build()
-    save_cached(cdir, key, images, labels, prefix)
-    return images, labels
 
 
 def _check_size(image_size: int | None) -> int | None:
@@ -217,13 +181,13 @@ def _load_idx(name: str, split: str, root: Path, size: int | None, cache_dir, kn
             )
         images = images[:, None]
         if size is not None and size != images.shape[-1]:
-            images = img.resize_uint8(images, size)
+            images = resize_uint8(images, size)
         return np.ascontiguousarray(images), labels.astype(np.int64)
 
     # Asking for the native size is the same cache entry as not asking.
     native = idx_shape(paths[0])
     size_key = None if native is not None and native[1:] == (size, size) else size
-    arrays = _cached(
+    arrays = cached_arrays(
         cache_dir=cache_dir,
         name=name,
         split=split,
@@ -252,7 +216,7 @@ def _mnist5k_arrays(cache_dir) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{csv}: pixels are not integers in [0, 255]")
         return x.astype(np.uint8).reshape(5000, 1, 28, 28), y.astype(np.int64)
 
-    return _cached(
+    return cached_arrays(
         cache_dir=cache_dir,
         name="mnist-5k",
         split="all",
@@ -271,85 +235,8 @@ def _load_mnist5k(split: str, size: int | None, cache_dir) -> ImageDataset:
     idx = order[:MNIST5K_TRAIN] if split == "train" else order[MNIST5K_TRAIN:]
     images, labels = images[idx], labels[idx]
     if size is not None and size != 28:
-        images = img.resize_uint8(images, size)
+        images = resize_uint8(images, size)
     return _to_dataset(images, labels, "mnist-5k", split)
-
-
-# ----------------------------------------------------------------------------- image sets
-
-
-def _source_files(sources: Iterable[img.ImageSource]) -> list[Path]:
-    return sorted({s.path for s in sources})
-
-
-def _load_celeba(split: str, root: Path, size: int, cache_dir) -> ImageDataset:
-    sources, partition = img.celeba_sources(root)
-    chosen = img.celeba_split(sources, partition, split)
-    if not chosen:
-        raise ValueError(
-            f"{root}: the CelebA split {split!r} is empty ({len(sources)} images, partition "
-            f"{partition or 'by file number / name hash'})"
-        )
-    files = _source_files(chosen) + ([partition] if partition else [])
-    images, _ = _cached(
-        cache_dir=cache_dir,
-        name="celeba",
-        split=split,
-        size=size,
-        root=root,
-        files=files,
-        params={"names": _names_digest(chosen), "box": img.CELEBA_BOX, "filter": "lanczos"},
-        labelled=False,
-        build=lambda: (
-            img.decode_images(
-                chosen,
-                size=size,
-                box=img.CELEBA_BOX,
-                expect=img.CELEBA_SIZE,
-                resample="lanczos",
-                channels=3,
-                progress=f"CelebA {split}",
-            ),
-            None,
-        ),
-    )
-    return _to_dataset(images, None, "celeba", split)
-
-
-def _names_digest(sources: Iterable[img.ImageSource]) -> str:
-    h = hashlib.sha256()
-    for s in sources:
-        h.update(s.name.encode() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def _load_folder(split: str, root: Path, size: int | None, cache_dir) -> ImageDataset:
-    sources = img.folder_sources(root)
-    chosen = img.folder_split(sources, split)
-    if not chosen:
-        raise ValueError(
-            f"{root}: split {split!r} is empty ({len(sources)} images; the test split takes "
-            "about 10% of the images by a hash of their names); use split='all'"
-        )
-    # The channel count is decided on the whole folder (so every split agrees): fingerprint it all.
-    files = _source_files(sources)
-
-    def build():
-        channels = img.probe_channels(sources)
-        return img.decode_images(chosen, size=size, channels=channels, progress="images"), None
-
-    images, _ = _cached(
-        cache_dir=cache_dir,
-        name="folder",
-        split=split,
-        size=size,
-        root=root,
-        files=files,
-        params={"size": size},
-        labelled=False,
-        build=build,
-    )
-    return _to_dataset(images, None, "folder", split)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -386,7 +273,7 @@ def load_dataset(
       Tolstikhin et al.'s WAE code (``datahandler.py``), used by DCGAN-style and AVB
       experiments, whose CelebA setup the log-cosh paper follows. Splits ``train``/``valid``/
       ``test`` come from ``list_eval_partition.txt`` (or ``.csv``) when present, else from the
-      official numbering (see :func:`robustvae.data.images.celeba_split`); ``all`` takes
+      official numbering (see :func:`robustvae.data.celeba.celeba_split`); ``all`` takes
       every image. 3×S×S, no labels.
     - ``folder``: every image (png, jpg, jpeg, bmp, webp) under ``root``, recursively (or in a
       ``.zip``), 1 channel when every image in the folder is greyscale, else 3 (alpha dropped).
@@ -432,7 +319,8 @@ def load_dataset(
                     "celeba needs root: the img_align_celeba folder or zip, or a folder holding "
                     f"it (default {path} does not exist)"
                 )
-        return _load_celeba(split, path, size or CELEBA_IMAGE_SIZE, cache_dir)
+        images = load_celeba_images(split, path, size or CELEBA_IMAGE_SIZE, cache_dir)
+        return _to_dataset(images, None, "celeba", split)
     if path is None:
         raise ValueError("the folder dataset needs root: a folder of images")
-    return _load_folder(split, path, size, cache_dir)
+    return _to_dataset(load_folder_images(split, path, size, cache_dir), None, "folder", split)

@@ -1,8 +1,8 @@
-"""Decoding image files with Pillow: CelebA (folder or zip) and arbitrary image folders.
+"""Listing and decoding image files (plain or in a zip) with Pillow.
 
-Everything here returns uint8 arrays N×C×H×W; :mod:`robustvae.data.datasets` turns them into
-float32 in [0, 1] and caches them. Decoding runs on a thread pool (Pillow releases the GIL while
-it decodes and resizes).
+The dataset-specific parts live in :mod:`robustvae.data.celeba` and :mod:`robustvae.data.folder`.
+Decoding returns uint8 arrays N×C×H×W; :mod:`robustvae.data.datasets` turns them into float32 in
+[0, 1]. Decoding runs on a thread pool (Pillow releases the GIL while it decodes and resizes).
 """
 
 from __future__ import annotations
@@ -10,47 +10,28 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import threading
-import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from robustvae.data.cache import DataWarning
-
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "CELEBA_SIZE",
-    "CELEBA_CROP",
-    "CELEBA_BOX",
-    "CELEBA_SPLITS",
-    "FOLDER_SPLITS",
     "ImageSource",
-    "celeba_sources",
-    "celeba_split",
-    "folder_sources",
-    "folder_split",
+    "list_folder",
+    "list_zip",
+    "source_files",
+    "hash_unit",
     "decode_images",
     "probe_channels",
     "resize_uint8",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-#: The aligned-and-cropped CelebA images are 178 wide, 218 high.
-CELEBA_SIZE = (178, 218)
-#: Side of the centred square crop; the box is (left, top, right, bottom) in pixels.
-CELEBA_CROP = 140
-CELEBA_BOX = (19, 39, 159, 179)
-#: Official partition: 1–162770 train, 162771–182637 valid, 182638–202599 test.
-_CELEBA_BOUNDS = (162770, 182637)
-CELEBA_SPLITS = ("train", "valid", "test", "all")
-FOLDER_SPLITS = ("train", "test", "all")
 
 
 @dataclass(frozen=True)
@@ -81,7 +62,8 @@ def _is_image(name: str) -> bool:
     return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _list_folder(root: Path) -> list[ImageSource]:
+def list_folder(root: Path) -> list[ImageSource]:
+    """The image files under ``root``, recursively (hidden ones skipped), sorted by name."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -92,7 +74,8 @@ def _list_folder(root: Path) -> list[ImageSource]:
     return sorted(found, key=lambda s: s.name)
 
 
-def _list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
+def list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
+    """The images in ``archive`` with one of ``extensions``, sorted by member name."""
     try:
         with zipfile.ZipFile(archive) as z:
             names = [
@@ -108,125 +91,14 @@ def _list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> li
     return sorted((ImageSource(n, archive, n) for n in names), key=lambda s: s.name)
 
 
-def folder_sources(root: str | Path) -> list[ImageSource]:
-    """Every image file (``IMAGE_EXTENSIONS``, any case) under ``root``, recursively, sorted by
-    relative path. Hidden files and folders are skipped. A ``.zip`` file is read as a folder."""
-    root = Path(root)
-    if root.is_file() and root.suffix.lower() == ".zip":
-        sources = _list_zip(root)
-    elif root.is_dir():
-        sources = _list_folder(root)
-    elif root.exists():
-        raise ValueError(f"{root}: expected a folder of images or a .zip of them")
-    else:
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    if not sources:
-        raise ValueError(
-            f"{root}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
-        )
-    return sources
+def source_files(sources: Iterable[ImageSource]) -> list[Path]:
+    """The distinct files (images or zip archives) that ``sources`` are read from, sorted."""
+    return sorted({s.path for s in sources})
 
 
-def _hash_unit(name: str) -> float:
+def hash_unit(name: str) -> float:
     """A number in [0, 1) fixed by ``name`` alone (first 8 bytes of its SHA-1)."""
     return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2.0**64
-
-
-def folder_split(sources: Sequence[ImageSource], split: str) -> list[ImageSource]:
-    """The 90/10 split of an image folder: an image is in ``test`` when the SHA-1 of its relative
-    path (POSIX separators), read as a fraction in [0, 1), is below 0.1. Stable across machines,
-    and adding files never moves existing ones between splits. ``all`` keeps everything."""
-    if split == "all":
-        return list(sources)
-    return [s for s in sources if (_hash_unit(s.name) < 0.1) == (split == "test")]
-
-
-# ----------------------------------------------------------------------------- CelebA
-
-
-def celeba_sources(root: str | Path) -> tuple[list[ImageSource], Path | None]:
-    """The CelebA images under ``root`` and the partition file, if any.
-
-    ``root`` may be the ``img_align_celeba`` folder, the official ``img_align_celeba.zip``, or a
-    folder holding either (preferring the folder). The partition file
-    (``list_eval_partition.txt``, or Kaggle's ``list_eval_partition.csv``) is looked for in
-    ``root``, beside the zip or image folder, and in ``Eval/`` (the layout of the Google Drive
-    release).
-    """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"CelebA location {root} does not exist")
-    if root.is_file():
-        if root.suffix.lower() != ".zip":
-            raise ValueError(f"{root}: expected the img_align_celeba folder or zip")
-        images, near = _list_zip(root, (".jpg", ".jpeg", ".png")), [root.parent]
-    else:
-        folder, archive = root / "img_align_celeba", root / "img_align_celeba.zip"
-        if folder.is_dir():
-            # Kaggle's layout nests the folder twice: img_align_celeba/img_align_celeba/*.jpg
-            images, near = _list_folder(folder), [root, folder]
-        elif archive.is_file():
-            images, near = _list_zip(archive, (".jpg", ".jpeg", ".png")), [root]
-        else:
-            images, near = _list_folder(root), [root, root.parent]
-    if not images:
-        raise ValueError(f"{root}: no CelebA images (.jpg) found")
-    for d in near:
-        for candidate in (d / "list_eval_partition.txt", d / "list_eval_partition.csv"):
-            for c in (candidate, d / "Eval" / candidate.name):
-                if c.is_file():
-                    return images, c
-    return images, None
-
-
-def _read_partition(path: Path) -> dict[str, int]:
-    table: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.replace(",", " ").split()
-        if not fields or (lineno == 1 and not fields[-1].isdigit()):
-            continue  # blank line or a CSV header
-        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise ValueError(f"{path}:{lineno}: expected '<image> <0|1|2>', got {line!r}")
-        table[fields[0]] = int(fields[1])
-    return table
-
-
-def celeba_split(
-    sources: Sequence[ImageSource], partition: Path | None, split: str
-) -> list[ImageSource]:
-    """The images of ``split``.
-
-    With a partition file: its assignment (0 train, 1 valid, 2 test); images it does not list are
-    left out with a warning. Without one: images named by their official number (``000001.jpg``)
-    follow the official boundaries (1–162770 train, 162771–182637 valid, the rest test), which
-    reproduces the official partition exactly; other names are split 80/10/10 by the SHA-1 of the
-    name (as :func:`folder_split`).
-    """
-    if split == "all":
-        return list(sources)
-    index = {"train": 0, "valid": 1, "test": 2}[split]
-    basename = [s.name.rsplit("/", 1)[-1] for s in sources]
-    if partition is not None:
-        table = _read_partition(partition)
-        missing = [b for b in basename if b not in table]
-        if missing:
-            warnings.warn(
-                f"{partition} does not list {len(missing)} image(s) (e.g. {missing[0]}); "
-                "they are left out",
-                DataWarning,
-                stacklevel=3,
-            )
-        return [s for s, b in zip(sources, basename, strict=True) if table.get(b) == index]
-
-    def which(b: str) -> int:
-        m = re.fullmatch(r"(\d+)\.\w+", b)
-        if m:
-            n = int(m.group(1))
-            return 0 if n <= _CELEBA_BOUNDS[0] else 1 if n <= _CELEBA_BOUNDS[1] else 2
-        u = _hash_unit(b)
-        return 0 if u < 0.8 else 1 if u < 0.9 else 2
-
-    return [s for s, b in zip(sources, basename, strict=True) if which(b) == index]
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -1,0 +1,87 @@
+"""A folder (or ``.zip``) of arbitrary images: listing, the stable 90/10 split, and decoding a
+split to uint8 N×C×H×W (cached).
+
+:mod:`robustvae.data.datasets` turns the arrays into an :class:`ImageDataset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from robustvae.data.cache import cached_arrays
+from robustvae.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    decode_images,
+    hash_unit,
+    list_folder,
+    list_zip,
+    probe_channels,
+    source_files,
+)
+
+__all__ = ["FOLDER_SPLITS", "folder_sources", "folder_split", "load_folder_images"]
+
+FOLDER_SPLITS = ("train", "test", "all")
+
+
+def folder_sources(root: str | Path) -> list[ImageSource]:
+    """Every image file (``IMAGE_EXTENSIONS``, any case) under ``root``, recursively, sorted by
+    relative path. Hidden files and folders are skipped. A ``.zip`` file is read as a folder."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".zip":
+        sources = list_zip(root)
+    elif root.is_dir():
+        sources = list_folder(root)
+    elif root.exists():
+        raise ValueError(f"{root}: expected a folder of images or a .zip of them")
+    else:
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    if not sources:
+        raise ValueError(
+            f"{root}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return sources
+
+
+def folder_split(sources: Sequence[ImageSource], split: str) -> list[ImageSource]:
+    """The 90/10 split of an image folder: an image is in ``test`` when the SHA-1 of its relative
+    path (POSIX separators), read as a fraction in [0, 1), is below 0.1. Stable across machines,
+    and adding files never moves existing ones between splits. ``all`` keeps everything."""
+    if split == "all":
+        return list(sources)
+    return [s for s in sources if (hash_unit(s.name) < 0.1) == (split == "test")]
+
+
+def load_folder_images(split: str, root: Path, size: int | None, cache_dir) -> np.ndarray:
+    """The images of ``split`` as uint8 N×C×H×W, C decided on the whole folder (1 when every
+    image is greyscale, else 3); cached (see :mod:`robustvae.data.cache`)."""
+    sources = folder_sources(root)
+    chosen = folder_split(sources, split)
+    if not chosen:
+        raise ValueError(
+            f"{root}: split {split!r} is empty ({len(sources)} images; the test split takes "
+            "about 10% of the images by a hash of their names); use split='all'"
+        )
+    # The channel count is decided on the whole folder (so every split agrees): fingerprint it all.
+    files = source_files(sources)
+
+    def build():
+        channels = probe_channels(sources)
+        return decode_images(chosen, size=size, channels=channels, progress="images"), None
+
+    images, _ = cached_arrays(
+        cache_dir=cache_dir,
+        name="folder",
+        split=split,
+        size=size,
+        root=root,
+        files=files,
+        params={"size": size},
+        labelled=False,
+        build=build,
+    )
+    return images
