@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     import dataclasses
 
     from robustvae.training import RunConfig
+    from robustvae.training.config import FIELD_HELP
 
     parser = subparsers.add_parser(
         "train",
@@ -86,6 +88,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, help="a TOML file of run settings")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest")
     defaults = RunConfig()
+    hints = typing.get_type_hints(RunConfig)
     for f in dataclasses.fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
@@ -103,12 +106,18 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"(default: {default})",
+                help=f"{FIELD_HELP.get(f.name, '')} (default: {default})",
             )
         else:
-            kind = type(default) if default is not None else str
+            kind = next(
+                t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)
+            )
             parser.add_argument(
-                flag, dest=f.name, type=kind, default=None, help=f"(default: {default})"
+                flag,
+                dest=f.name,
+                type=kind,
+                default=None,
+                help=f"{FIELD_HELP.get(f.name, '')} (default: {default})",
             )
     parser.set_defaults(handler=_run_train)
 

@@ -28,7 +28,7 @@ class RunConfig:
     # model (see robustvae.models.ModelConfig)
     kind: str = "vae"  # vae | wae
     arch: str = "mlp"  # mlp | conv
-    latent_dim: int = 8  # 8 for 28×28 data, 64 for 64×64 (the papers)
+    latent_dim: int | None = None  # default: 8 below 64×64 images, 64 from there (the papers)
     width: float = 1.0  # channel/unit multiplier: 1 is the papers' size
     loss: str = "l2"  # a robustvae.losses registry name
     loss_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"a": 100}
@@ -64,7 +64,7 @@ class RunConfig:
             kind=self.kind,
             arch=self.arch,
             image_shape=tuple(image_shape),
-            latent_dim=self.latent_dim,
+            latent_dim=self.latent_dim or (64 if min(image_shape[1:]) >= 64 else 8),
             width=self.width,
             loss=self.loss,
             loss_params=tuple(sorted(self.loss_params.items())),
@@ -100,3 +100,29 @@ class RunConfig:
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: not valid TOML ({error})") from None
         return cls.from_dict(data)
+
+
+FIELD_HELP = {
+    "epochs": "passes over the training set",
+    "seed": "seeds the initialisation, the shuffles and the noise",
+    "dataset": "mnist-5k | fashion-mnist | mnist | celeba | folder",
+    "data_root": "directory of the data (defaults per dataset)",
+    "image_size": "resize to this (celeba: 64; folder: required)",
+    "kind": "vae | wae",
+    "arch": "mlp | conv",
+    "latent_dim": "default: 8 below 64×64 images, 64 from there (the papers)",
+    "width": "channel/unit multiplier: 1 is the papers' size",
+    "loss": "a robustvae.losses registry name",
+    "loss_params": 'e.g. {"a": 100}',
+    "representation": "pixels | dct | wavelet",
+    "color": "rgb | yuv",
+    "recon_weight": "λ, the weight of the reconstruction term",
+    "mmd_weight": "β, the weight of the WAE's MMD term",
+    "batch_size": "the global batch (split across DDP processes)",
+    "lr": "Adam",
+    "schedule": "none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)",
+    "device": "auto | cpu | cuda",
+    "tensorboard": "write TensorBoard scalars and images when installed",
+    "progress": "show a tqdm progress bar",
+}
+"""One line of help per RunConfig field (the CLI's --help)."""

@@ -164,7 +164,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
         world_size=context.world_size,
     )
     fixed_noise = torch.Generator().manual_seed(config.seed + 1)
-    sample_z = torch.randn(64, config.latent_dim, generator=fixed_noise).to(device)
+    sample_z = torch.randn(64, model.latent_dim, generator=fixed_noise).to(device)
 
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
