@@ -259,3 +259,106 @@ def test_one_epoch_of_fashion_mnist_from_the_cli(tmp_path, capsys):
     (row,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert row["step"] == 600  # 60,000 images in batches of 100
     assert 0 < row["test"]["sq_l2"] < 60  # per image, summed over 784 pixels in [0, 1]
+
+
+def test_a_crash_between_metrics_and_checkpoint_leaves_no_duplicate_rows(tmp_path, monkeypatch):
+    from robustvae.training import trainer
+
+    config = RunConfig(**SMALL)
+    real_save = trainer.save_checkpoint
+
+    def crash_at_epoch_2(path, model, optimizer=None, meta=None):
+        if meta["epoch"] == 2:
+            raise OSError("simulated crash")
+        return real_save(path, model, optimizer, meta=meta)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", crash_at_epoch_2)
+    with pytest.raises(OSError, match="simulated"):
+        train(config, tmp_path / "run")
+    monkeypatch.undo()
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "torn')  # and a line torn mid-write
+    train(config, tmp_path / "run", resume=True)
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    config = RunConfig(**SMALL)
+    real_step = torch.optim.Adam.step
+
+    def poison_last_step_of_epoch_1(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        if self.state[self.param_groups[0]["params"][0]]["step"].item() == 40:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", poison_last_step_of_epoch_1)
+    with pytest.raises(TrainingDiverged, match="end of epoch 1.*not finite"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "latest.safetensors").exists()
+
+
+def test_divergence_names_the_component_term(tmp_path, monkeypatch):
+    original = AutoEncoder.forward
+
+    def nan_input(self, x):
+        return original(self, x * float("nan"))
+
+    monkeypatch.setattr(AutoEncoder, "forward", nan_input)
+    with pytest.raises(TrainingDiverged, match="the 'recon' term is nan"):
+        train(RunConfig(**SMALL), tmp_path / "run")
+
+
+def test_cli_resume_reuses_the_saved_settings(tmp_path):
+    run = tmp_path / "run"
+    flags = ["--no-progress", "--no-tensorboard"]
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                run,
+                "--width",
+                "0.2",
+                "--epochs",
+                "1",
+                "--loss",
+                "logcosh",
+                "--loss-param",
+                "a=100",
+                *flags,
+            ]
+        )
+        == 0
+    )
+    assert main(["train", "--out", run, "--resume", "--epochs", "2", *flags]) == 0
+    saved = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert (saved.epochs, saved.loss, saved.width) == (2, "logcosh", 0.2)
+
+
+def test_wae_never_sees_a_batch_of_one(tmp_path):
+    # 4000 training images in batches of 1333 would leave a last batch of one row
+    config = RunConfig(**{**SMALL, "epochs": 1}, kind="wae", batch_size=1333)
+    result = train(config, tmp_path / "run")
+    assert result.metrics[0]["step"] == 3
+
+
+def test_checkpoint_that_does_not_fit_its_config_is_a_clear_error(tmp_path):
+    train(RunConfig(**{**SMALL, "epochs": 1}), tmp_path / "run")
+    path = tmp_path / "run" / "best.safetensors"
+    checkpoint = load_checkpoint(path)
+    meta = {**checkpoint.meta, "config": {**checkpoint.meta["config"], "width": 0.1}}
+    save_checkpoint(path, _StateDict(checkpoint.model), meta=meta)
+    with pytest.raises(ValueError, match="weights do not fit"):
+        load_run(tmp_path / "run")
+
+
+class _StateDict(torch.nn.Module):
+    def __init__(self, state):
+        super().__init__()
+        self._state = state
+
+    def state_dict(self, *args, **kwargs):
+        return self._state

@@ -15,6 +15,7 @@ a user can fix (``ValueError``, ``OSError``) print one line to stderr and exit w
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -129,7 +130,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from robustvae.training import RunConfig, TrainingDiverged, train
     from robustvae.training.trainer import load_data
 
-    settings = RunConfig.from_toml(args.config).to_dict() if args.config else {}
+    settings = {}
+    saved = args.out / "config.json"
+    if args.resume and saved.exists():  # resume from the run's own settings, then override
+        settings = json.loads(saved.read_text())
+    if args.config:
+        settings.update(RunConfig.from_toml(args.config).to_dict())
     for f in dataclasses.fields(RunConfig):
         value = getattr(args, f.name)
         if value is None:
@@ -149,6 +155,8 @@ def _run_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as error:
         print(f"{PROG} train: diverged: {error}", file=sys.stderr)
         return 3
+    if not result.is_main:
+        return 0  # DDP: rank 0 reports and draws
     if result.metrics:
         last = result.metrics[-1]
         print(
@@ -242,6 +250,33 @@ def _run_interpolate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="sharpness, FID, SSIM, PSNR, errors and ELBO of a trained run",
+        description="Evaluate RUN_DIR's best checkpoint on its dataset's test split and write "
+        "RUN_DIR/evaluation.json (see robustvae.metrics.evaluate for the recipe).",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--images", type=int, default=1000, help="images for sharpness etc.")
+    parser.add_argument("--samples", type=int, default=10000, help="generated samples for FID")
+    parser.add_argument("--no-fid", dest="fid", action="store_false")
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from robustvae.metrics.evaluate import evaluate_run
+
+    results = evaluate_run(args.run_dir, args.images, args.samples, args.fid, args.device)
+    for key, value in results.items():
+        print(f"{key}: {value}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -302,6 +337,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_sample,
     _add_reconstruct,
     _add_interpolate,
+    _add_evaluate,
     _add_demo,
     _add_data,
     _add_gallery,

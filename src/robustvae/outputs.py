@@ -34,6 +34,8 @@ def write_interpolations(
     model: AutoEncoder, images: torch.Tensor, path: str | Path, pairs: int = 8, steps: int = 10
 ) -> Path:
     """One row per pair of images: the decoded straight line between their codes."""
+    if pairs < 1 or steps < 2:
+        raise ValueError(f"need pairs >= 1 and steps >= 2, got {pairs} and {steps}")
     if len(images) < 2 * pairs:
         raise ValueError(f"need {2 * pairs} images for {pairs} interpolations, got {len(images)}")
     device = next(model.parameters()).device
@@ -44,10 +46,16 @@ def write_interpolations(
 
 
 def write_all(model: AutoEncoder, test_images: torch.Tensor, out_dir: str | Path) -> list[Path]:
+    """Samples, reconstructions of up to 32 test images, and interpolations between up to 8
+    pairs of others (fewer when the test split is small; none below 2 images)."""
     out_dir = Path(out_dir)
     model.eval()
-    return [
-        write_samples(model, out_dir / "samples.png"),
-        write_reconstructions(model, test_images[:32], out_dir / "reconstructions.png"),
-        write_interpolations(model, test_images[32:48], out_dir / "interpolations.png"),
-    ]
+    written = [write_samples(model, out_dir / "samples.png")]
+    if len(test_images):
+        recon = test_images[:32]
+        written.append(write_reconstructions(model, recon, out_dir / "reconstructions.png"))
+    rest = test_images[32:48] if len(test_images) >= 34 else test_images
+    if len(rest) >= 2:
+        pairs = min(8, len(rest) // 2)
+        written.append(write_interpolations(model, rest, out_dir / "interpolations.png", pairs))
+    return written

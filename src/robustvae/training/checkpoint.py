@@ -95,7 +95,7 @@ def save_checkpoint(
         os.replace(tmp, path)
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
+        if isinstance(error, (OSError, SafetensorError)):  # a full disk surfaces as either
             raise OSError(f"could not write checkpoint {path}: {error}") from error
         raise
     return path
@@ -113,6 +113,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
         info = json.loads(header["robustvae"])
+        if not isinstance(info, dict) or not isinstance(info.get("meta"), dict):
+            raise KeyError("meta")
     except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as error:
         raise ValueError(f"{path} is not a readable robustvae checkpoint ({error})") from None
     if info.get("format") != FORMAT:

@@ -17,6 +17,21 @@ SCHEDULES = ("none", "celeba")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Fields are annotated 'int', 'float', 'str', 'bool', 'X | None' or a dict."""
+    options = [a.strip() for a in str(annotation).split("|")]
+    if value is None and "None" in options:
+        return
+    kinds = tuple(t for o in options for t in _TYPES.get(o, ()))
+    if not kinds:
+        return
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise ValueError(f"{name} must be {' or '.join(options)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a training run depends on; a run is reproducible from it and its seed."""
@@ -48,6 +63,8 @@ class RunConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self):
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -64,7 +81,11 @@ class RunConfig:
             kind=self.kind,
             arch=self.arch,
             image_shape=tuple(image_shape),
-            latent_dim=self.latent_dim or (64 if min(image_shape[1:]) >= 64 else 8),
+            latent_dim=(
+                self.latent_dim
+                if self.latent_dim is not None
+                else (64 if min(image_shape[1:]) >= 64 else 8)
+            ),
             width=self.width,
             loss=self.loss,
             loss_params=tuple(sorted(self.loss_params.items())),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ class TrainResult:
     run_dir: Path
     model: AutoEncoder
     metrics: list[dict]
+    is_main: bool = True  # False on DDP ranks other than 0, which write nothing
 
 
 def lr_factor(schedule: str, epoch: int) -> float:
@@ -53,7 +55,9 @@ def lr_factor(schedule: str, epoch: int) -> float:
 
 
 def _check_finite(terms: dict[str, Tensor], step: int, epoch: int, run_dir: Path) -> None:
-    for name, value in terms.items():
+    """Raise TrainingDiverged naming the first non-finite term (components before the total)."""
+    for name in sorted(terms, key=lambda n: n == "loss"):
+        value = terms[name]
         if not torch.isfinite(value).all():
             last = run_dir / LATEST
             kept = f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
@@ -67,7 +71,8 @@ def evaluate(model: AutoEncoder, data: ImageDataset, device: torch.device) -> di
     model.eval()
     totals: dict[str, float] = {}
     with torch.no_grad():
-        for images, _ in Batches(data, EVAL_BATCH, shuffle=False):
+        size = EVAL_BATCH + 1 if len(data) % EVAL_BATCH == 1 else EVAL_BATCH  # no batch of 1
+        for images, _ in Batches(data, size, shuffle=False):
             terms = model(images.to(device))
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + value.item() * len(images)
@@ -94,14 +99,14 @@ def _compatible_for_resume(saved: dict, config: RunConfig) -> None:
         )
 
 
-def _tensorboard(run_dir: Path, enabled: bool):
+def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
     if not enabled:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
 
 def _progress(batches: Batches, epoch: int, config: RunConfig, show: bool) -> Iterator:
@@ -133,22 +138,23 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
     metrics: list[dict] = []
 
     if resume:
-        checkpoint = load_checkpoint(run_dir / LATEST, device)
+        checkpoint = load_checkpoint(run_dir / LATEST)  # on the CPU: Adam's steps stay there
         _compatible_for_resume(checkpoint.meta["config"], config)
-        model.load_state_dict(checkpoint.model)
+        load_weights(model, checkpoint.model, run_dir / LATEST)
         optimizer.load_state_dict(checkpoint.optimizer)
         set_rng_state(checkpoint.rng)
         start_epoch, step, best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
-        metrics = _read_metrics(run_dir)[:start_epoch]
+        metrics = [r for r in _read_metrics(run_dir) if r["epoch"] <= start_epoch]
     elif (run_dir / LATEST).exists():
         raise ValueError(f"{run_dir} already holds a run: pass --resume, or choose another --out")
 
+    if context.distributed:  # each rank its own noise (the weights are broadcast by DDP)
+        torch.manual_seed(config.seed * 1000 + context.rank + 1000 * start_epoch)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(config.to_json() + "\n")
-        if not resume:
-            (run_dir / "metrics.jsonl").write_text("")
-    writer = _tensorboard(run_dir, config.tensorboard and context.is_main)
+        _write_atomically(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
+    writer = _tensorboard(run_dir, config.tensorboard and context.is_main, start_epoch + 1)
     trained = model
     if context.distributed:
         trained = nn.parallel.DistributedDataParallel(
@@ -159,7 +165,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
         config.batch_size,
         shuffle=True,
         seed=config.seed,
-        drop_last=context.distributed,
+        drop_last=context.distributed or len(train_set) % config.batch_size == 1,
         rank=context.rank,
         world_size=context.world_size,
     )
@@ -178,6 +184,8 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
         for images, _ in bar:
             images = images.to(device, non_blocking=True)
             terms = trained(images)
+            if context.distributed:
+                _agree_on_finite(terms)
             _check_finite(terms, step, epoch, run_dir)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -208,6 +216,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
                 f.write(json.dumps(row) + "\n")
             if writer is not None:
                 _log_tensorboard(writer, row, model, sample_z)
+            _check_weights(model, row, step, epoch, run_dir)
             is_best = row["test"]["loss"] < best
             best = min(best, row["test"]["loss"])
             meta = {
@@ -217,12 +226,55 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
                 "step": step,
                 "best": best,
             }
-            save_checkpoint(run_dir / LATEST, model, optimizer, meta=meta)
-            if is_best:
+            if is_best:  # best first: a crash in between leaves meta["best"] consistent
                 save_checkpoint(run_dir / BEST, model, meta=meta)
+            save_checkpoint(run_dir / LATEST, model, optimizer, meta=meta)
     if writer is not None:
         writer.close()
-    return TrainResult(run_dir, model, metrics)
+    return TrainResult(run_dir, model, metrics, context.is_main)
+
+
+def _agree_on_finite(terms: dict[str, Tensor]) -> None:
+    """Under DDP, make every rank see a NaN that any rank saw, so that all stop together."""
+    finite = torch.stack([torch.isfinite(v).all() for v in terms.values()]).float()
+    torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if not finite.all():
+        for (name, value), ok in zip(list(terms.items()), finite.tolist(), strict=True):
+            if not ok:
+                terms[name] = value.detach() * float("nan")
+
+
+def _check_weights(model: nn.Module, row: dict, step: int, epoch: int, run_dir: Path) -> None:
+    """Never checkpoint a model whose weights or test terms stopped being finite."""
+    bad = [
+        n
+        for n, p in model.state_dict().items()
+        if p.is_floating_point() and not torch.isfinite(p).all()
+    ]
+    bad += [f"test {k}" for k, v in row["test"].items() if not math.isfinite(v)]
+    if bad:
+        last = run_dir / LATEST
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
+        raise TrainingDiverged(
+            f"step {step} (end of epoch {epoch + 1}): not finite: {', '.join(bad[:5])}; {kept}"
+        )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> None:
+    """Load a state dict, turning a key or shape mismatch into a one-line ValueError."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"{source}: weights do not fit the model its config describes ({first})"
+        ) from None
 
 
 def _warn_about_bounds(model: nn.Module) -> None:
@@ -251,7 +303,13 @@ def _read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash mid-write
+    return rows
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
@@ -260,8 +318,11 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     path = run_dir / (BEST if which == "best" else LATEST)
     if which == "best" and not path.exists():
         path = run_dir / LATEST
-    checkpoint = load_checkpoint(path, device)
-    config = RunConfig.from_dict(checkpoint.meta["config"])
+    checkpoint = load_checkpoint(path)
+    try:
+        config = RunConfig.from_dict(checkpoint.meta["config"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
     model = build_model(config.model_config(tuple(checkpoint.meta["image_shape"])))
-    model.load_state_dict(checkpoint.model)
+    load_weights(model, checkpoint.model, path)
     return config, model.to(device).eval()

@@ -1,0 +1,108 @@
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from robustvae.metrics import (
+    Sharpness,
+    frechet_distance,
+    l1_per_image,
+    psnr_per_image,
+    sharpness,
+    sharpness_per_image,
+    squared_l2_per_image,
+    ssim_per_image,
+)
+
+
+def test_sharpness_of_a_single_spike_by_hand():
+    image = torch.zeros(1, 1, 5, 5)
+    image[0, 0, 2, 2] = 1.0
+    # valid 3×3 responses: -4 at the centre, 1 at its four neighbours, 0 at the corners
+    assert sharpness(image) == pytest.approx(20 / 9 - 0.0)
+
+
+def test_sharpness_is_zero_for_flat_and_linear_images_and_averages_channels():
+    flat = torch.full((2, 1, 8, 8), 0.3)
+    ramp = torch.linspace(0, 1, 8).expand(1, 1, 8, 8)
+    assert sharpness(flat) == 0.0
+    assert sharpness(ramp) == pytest.approx(0.0, abs=1e-12)
+    spike = torch.zeros(1, 3, 5, 5)
+    spike[0, 1, 2, 2] = 1.0  # one of three channels
+    assert sharpness(spike) == pytest.approx(20 / 27)
+    acc = Sharpness()
+    acc.update(spike)
+    acc.update(flat.expand(2, 3, 8, 8))
+    assert acc.compute() == pytest.approx(20 / 27 / 3)
+    with pytest.raises(ValueError, match="H, W >= 3"):
+        sharpness_per_image(torch.zeros(1, 1, 2, 9))
+
+
+def test_reconstruction_errors_psnr_ssim():
+    target = torch.rand(3, 1, 16, 16, dtype=torch.float64) * 0.8
+    preds = target + 0.1
+    torch.testing.assert_close(
+        squared_l2_per_image(preds, target), torch.full((3,), 2.56, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        l1_per_image(preds, target), torch.full((3,), 25.6, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        psnr_per_image(preds, target), torch.full((3,), 20.0, dtype=torch.float64)
+    )
+    torch.testing.assert_close(ssim_per_image(target, target), torch.ones(3, dtype=torch.float64))
+    assert (ssim_per_image(preds, target) < 1).all()
+    with pytest.raises(ValueError, match="one shape"):
+        psnr_per_image(preds, target[:2])
+
+
+class Identity(nn.Module):
+    num_features = 4
+
+    def forward(self, x):
+        return x.flatten(1)
+
+
+def test_fid_of_a_set_against_itself_is_zero():
+    x = torch.randn(500, 4, 1, 1, dtype=torch.float64)
+    assert frechet_distance(Identity(), x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_of_two_gaussian_sets_matches_the_closed_form():
+    g = torch.Generator().manual_seed(0)
+    n, d = 40000, 4
+    mean = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    std = torch.tensor([2.0, 1.0, 0.5, 3.0], dtype=torch.float64)
+    a = torch.randn(n, d, generator=g, dtype=torch.float64)
+    b = torch.randn(n, d, generator=g, dtype=torch.float64) * std + mean
+    # N(0, I) against N(μ, diag σ²): ‖μ‖² + Σ (1 + σ² − 2σ)
+    closed = (mean**2).sum().item() + ((1 - std) ** 2).sum().item()
+    got = frechet_distance(Identity(), a.view(n, d, 1, 1), b.view(n, d, 1, 1))
+    assert got == pytest.approx(closed, rel=0.02)
+
+
+def test_fid_needs_a_feature_size_and_two_images():
+    with pytest.raises(ValueError, match="num_features"):
+        frechet_distance(nn.Flatten(), torch.zeros(3, 4, 1, 1), torch.zeros(3, 4, 1, 1))
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(Identity(), torch.zeros(1, 4, 1, 1), torch.zeros(3, 4, 1, 1))
+
+
+def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
+    from robustvae.cli import main
+    from robustvae.metrics.classifier import dataset_classifier
+
+    dataset_classifier("mnist-5k", epochs=2)  # cached: evaluate then reuses this quick one
+    run = tmp_path / "run"
+    flags = ["--width", "0.2", "--epochs", "1", "--no-progress", "--no-tensorboard"]
+    assert main(["train", "--out", run, "--loss", "normal", *flags]) == 0
+    assert main(["evaluate", run, "--images", "200", "--samples", "400"]) == 0
+    results = json.loads((run / "evaluation.json").read_text())
+    for key in ("sharpness_reconstructed", "sharpness_generated", "ssim", "psnr", "fid"):
+        assert math.isfinite(results[key]), key
+    assert results["fid"] > 0 and 0 < results["classifier_test_accuracy"] <= 1
+    assert results["fid_samples"] == [400, 400]
+    bits = results["negative_elbo_nats"] / (784 * math.log(2))
+    assert results["negative_elbo_bits_per_dim"] == pytest.approx(bits)
