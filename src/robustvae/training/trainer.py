@@ -54,15 +54,19 @@ def lr_factor(schedule: str, epoch: int) -> float:
     return 1.0
 
 
+def _last_good(run_dir: Path) -> str:
+    last = run_dir / LATEST
+    return f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
+
+
 def _check_finite(terms: dict[str, Tensor], step: int, epoch: int, run_dir: Path) -> None:
     """Raise TrainingDiverged naming the first non-finite term (components before the total)."""
     for name in sorted(terms, key=lambda n: n == "loss"):
         value = terms[name]
         if not torch.isfinite(value).all():
-            last = run_dir / LATEST
-            kept = f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
             raise TrainingDiverged(
-                f"step {step} (epoch {epoch + 1}): the {name!r} term is {value.item()}; {kept}"
+                f"step {step} (epoch {epoch + 1}): the {name!r} term is {value.item()}; "
+                + _last_good(run_dir)
             )
 
 
@@ -253,10 +257,9 @@ def _check_weights(model: nn.Module, row: dict, step: int, epoch: int, run_dir: 
     ]
     bad += [f"test {k}" for k, v in row["test"].items() if not math.isfinite(v)]
     if bad:
-        last = run_dir / LATEST
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
         raise TrainingDiverged(
-            f"step {step} (end of epoch {epoch + 1}): not finite: {', '.join(bad[:5])}; {kept}"
+            f"step {step} (end of epoch {epoch + 1}): not finite: {', '.join(bad[:5])}; "
+            + _last_good(run_dir)
         )
 
 
