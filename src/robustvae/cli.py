@@ -250,6 +250,32 @@ def _run_interpolate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- compare
+
+
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="train and evaluate every cell of an experiment grid; write results tables",
+        description="Run every cell of EXPERIMENT (a TOML grid, see experiments/*.toml), "
+        "skipping finished cells (re-running resumes the grid), evaluate each, and write "
+        "OUT/results.csv and OUT/results.md (mean ± std over seeds, % against the baseline).",
+    )
+    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    parser.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from robustvae.experiments import run_experiment
+
+    out = args.out or Path("runs") / args.experiment.stem
+    run_experiment(args.experiment, out, jobs=args.jobs)
+    print((out / "results.md").read_text())
+    return 0
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -338,6 +364,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_reconstruct,
     _add_interpolate,
     _add_evaluate,
+    _add_compare,
     _add_demo,
     _add_data,
     _add_gallery,
