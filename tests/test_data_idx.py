@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_fashion_mnist
 
 from robustvae.data import (
-    FASHION_MNIST_ROOT,
     DataWarning,
     default_cache_dir,
     load_dataset,
@@ -279,8 +279,7 @@ def test_unwritable_cache_is_a_warning(tmp_path):
 
 @pytest.fixture(scope="module")
 def fashion(tmp_path_factory):
-    if not (FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    require_fashion_mnist()
     cache = tmp_path_factory.mktemp("cache-fashion")
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_fashion_mnist
 
 from robustvae.cli import main
 from robustvae.models import AutoEncoder
@@ -233,11 +234,8 @@ def test_tensorboard_scalars_and_images_are_written(tmp_path):
     assert "samples" in events.Tags()["images"]
 
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_one_epoch_of_fashion_mnist_from_the_cli(tmp_path, capsys):
+    require_fashion_mnist()
     run = tmp_path / "fashion"
     status = main(
         [
