@@ -81,13 +81,13 @@ def test_compare_runs_the_grid_writes_tables_and_resumes(tmp_path, monkeypatch):
     assert "| l2 |" in table and "| logcosh |" in table and " ± " in table and "%)" in table
 
     trained = []
-    real = runner_module._run_cell
+    real = runner_module.run_cell
 
-    def counting(cell, cell_dir, evaluate, threads):
+    def counting(cell, cell_dir, evaluate, threads=None):
         trained.append(cell.id)
         return real(cell, cell_dir, evaluate, threads)
 
-    monkeypatch.setattr(runner_module, "_run_cell", counting)
+    monkeypatch.setattr(runner_module, "run_cell", counting)
     (out / "cells" / "seed=1,loss=logcosh" / "evaluation.json").unlink()  # as if interrupted
     run_experiment(path, out, progress=lambda *_: None)
     assert trained == ["seed=1,loss=logcosh"]
@@ -110,4 +110,161 @@ def test_parallel_jobs_give_the_same_results_as_one(tmp_path):
         assert float(b["sharpness_generated"]) == pytest.approx(
             float(a["sharpness_generated"]), rel=1e-2
         )
+        assert float(b["test_loss"]) == pytest.approx(float(a["test_loss"]), rel=1e-3)
+
+
+SWEEP = """
+name = "sweep"
+baseline = "l2"
+[base]
+dataset = "mnist-5k"
+epochs = 1
+width = 0.1
+[grid]
+arch = ["mlp", "conv"]
+[[losses]]
+loss = "l2"
+[[losses]]
+label = "logcosh"
+loss = "logcosh"
+loss_params = { a = [1.0, 10.0] }
+[[losses]]
+label = "scaled l2"
+loss = "l2"
+recon_weight = [0.5, 5.0]
+[[overrides]]
+when = { arch = "mlp" }
+width = 1.0
+[[overrides]]
+when = { arch = "conv", loss = "logcosh" }
+epochs = 2
+"""
+
+
+def test_sweeps_expand_into_labelled_cells_and_overrides_apply(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    cells = {c.id: c for c in load_experiment(path).cells}
+    assert len(cells) == 2 * 5
+    a10 = cells["arch=conv,loss=logcosh-a-10"]
+    assert a10.axes["loss"] == "logcosh (a=10)"
+    assert a10.config.loss_params == {"a": 10.0}
+    assert (a10.sweep.label, a10.sweep.setting, a10.sweep.value) == ("logcosh", "a", 10.0)
+    assert cells["arch=mlp,loss=scaled-l2-recon-weight-5"].config.recon_weight == 5.0
+    assert cells["arch=mlp,loss=l2"].sweep is None
+    assert {c.config.width for i, c in cells.items() if i.startswith("arch=mlp")} == {1.0}
+    assert {c.config.width for i, c in cells.items() if i.startswith("arch=conv")} == {0.1}
+    # `when = { loss = "logcosh" }` matches every swept variant of that entry, nothing else
+    epochs = {i: c.config.epochs for i, c in cells.items() if i.startswith("arch=conv")}
+    assert epochs == {
+        "arch=conv,loss=l2": 1,
+        "arch=conv,loss=logcosh-a-1": 2,
+        "arch=conv,loss=logcosh-a-10": 2,
+        "arch=conv,loss=scaled-l2-recon-weight-0.5": 1,
+        "arch=conv,loss=scaled-l2-recon-weight-5": 1,
+    }
+
+
+def test_settings_and_only_select_and_change_cells(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    experiment = load_experiment(path, settings={"epochs": 3, "width": 0.2}, only="arch=mlp,*")
+    assert len(experiment.cells) == 5
+    assert {(c.config.epochs, c.config.width) for c in experiment.cells} == {(3, 0.2)}
+    with pytest.raises(ValueError, match="no cell matches"):
+        load_experiment(path, only="arch=resnet*")
+    with pytest.raises(ValueError, match="unknown run setting"):
+        load_experiment(path, settings={"epocs": 1})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[[losses]]\nloss = 'logcosh'\nloss_params = { a = [1.0] }\nrecon_weight = [1.0]", "one"),
+        ("[[losses]]\nloss = 'logcosh'\nloss_params = { a = ['big'] }", "need numbers"),
+        ("[[losses]]\nloss = 'l2'\nrecon_weight = []", "need numbers"),
+        ("[grid]\narch = ['mlp']\n[[overrides]]\nwidth = 1.0", "`when`"),
+        ("[grid]\narch = ['mlp']\n[[overrides]]\nwhen = { size = 1 }\nwidth = 1.0", "size"),
+        ("[[losses]]\nloss = 'logcosh'\nloss_params = { a = -1.0 }", "cell loss=logcosh: a must"),
+    ],
+)
+def test_bad_sweeps_and_overrides(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_experiment(path)
+
+
+def test_curvature_at_zero_is_a_for_logcosh_and_two_lambda_for_l2(tmp_path):
+    from robustvae.experiments.report import curvature_at_zero
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    cells = {c.id: c for c in load_experiment(path).cells}
+    assert curvature_at_zero(cells["arch=mlp,loss=logcosh-a-10"]) == pytest.approx(10, rel=1e-6)
+    assert curvature_at_zero(cells["arch=mlp,loss=scaled-l2-recon-weight-5"]) == pytest.approx(
+        10, rel=1e-9
+    )
+    assert curvature_at_zero(cells["arch=mlp,loss=l2"]) == pytest.approx(2, rel=1e-9)
+    l1 = load_experiment(path, settings={"loss": "l1", "loss_params": {}}).cells[0]
+    assert curvature_at_zero(l1) != curvature_at_zero(l1)  # nan: |t| has no curvature at 0
+
+
+def test_report_shows_every_cell_curves_and_sweeps(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    out = tmp_path / "out"
+    lines = []
+    experiment = run_experiment(
+        path,
+        out,
+        progress=lines.append,
+        settings={"epochs": 2, "width": 0.05},
+        only="arch=mlp,*",
+        evaluate={"images": 50, "samples": 50, "fid": False},
+    )
+    assert lines[0] == "sweep: 5 cells, 0 already finished"
+    assert re.fullmatch(r"\[5/5\] \S+  \(\d+m\d\ds elapsed, ~0m00s left\)", lines[-1])
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for cell in experiment.cells:
+        for panel in ("samples", "reconstructions", "interpolations"):
+            picture = f"cells/{cell.id}/{panel}.png"
+            assert (out / picture).exists()
+            assert f"({picture})" in md and f'src="{picture}"' in page
+    assert "## Training curves" in md and "## Sweeps" in md
+    figures = re.findall(r"!\[[^\]]*\]\((report/[^)]+\.png)\)", md)
+    assert {Path(f).name.split("-")[0] for f in figures} == {"curves", "sweep"}
+    for figure in figures:
+        assert (out / figure).stat().st_size > 5000 and f'src="{figure}"' in page
+    results_table = page.split("<table>")[1].split("</table>")[0]
+    assert "logcosh (a=10)" in results_table and "± " not in results_table  # one seed
+
+
+def test_a_cell_run_with_other_settings_is_never_reused(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "out"
+    fast = {"images": 20, "samples": 20}
+    run_experiment(path, out, progress=lambda *_: None, only="seed=0,loss=l2", evaluate=fast)
+    before = (out / "cells" / "seed=0,loss=l2" / "evaluation.json").read_bytes()
+    with pytest.raises(ValueError, match=r"other settings \(epochs: 1 → 2\)"):
+        run_experiment(path, out, progress=lambda *_: None, settings={"epochs": 2}, evaluate=fast)
+    assert (out / "cells" / "seed=0,loss=l2" / "evaluation.json").read_bytes() == before
+
+
+def test_ray_runs_the_grid_like_one_process(tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional dependency (pip install ray)")
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    run_experiment(path, tmp_path / "one", progress=lambda *_: None)
+    run_experiment(path, tmp_path / "ray", progress=lambda *_: None, ray_address="local")
+    import csv
+
+    def rows(name):
+        with open(tmp_path / name / "results.csv") as f:
+            return list(csv.DictReader(f))
+
+    one, on_ray = rows("one"), rows("ray")
+    assert [r["cell"] for r in one] == [r["cell"] for r in on_ray]
+    for a, b in zip(one, on_ray, strict=True):
         assert float(b["test_loss"]) == pytest.approx(float(a["test_loss"]), rel=1e-3)

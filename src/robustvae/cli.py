@@ -141,13 +141,7 @@ def _run_train(args: argparse.Namespace) -> int:
         if value is None:
             continue
         if f.name == "loss_params":
-            params = dict(settings.get("loss_params", {}))
-            for item in value:
-                key, sep, text = item.partition("=")
-                if not sep:
-                    raise ValueError(f"--loss-param needs KEY=VALUE, got {item!r}")
-                params[key.strip()] = _parse_value(text.strip())
-            value = params
+            value = {**settings.get("loss_params", {}), **_key_values(value, "--loss-param")}
         settings[f.name] = value
     config = RunConfig.from_dict(settings)
     try:
@@ -256,23 +250,76 @@ def _run_interpolate(args) -> int:
 def _add_compare(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="train and evaluate every cell of an experiment grid; write results tables",
+        help="train and evaluate every cell of an experiment grid; write results and a report",
         description="Run every cell of EXPERIMENT (a TOML grid, see experiments/*.toml), "
         "skipping finished cells (re-running resumes the grid), evaluate each, and write "
-        "OUT/results.csv and OUT/results.md (mean ± std over seeds, % against the baseline).",
+        "OUT/results.csv, OUT/results.md (mean ± std over seeds, %% against the baseline) and "
+        "OUT/report.html + OUT/report.md (tables, every cell's pictures side by side, training "
+        "curves, sweep plots).",
     )
     parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
     parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the cells as Ray tasks: 'local' starts a cluster on this machine, else a "
+        "cluster address ('auto', 'ray://host:10001'); OUT must be shared by every node",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run setting for every cell, e.g. --set epochs=1 (repeatable); changes cell "
+        "results, so use a fresh --out",
+    )
+    parser.add_argument("--only", metavar="PATTERN", help="run the cells whose id matches")
+    parser.add_argument("--images", type=int, help="override [evaluate] images")
+    parser.add_argument("--samples", type=int, help="override [evaluate] samples")
+    parser.add_argument("--no-fid", dest="fid", action="store_false", default=None)
+    parser.add_argument(
+        "--inception", metavar="WEIGHTS", help="also FID in Inception features (local file)"
+    )
     parser.set_defaults(handler=_run_compare)
+
+
+def _key_values(items: list[str], flag: str) -> dict:
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"{flag} needs KEY=VALUE, got {item!r}")
+        settings[key.strip()] = _parse_value(text.strip())
+    return settings
 
 
 def _run_compare(args) -> int:
     from robustvae.experiments import run_experiment
 
     out = args.out or Path("runs") / args.experiment.stem
-    run_experiment(args.experiment, out, jobs=args.jobs)
+    evaluate = {
+        k: v
+        for k, v in {
+            "images": args.images,
+            "samples": args.samples,
+            "fid": args.fid,
+            "inception": args.inception,
+        }.items()
+        if v is not None
+    }
+    run_experiment(
+        args.experiment,
+        out,
+        jobs=args.jobs,
+        ray_address=args.ray,
+        settings=_key_values(args.settings, "--set"),
+        only=args.only,
+        evaluate=evaluate,
+    )
     print((out / "results.md").read_text())
+    print(f"report: {out / 'report.html'}")
     return 0
 
 
@@ -291,13 +338,23 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--samples", type=int, default=10000, help="generated samples for FID")
     parser.add_argument("--no-fid", dest="fid", action="store_false")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--inception", metavar="WEIGHTS", help="also FID in Inception features (local file)"
+    )
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
     from robustvae.metrics.evaluate import evaluate_run
 
-    results = evaluate_run(args.run_dir, args.images, args.samples, args.fid, args.device)
+    results = evaluate_run(
+        args.run_dir,
+        args.images,
+        args.samples,
+        args.fid,
+        args.device,
+        inception=args.inception,
+    )
     for key, value in results.items():
         print(f"{key}: {value}")
     return 0

@@ -19,14 +19,15 @@ def write_samples(model: AutoEncoder, path: str | Path, n: int = 64, seed: int =
 
 @torch.no_grad()
 def write_reconstructions(model: AutoEncoder, images: torch.Tensor, path: str | Path) -> Path:
-    """Rows alternate: 8 originals, then their 8 reconstructions."""
+    """Rows alternate: 8 originals, then their 8 reconstructions (fewer than 8 images: one
+    row of each)."""
     device = next(model.parameters()).device
-    images = images[: (len(images) // 8) * 8 or len(images)].to(device)
+    per_row = min(8, len(images))
+    images = images[: (len(images) // per_row) * per_row].to(device)
     recon = model.reconstruct(images)
-    rows = torch.stack(
-        [images.view(-1, 8, *images.shape[1:]), recon.view(-1, 8, *images.shape[1:])], 1
-    )
-    return save_grid(rows.reshape(-1, *images.shape[1:]).cpu(), path, nrow=8, scale=2)
+    shape = (-1, per_row, *images.shape[1:])
+    rows = torch.stack([images.view(shape), recon.view(shape)], 1)
+    return save_grid(rows.reshape(-1, *images.shape[1:]).cpu(), path, nrow=per_row, scale=2)
 
 
 @torch.no_grad()

@@ -2,24 +2,35 @@
 field) expanded into cells, each a RunConfig with a stable id.
 
     name = "quick-mnist5k"
+    description = "…"               # optional: one paragraph for the report
     baseline = "l2"                 # the loss label that % changes are computed against
     [base]                          # RunConfig fields shared by every cell
     dataset = "mnist-5k"
     [grid]                          # one list per axis; every combination is a cell
     kind = ["vae", "wae"]
+    arch = ["mlp", "conv"]
     seed = [0, 1]
     [[losses]]                      # the loss axis: a label, a registry name, its parameters
     label = "logcosh"
     loss = "logcosh"
     loss_params = { a = 100.0 }
+    [[losses]]                      # a list in a loss entry sweeps it: one cell per value,
+    label = "l2"                    # labelled "l2 (recon_weight=5)", plotted in the report
+    loss = "l2"
+    recon_weight = [0.5, 5.0, 50.0]
+    [[overrides]]                   # settings for the cells that match `when` (grid axes or
+    when = { arch = "mlp" }         # the loss label); applied last, not part of cell ids
+    width = 1.0
     [evaluate]                      # robustvae evaluate settings
     images = 1000
     samples = 10000
     fid = true
+    inception = "path/to/pt_inception-2015-12-05-6726825d.pth"   # optional: Inception FID
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 import tomllib
@@ -29,15 +40,40 @@ from typing import Any
 
 from robustvae.training import RunConfig
 
-TOP_KEYS = {"name", "description", "baseline", "base", "grid", "losses", "evaluate"}
-EVALUATE_KEYS = {"images": 1000, "samples": 10000, "fid": True}
+TOP_KEYS = {"name", "description", "baseline", "base", "grid", "losses", "overrides", "evaluate"}
+EVALUATE_KEYS = {"images": 1000, "samples": 10000, "fid": True, "inception": None}
+
+
+# Datasets whose image shape is known before loading: every cell of a grid on them is
+# checked (model, loss and its parameters) before the first one trains.
+KNOWN_SHAPES = {"mnist-5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
+KNOWN_SHAPES["celeba"] = (3, 64, 64)
+
+
+def _check_buildable(config: RunConfig) -> None:
+    shape = KNOWN_SHAPES.get(config.dataset)
+    if shape is None:
+        return
+    if config.image_size is not None:
+        shape = (shape[0], config.image_size, config.image_size)
+    config.model_config(shape)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A swept setting of one [[losses]] entry: its label, the setting and this cell's value."""
+
+    label: str
+    setting: str  # a loss parameter ("a") or a RunConfig field ("recon_weight")
+    value: float
 
 
 @dataclass(frozen=True)
 class Cell:
     id: str
-    axes: dict[str, Any]  # the grid values of this cell, the loss as its label
+    axes: dict[str, Any]  # the grid values of this cell, the loss as its (variant) label
     config: RunConfig
+    sweep: Sweep | None = None
 
 
 @dataclass
@@ -47,13 +83,60 @@ class Experiment:
     cells: list[Cell]
     evaluate: dict[str, Any] = field(default_factory=lambda: dict(EVALUATE_KEYS))
     axes: list[str] = field(default_factory=list)
+    description: str = ""
 
 
-def _slug(value: Any) -> str:
+def slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-")
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def _loss_variants(entry: dict, where: str) -> list[tuple[str, dict, Sweep | None]]:
+    """One (label, settings, sweep) per value of the entry's list-valued setting, if any."""
+    label = str(entry.get("label", entry["loss"]))
+    settings = {k: v for k, v in entry.items() if k != "label"}
+    params = dict(settings.get("loss_params", {}))
+    swept = [("loss_params", k) for k, v in params.items() if isinstance(v, list)]
+    swept += [(None, k) for k, v in settings.items() if isinstance(v, list)]
+    if not swept:
+        return [(label, settings, None)]
+    if len(swept) > 1:
+        names = [name for _, name in swept]
+        raise ValueError(f"{where}: loss {label!r} sweeps {names}; sweep one setting per entry")
+    table, name = swept[0]
+    values = params[name] if table else settings[name]
+    if not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"{where}: loss {label!r} sweeps {name} over {values!r}; need numbers")
+    variants = []
+    for value in values:
+        changed = dict(settings)
+        if table:
+            changed["loss_params"] = {**params, name: value}
+        else:
+            changed[name] = value
+        variants.append((f"{label} ({name}={value:g})", changed, Sweep(label, name, float(value))))
+    return variants
+
+
+def _matches(when: dict, axes: dict, sweep: Sweep | None) -> bool:
+    for key, wanted in when.items():
+        options = wanted if isinstance(wanted, list) else [wanted]
+        values = {axes.get(key)} | ({sweep.label} if key == "loss" and sweep else set())
+        if not values & set(options):
+            return False
+    return True
+
+
+def load_experiment(
+    path: str | Path, settings: dict[str, Any] | None = None, only: str | None = None
+) -> Experiment:
+    """Parse an experiment file into cells.
+
+    ``settings`` (RunConfig fields) are applied to every cell after everything else, as
+    ``robustvae compare --set KEY=VALUE`` does; ``only`` keeps the cells whose id matches the
+    shell-style pattern (``robustvae compare --only 'arch=mlp*'``).
+    """
     path = Path(path)
     try:
         spec = tomllib.loads(path.read_text())
@@ -68,25 +151,49 @@ def load_experiment(path: str | Path) -> Experiment:
     evaluate = {**EVALUATE_KEYS, **spec.get("evaluate", {})}
     if set(evaluate) - set(EVALUATE_KEYS):
         raise ValueError(f"{path}: [evaluate] takes only {sorted(EVALUATE_KEYS)}")
-    labels = []
+    variants = []
     for entry in losses:
         if "loss" not in entry:
             raise ValueError(f"{path}: every [[losses]] entry needs a 'loss' name")
-        labels.append(str(entry.get("label", entry["loss"])))
+        variants += _loss_variants(entry, str(path))
+    labels = [label for label, _, _ in variants]
     if len(set(labels)) != len(labels):
         raise ValueError(f"{path}: loss labels must differ, got {labels}")
     baseline = spec.get("baseline")
     if baseline is not None and baseline not in labels:
         raise ValueError(f"{path}: baseline {baseline!r} is not a loss label ({labels})")
+    overrides = spec.get("overrides", [])
+    for override in overrides:
+        when = override.get("when")
+        if not isinstance(when, dict) or not when:
+            raise ValueError(f"{path}: every [[overrides]] entry needs a `when` table")
+        unknown = sorted(set(when) - set(grid) - {"loss"})
+        if unknown:
+            raise ValueError(
+                f"{path}: [[overrides]] `when` names {unknown}, not grid axes or 'loss'"
+            )
     axes = list(grid) + ["loss"]
     cells = []
     for values in itertools.product(*grid.values()):
-        for label, entry in zip(labels, losses, strict=True):
-            settings = {**base, **dict(zip(grid, values, strict=True))}
-            settings.update({k: v for k, v in entry.items() if k != "label"})
-            settings.setdefault("progress", False)
-            config = RunConfig.from_dict(settings)
-            cell_axes = {**dict(zip(grid, values, strict=True)), "loss": label}
-            cell_id = ",".join(f"{k}={_slug(v)}" for k, v in cell_axes.items())
-            cells.append(Cell(cell_id, cell_axes, config))
-    return Experiment(spec.get("name", path.stem), baseline, cells, evaluate, axes)
+        point = dict(zip(grid, values, strict=True))
+        for label, loss_settings, sweep in variants:
+            cell_axes = {**point, "loss": label}
+            merged = {**base, **point, **loss_settings}
+            for override in overrides:
+                if _matches(override["when"], cell_axes, sweep):
+                    merged.update({k: v for k, v in override.items() if k != "when"})
+            merged.setdefault("progress", False)
+            merged.update(settings or {})
+            cell_id = ",".join(f"{k}={slug(v)}" for k, v in cell_axes.items())
+            try:
+                config = RunConfig.from_dict(merged)
+                _check_buildable(config)
+            except ValueError as error:
+                raise ValueError(f"{path}: cell {cell_id}: {error}") from None
+            cells.append(Cell(cell_id, cell_axes, config, sweep))
+    if only is not None:
+        cells = [c for c in cells if fnmatch.fnmatchcase(c.id, only)]
+        if not cells:
+            raise ValueError(f"{path}: no cell matches --only {only!r}")
+    description = " ".join(str(spec.get("description", "")).split())
+    return Experiment(spec.get("name", path.stem), baseline, cells, evaluate, axes, description)

@@ -6,14 +6,25 @@ from __future__ import annotations
 import csv
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 METRICS = (
     ("sharpness_reconstructed", "sharpness (recon.)"),
     ("sharpness_generated", "sharpness (gen.)"),
     ("fid", "FID"),
+    ("fid_inception", "FID (Inception)"),
     ("ssim", "SSIM"),
     ("sq_l2", "squared L2"),
+    ("test_kl", "KL"),
+    ("test_mmd", "MMD"),
+    ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
 )
+
+
+class Table(NamedTuple):
+    header: list[str]
+    body: list[list[str]]
+    label_columns: int  # the leading columns that name a row; the rest hold numbers
 
 
 def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
@@ -22,33 +33,41 @@ def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    (out_dir / "results.md").write_text(markdown_table(experiment, rows))
+    (out_dir / "results.md").write_text(
+        f"# {experiment.name}\n\n{table_caption(experiment)}\n\n"
+        + markdown_table(summary_table(experiment, rows))
+    )
 
 
-def _group_key(row: dict, axes: list[str], drop: tuple[str, ...]) -> tuple:
-    return tuple(row.get(a) for a in axes if a not in drop)
+def table_caption(experiment) -> str:
+    return "mean ± std over seeds" + (
+        f"; (±%) against {experiment.baseline}" if experiment.baseline else ""
+    )
 
 
-def markdown_table(experiment, rows: list[dict]) -> str:
-    axes = [a for a in experiment.axes if a != "seed"]
-    metrics = [(k, name) for k, name in METRICS if any(k in r for r in rows)]
+def group_by(rows: list[dict], axes: list[str], drop: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Rows grouped by their values on ``axes`` other than ``drop``, in first-seen order."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault(_group_key(row, experiment.axes, ("seed",)), []).append(row)
+        groups.setdefault(tuple(row.get(a) for a in axes if a not in drop), []).append(row)
+    return groups
+
+
+def summary_table(experiment, rows: list[dict]) -> Table:
+    """Header and body of the results table: one row per cell with the seeds pooled."""
+    axes = [a for a in experiment.axes if a != "seed"]
+    metrics = [(k, name) for k, name in METRICS if any(k in r for r in rows)]
+    groups = group_by(rows, experiment.axes, ("seed",))
     means = {
-        key: {k: statistics.fmean(r[k] for r in members) for k, _ in metrics if k in members[0]}
+        key: {
+            k: statistics.fmean(r[k] for r in members if k in r)
+            for k, _ in metrics
+            if any(k in r for r in members)
+        }
         for key, members in groups.items()
     }
-    lines = [
-        f"# {experiment.name}",
-        "",
-        "mean ± std over seeds"
-        + (f"; (±%) against {experiment.baseline}" if experiment.baseline else ""),
-        "",
-        "| " + " | ".join(axes + [name for _, name in metrics]) + " |",
-        "| " + " | ".join(["---"] * len(axes) + ["---:"] * len(metrics)) + " |",
-    ]
     loss_index = axes.index("loss")
+    body = []
     for key, members in groups.items():
         cells = [str(v) for v in key]
         baseline_key = key[:loss_index] + (experiment.baseline,) + key[loss_index + 1 :]
@@ -65,5 +84,12 @@ def markdown_table(experiment, rows: list[dict]) -> str:
             if experiment.baseline and key != baseline_key and base:
                 text += f" ({(mean - base) / abs(base):+.0%})"
             cells.append(text)
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
+    return Table(axes + [name for _, name in metrics], body, len(axes))
+
+
+def markdown_table(table: Table) -> str:
+    """A GitHub markdown table, number columns right-aligned."""
+    rule = ["---" if i < table.label_columns else "---:" for i in range(len(table.header))]
+    lines = ["| " + " | ".join(cells) + " |" for cells in [table.header, rule, *table.body]]
     return "\n".join(lines) + "\n"

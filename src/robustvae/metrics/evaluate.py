@@ -5,6 +5,7 @@
 - FID of ``n_samples`` generated samples against the test split (10,000 as the paper; fewer
   if the split is smaller), in the dataset classifier's coding layer, with its test accuracy;
 - SSIM, PSNR, squared L2 and L1 of the reconstructions (per image, averaged);
+- with a local Inception weights file, FID in Inception-v3's pool features as well;
 - the test means of the training terms (loss, recon, KL or MMD), and for a VAE with a
   likelihood loss the negative ELBO in nats per image and bits per dimension.
 """
@@ -39,7 +40,10 @@ def evaluate_run(
     fid: bool = True,
     device: str = "cpu",
     seed: int = 0,
+    inception: str | Path | None = None,
 ) -> dict:
+    """Evaluate ``run_dir``'s best checkpoint; with ``inception`` (a local weights file of the
+    FID Inception-v3, see :mod:`robustvae.metrics.inception`) also the Inception-feature FID."""
     config, model = load_run(run_dir, "best", device)
     test = load_data(config)[1]
     images = test.images[:n_images]
@@ -71,9 +75,17 @@ def evaluate_run(
             config.dataset, root=config.data_root, image_size=config.image_size
         )
         real = test.images[:n_samples]
-        results["fid"] = frechet_distance(CodingLayer(classifier), real, samples)
+        results["fid"] = frechet_distance(CodingLayer(classifier), real, samples, device=device)
         results["fid_samples"] = [len(real), len(samples)]
         results["classifier_test_accuracy"] = accuracy
+    if inception is not None:
+        from robustvae.metrics.inception import InceptionFeatures
+
+        real = test.images[:n_samples]
+        features = InceptionFeatures(inception).to(device)
+        results["fid_inception"] = frechet_distance(
+            features, real, samples, device=device, batch_size=50
+        )
     path = Path(run_dir) / "evaluation.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results

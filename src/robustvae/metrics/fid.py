@@ -25,17 +25,23 @@ def _batches(images: Tensor | Iterable[Tensor], size: int = 500) -> Iterable[Ten
 
 
 def frechet_distance(
-    features: nn.Module, real: Tensor | Iterable[Tensor], fake: Tensor | Iterable[Tensor]
+    features: nn.Module,
+    real: Tensor | Iterable[Tensor],
+    fake: Tensor | Iterable[Tensor],
+    device: str | torch.device = "cpu",
+    batch_size: int = 500,
 ) -> float:
-    """FID between ``real`` and ``fake`` images (tensors or iterables of batches)."""
+    """FID between ``real`` and ``fake`` images (tensors or iterables of batches), with the
+    feature network run on ``device`` in batches of ``batch_size``."""
     if not isinstance(getattr(features, "num_features", None), int):
         raise ValueError("the feature module needs an integer attribute num_features")
     metric = FrechetInceptionDistance(feature=features, normalize=True)
     metric.set_dtype(torch.float64)
+    metric.to(device)
     counts = {True: 0, False: 0}
     for is_real, images in ((True, real), (False, fake)):
-        for batch in _batches(images):
-            metric.update(batch, real=is_real)
+        for batch in _batches(images, batch_size):
+            metric.update(batch.to(device), real=is_real)
             counts[is_real] += len(batch)
     if min(counts.values()) < 2:
         raise ValueError(

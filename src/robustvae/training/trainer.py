@@ -148,7 +148,7 @@ def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResu
         optimizer.load_state_dict(checkpoint.optimizer)
         set_rng_state(checkpoint.rng)
         start_epoch, step, best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
-        metrics = [r for r in _read_metrics(run_dir) if r["epoch"] <= start_epoch]
+        metrics = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     elif (run_dir / LATEST).exists():
         raise ValueError(f"{run_dir} already holds a run: pass --resume, or choose another --out")
 
@@ -302,7 +302,7 @@ def _log_tensorboard(writer, row: dict, model: AutoEncoder, sample_z: Tensor) ->
     writer.flush()
 
 
-def _read_metrics(run_dir: Path) -> list[dict]:
+def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []

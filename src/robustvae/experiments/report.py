@@ -1,0 +1,342 @@
+"""The report of a grid: ``report.md`` and ``report.html`` (the same content) beside
+results.csv, with pictures under ``report/``:
+
+- the results table (mean ± std over seeds, % against the baseline);
+- every cell's samples, reconstructions and interpolations, the losses side by side (first
+  seed of each group);
+- training curves: the test reconstruction error measured in squared L2 for every model, and
+  the latent term (KL for a VAE, MMD for a WAE), against steps (Chen et al., Fig. 6a/b);
+- sweep plots for losses with a swept setting: FID and squared L2 against the loss's
+  curvature at 0, λ·ρ''(0) (a for logcosh, 2λ for λ-scaled l2; Chen et al., Fig. 6c).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from robustvae.experiments.grid import Cell, Experiment, slug  # noqa: E402
+from robustvae.experiments.results import (  # noqa: E402
+    Table,
+    group_by,
+    markdown_table,
+    summary_table,
+    table_caption,
+)
+
+PANELS = ("samples", "reconstructions", "interpolations")
+LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
+SWEEP_METRICS = (
+    ("fid", "FID (lower is better)"),
+    ("fid_inception", "FID, Inception (lower is better)"),
+    ("sharpness_generated", "sharpness of samples"),
+    ("sq_l2", "test squared L2"),
+)
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list  # str (a paragraph), Table, or Figure
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report
+    caption: str
+
+
+def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) -> Path:
+    """Write report.md, report.html and report/*.png under ``out_dir``; return report.html."""
+    out_dir = Path(out_dir)
+    (out_dir / "report").mkdir(exist_ok=True)
+    cells = {cell.id: cell for cell in experiment.cells}
+    sections = [
+        Section("Results", [table_caption(experiment), summary_table(experiment, rows)]),
+        Section("Samples, reconstructions and interpolations", _picture_tables(experiment)),
+        Section("Training curves", _curves(experiment, out_dir)),
+    ]
+    sweeps = _sweeps(experiment, rows, cells, out_dir)
+    if sweeps:
+        sections.append(Section("Sweeps", sweeps))
+    intro = experiment.description or ""
+    (out_dir / "report.md").write_text(_markdown(experiment.name, intro, sections))
+    path = out_dir / "report.html"
+    path.write_text(_html(experiment.name, intro, sections))
+    return path
+
+
+# ----------------------------------------------------------------------------- content
+
+
+def _picture_tables(experiment: Experiment) -> list:
+    """Per group of cells that differ only in the loss: one table, a column per loss."""
+    blocks: list = ["Rows of reconstructions alternate originals and their reconstructions."]
+    seeds = {c.axes.get("seed") for c in experiment.cells}
+    first_seed = next((c.axes["seed"] for c in experiment.cells if "seed" in c.axes), None)
+    if len(seeds) > 1:
+        blocks[0] += f" Seed {first_seed} of each group is shown."
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in experiment.cells:
+        if cell.axes.get("seed", first_seed) != first_seed:
+            continue
+        key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
+        groups.setdefault(key, []).append(cell)
+    for key, members in groups.items():
+        if key:
+            blocks.append("**" + ", ".join(f"{a} = {v}" for a, v in key) + "**")
+        header = [""] + [c.axes["loss"] for c in members]
+        body = [
+            [panel] + [Figure(f"cells/{c.id}/{panel}.png", f"{c.id} {panel}") for c in members]
+            for panel in PANELS
+        ]
+        blocks.append(Table(header, body, 1))
+    return blocks
+
+
+def _curves(experiment: Experiment, out_dir: Path) -> list:
+    from robustvae.training.trainer import read_metrics
+
+    blocks: list = []
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in experiment.cells:
+        key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
+        groups.setdefault(key, []).append(cell)
+    for key, members in groups.items():
+        histories = {c.id: read_metrics(out_dir / "cells" / c.id) for c in members}
+        terms = [("sq_l2", "test squared L2 (sum over pixels)")] + [
+            (name, title)
+            for name, title in LATENT_TERMS
+            if any(name in h[0]["test"] for h in histories.values() if h)
+        ]
+        wide = 2.2 if len({c.axes["loss"] for c in members}) > 6 else 0.0
+        fig, axes = plt.subplots(
+            1,
+            len(terms),
+            figsize=(5.2 * len(terms) + wide, 3.8),
+            squeeze=False,
+            layout="constrained",
+        )
+        _enough_colours(axes[0], len(members))
+        for ax, (term, title) in zip(axes[0], terms, strict=True):
+            by_loss: dict[str, list[list[dict]]] = {}
+            for cell in members:
+                by_loss.setdefault(cell.axes["loss"], []).append(histories[cell.id])
+            for label, runs in by_loss.items():
+                _plot_mean_band(ax, runs, term, label)
+            ax.set_xlabel("step")
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+            if term == "sq_l2":
+                ax.set_yscale("log")
+        _legend(fig, axes[0][0], len({c.axes["loss"] for c in members}))
+        name = "curves-" + (slug("-".join(f"{a}-{v}" for a, v in key)) or "all") + ".png"
+        caption = ", ".join(f"{a} = {v}" for a, v in key) or experiment.name
+        fig.suptitle(caption, fontsize=11)
+        fig.savefig(out_dir / "report" / name, dpi=100)
+        plt.close(fig)
+        blocks.append(Figure(f"report/{name}", f"test terms during training: {caption}"))
+    return blocks
+
+
+def _enough_colours(axes, series: int) -> None:
+    if series > 10:
+        colours = plt.get_cmap("tab20").colors
+        for ax in axes:
+            ax.set_prop_cycle(color=colours)
+
+
+def _legend(fig, ax, series: int) -> None:
+    """Inside the first panel for a few series, else to the right of the figure."""
+    if series <= 6:
+        ax.legend(fontsize=8)
+    else:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8)
+
+
+def _plot_mean_band(ax, runs: list[list[dict]], term: str, label: str) -> None:
+    """Mean over seeds (runs of equal length) as a line, ± std as a band."""
+    runs = [r for r in runs if r and term in r[0]["test"]]
+    if not runs:
+        return
+    length = min(len(r) for r in runs)
+    steps = [row["step"] for row in runs[0][:length]]
+    values = [[r[i]["test"][term] for r in runs] for i in range(length)]
+    mean = [statistics.fmean(v) for v in values]
+    (line,) = ax.plot(steps, mean, label=label, marker="." if length < 30 else None)
+    if len(runs) > 1:
+        std = [statistics.stdev(v) for v in values]
+        low = [m - s for m, s in zip(mean, std, strict=True)]
+        high = [m + s for m, s in zip(mean, std, strict=True)]
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+
+
+def curvature_at_zero(cell: Cell) -> float:
+    """λ·ρ''(0) of the cell's loss by central differences in float64; nan where ρ is not
+    twice differentiable at 0 (l1) or the loss cannot be built alone (learned parameters)."""
+    import torch
+
+    from robustvae.losses import get_loss
+
+    try:
+        loss = get_loss(cell.config.loss, reduction="none", **cell.config.loss_params).double()
+    except (TypeError, ValueError):
+        return math.nan
+    estimates = []
+    for h in (1e-5, 1e-6):
+        t = torch.tensor([-h, 0.0, h], dtype=torch.float64)
+        with torch.no_grad():
+            rho = loss(t, torch.zeros_like(t)).reshape(-1).tolist()
+        estimates.append((rho[0] - 2 * rho[1] + rho[2]) / h**2)
+    coarse, fine = estimates
+    if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
+        return math.nan
+    return cell.config.recon_weight * fine
+
+
+def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path) -> list:
+    swept = [r for r in rows if cells[r["cell"]].sweep is not None]
+    if not swept:
+        return []
+    blocks: list = []
+    metrics = [(k, title) for k, title in SWEEP_METRICS if any(k in r for r in swept)][:2]
+    if "sq_l2" not in [k for k, _ in metrics]:
+        metrics.append(("sq_l2", "test squared L2"))
+    others = [a for a in experiment.axes if a not in ("loss", "seed")]
+    for key, members in group_by(swept, others, ()).items():
+        series: dict[str, list[dict]] = {}
+        for row in members:
+            series.setdefault(cells[row["cell"]].sweep.label, []).append(row)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8))
+        x_titles = set()
+        for label, points in series.items():
+            sweep = cells[points[0]["cell"]].sweep
+            curv = [curvature_at_zero(cells[r["cell"]]) for r in points]
+            use_curvature = all(math.isfinite(c) and c > 0 for c in curv)
+            xs = curv if use_curvature else [cells[r["cell"]].sweep.value for r in points]
+            x_titles.add("curvature of the loss at 0, λ·ρ''(0)" if use_curvature else sweep.setting)
+            legend = f"{label} ({sweep.setting} swept)"
+            for ax, (metric, title) in zip(axes, metrics, strict=True):
+                _plot_sweep(ax, xs, points, metric, legend)
+                ax.set_title(title, fontsize=10)
+        for ax in axes:
+            ax.set_xlabel(" / ".join(sorted(x_titles)))
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        caption = ", ".join(f"{a} = {v}" for a, v in zip(others, key, strict=True))
+        fig.suptitle(caption or experiment.name, fontsize=11)
+        fig.tight_layout()
+        name = "sweep-" + (slug("-".join(map(str, key))) or "all") + ".png"
+        fig.savefig(out_dir / "report" / name, dpi=100)
+        plt.close(fig)
+        blocks.append(Figure(f"report/{name}", f"sweeps: {caption or experiment.name}"))
+    return blocks
+
+
+def _plot_sweep(ax, xs: list[float], points: list[dict], metric: str, label: str) -> None:
+    by_x: dict[float, list[float]] = {}
+    for x, row in zip(xs, points, strict=True):
+        if metric in row:
+            by_x.setdefault(x, []).append(row[metric])
+    if not by_x:
+        return
+    order = sorted(by_x)
+    means = [statistics.fmean(by_x[x]) for x in order]
+    errors = [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0.0 for x in order]
+    ax.errorbar(order, means, yerr=errors, marker="o", capsize=3, label=label)
+    if min(order) > 0 and max(order) / min(order) > 20:
+        ax.set_xscale("log")
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _url(path: str) -> str:
+    return quote(path, safe="/=,+")
+
+
+def _markdown(title: str, intro: str, sections: list[Section]) -> str:
+    parts = [f"# {title}", intro] if intro else [f"# {title}"]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        for block in section.blocks:
+            if isinstance(block, Table):
+                parts.append(markdown_table(block._replace(body=_md_cells(block.body))))
+            elif isinstance(block, Figure):
+                parts.append(f"![{block.caption}]({_url(block.path)})")
+            else:
+                parts.append(str(block))
+    return "\n\n".join(parts) + "\n"
+
+
+def _md_cells(body: list[list]) -> list[list[str]]:
+    return [
+        [f"![{c.caption}]({_url(c.path)})" if isinstance(c, Figure) else str(c) for c in row]
+        for row in body
+    ]
+
+
+STYLE = """
+body { font-family: DejaVu Sans, sans-serif; margin: 2em auto; max-width: 1400px; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; image-rendering: pixelated; }
+figure { margin: 1em 0; }
+"""
+
+
+def _html(title: str, intro: str, sections: list[Section]) -> str:
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if intro:
+        parts.append(f"<p>{esc(intro)}</p>")
+    for section in sections:
+        parts.append(f"<h2>{esc(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, Table):
+                parts.append(_html_table(block))
+            elif isinstance(block, Figure):
+                parts.append(
+                    f'<figure><img src="{esc(_url(block.path))}" alt="{esc(block.caption)}">'
+                    f"<figcaption>{esc(block.caption)}</figcaption></figure>"
+                )
+            else:
+                text = esc(str(block))
+                if text.startswith("**") and text.endswith("**"):
+                    text = f"<strong>{text[2:-2]}</strong>"
+                parts.append(f"<p>{text}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(table: Table) -> str:
+    esc = html.escape
+    rows = ["<tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in table.header) + "</tr>"]
+    for body_row in table.body:
+        cells = []
+        for i, cell in enumerate(body_row):
+            if isinstance(cell, Figure):
+                cells.append(
+                    f'<td><img src="{esc(_url(cell.path))}" alt="{esc(cell.caption)}"></td>'
+                )
+            elif i >= table.label_columns:
+                cells.append(f'<td class="num">{esc(str(cell))}</td>')
+            else:
+                cells.append(f"<td>{esc(str(cell))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return "<table>\n" + "\n".join(rows) + "\n</table>"
