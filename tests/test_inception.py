@@ -219,3 +219,20 @@ def test_as_the_torchmetrics_fid_feature(features, weights_file):
     out64 = fresh(images[:2])
     assert out64.dtype == torch.float32
     torch.testing.assert_close(out64, features(images[:2]), rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_reports_inception_fid_from_a_local_file(weights_file, tmp_path):
+    """``robustvae evaluate RUN --inception FILE`` adds fid_inception (no download)."""
+    import json
+    import math
+
+    from robustvae.cli import main
+
+    run = tmp_path / "run"
+    flags = ["--width", "0.1", "--epochs", "1", "--no-progress", "--no-tensorboard"]
+    assert main(["train", "--out", run, *flags]) == 0
+    args = ["--images", "8", "--samples", "4", "--no-fid", "--inception", weights_file]
+    assert main(["evaluate", run, *args]) == 0
+    results = json.loads((run / "evaluation.json").read_text())
+    assert math.isfinite(results["fid_inception"]) and results["fid_inception"] > 0
+    assert "fid" not in results

@@ -8,6 +8,7 @@ the cell's pictures (samples, reconstructions, interpolations) and its evaluatio
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -88,7 +89,7 @@ def run_experiment(
     path: str | Path,
     out_dir: str | Path,
     jobs: int = 1,
-    progress: Callable[[str], Any] = print,
+    progress: Callable[[str], Any] = functools.partial(print, flush=True),
     ray_address: str | None = None,
     settings: dict[str, Any] | None = None,
     only: str | None = None,
