@@ -85,11 +85,14 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+PRINT_NOW = functools.partial(print, flush=True)
+
+
 def run_experiment(
     path: str | Path,
     out_dir: str | Path,
     jobs: int = 1,
-    progress: Callable[[str], Any] = functools.partial(print, flush=True),
+    progress: Callable[[str], Any] = PRINT_NOW,
     ray_address: str | None = None,
     settings: dict[str, Any] | None = None,
     only: str | None = None,
