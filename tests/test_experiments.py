@@ -1,4 +1,6 @@
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -268,3 +270,32 @@ def test_ray_runs_the_grid_like_one_process(tmp_path):
     assert [r["cell"] for r in one] == [r["cell"] for r in on_ray]
     for a, b in zip(one, on_ray, strict=True):
         assert float(b["test_loss"]) == pytest.approx(float(a["test_loss"]), rel=1e-3)
+
+
+def test_compare_from_the_cli_with_set_and_only(tmp_path, capsys):
+    from robustvae.cli import main
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "out"
+    fast = ["--images", "20", "--samples", "20", "--no-fid"]
+    args = ["compare", path, "--out", out, "--set", "width=0.05", "--only", "seed=1,*", *fast]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| logcosh |" in printed and f"report: {out / 'report.html'}" in printed
+    assert sorted(p.name for p in (out / "cells").iterdir()) == [
+        "seed=1,loss=l2",
+        "seed=1,loss=logcosh",
+    ]
+    saved = json.loads((out / "cells" / "seed=1,loss=l2" / "config.json").read_text())
+    assert saved["width"] == 0.05
+    assert main(["compare", path, "--out", out, "--set", "epochs"]) == 2  # KEY=VALUE needed
+    assert "--set needs KEY=VALUE" in capsys.readouterr().err
+
+
+def test_ray_missing_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    with pytest.raises(RuntimeError, match=r"pip install 'robustvae\[ray\]'"):
+        run_experiment(path, tmp_path / "out", progress=lambda *_: None, ray_address="local")

@@ -253,7 +253,7 @@ def _add_compare(subparsers) -> None:
         help="train and evaluate every cell of an experiment grid; write results and a report",
         description="Run every cell of EXPERIMENT (a TOML grid, see experiments/*.toml), "
         "skipping finished cells (re-running resumes the grid), evaluate each, and write "
-        "OUT/results.csv, OUT/results.md (mean ± std over seeds, %% against the baseline) and "
+        "OUT/results.csv, OUT/results.md (mean ± std over seeds, % against the baseline) and "
         "OUT/report.html + OUT/report.md (tables, every cell's pictures side by side, training "
         "curves, sweep plots).",
     )
@@ -278,7 +278,7 @@ def _add_compare(subparsers) -> None:
     parser.add_argument("--only", metavar="PATTERN", help="run the cells whose id matches")
     parser.add_argument("--images", type=int, help="override [evaluate] images")
     parser.add_argument("--samples", type=int, help="override [evaluate] samples")
-    parser.add_argument("--no-fid", dest="fid", action="store_false", default=None)
+    parser.add_argument("--no-fid", dest="fid", action="store_false", default=None, help="skip FID")
     parser.add_argument(
         "--inception", metavar="WEIGHTS", help="also FID in Inception features (local file)"
     )
