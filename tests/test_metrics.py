@@ -100,9 +100,30 @@ def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
     assert main(["train", "--out", run, "--loss", "normal", *flags]) == 0
     assert main(["evaluate", run, "--images", "200", "--samples", "400"]) == 0
     results = json.loads((run / "evaluation.json").read_text())
-    for key in ("sharpness_reconstructed", "sharpness_generated", "ssim", "psnr", "fid"):
+    keys = ("sharpness_reconstructed", "sharpness_generated", "ssim", "psnr", "fid", "mmd_to_prior")
+    for key in keys:
         assert math.isfinite(results[key]), key
     assert results["fid"] > 0 and 0 < results["classifier_test_accuracy"] <= 1
     assert results["fid_samples"] == [400, 400]
     bits = results["negative_elbo_nats"] / (784 * math.log(2))
     assert results["negative_elbo_bits_per_dim"] == pytest.approx(bits)
+
+
+def test_mmd_to_prior_is_near_zero_for_prior_codes_and_large_when_shifted():
+    from types import SimpleNamespace
+
+    from robustvae.metrics.evaluate import mmd_to_prior
+
+    class Encoder:  # a WAE-like model whose codes are given
+        def __init__(self, codes):
+            self.codes, self.config = codes, SimpleNamespace(prior_scale=1.0)
+
+        def encode(self, batch):
+            return self.codes[batch[:, 0, 0, 0].long()]
+
+    images = torch.arange(800.0).view(-1, 1, 1, 1)  # image i encodes to codes[i]
+    gen = torch.Generator().manual_seed(0)
+    prior_like = torch.randn(800, 8, generator=torch.Generator().manual_seed(1))
+    near = mmd_to_prior(Encoder(prior_like), images, gen, "cpu")
+    far = mmd_to_prior(Encoder(prior_like + 3.0), images, gen, "cpu")
+    assert abs(near) < 0.02 and far > 1.0  # 0.004 and 3.8 measured

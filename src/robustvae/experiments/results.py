@@ -16,7 +16,7 @@ METRICS = (
     ("ssim", "SSIM"),
     ("sq_l2", "squared L2"),
     ("test_kl", "KL"),
-    ("test_mmd", "MMD"),
+    ("mmd_to_prior", "MMD² to prior"),
     ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
 )
 

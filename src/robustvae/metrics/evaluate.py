@@ -6,6 +6,7 @@
   if the split is smaller), in the dataset classifier's coding layer, with its test accuracy;
 - SSIM, PSNR, squared L2 and L1 of the reconstructions (per image, averaged);
 - with a local Inception weights file, FID in Inception-v3's pool features as well;
+- MMD² between the codes of the test images and draws from the prior, for every model;
 - the test means of the training terms (loss, recon, KL or MMD), and for a VAE with a
   likelihood loss the negative ELBO in nats per image and bits per dimension.
 """
@@ -22,6 +23,7 @@ from robustvae.metrics import quality
 from robustvae.metrics.classifier import CodingLayer, dataset_classifier
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
+from robustvae.models import mmd_imq
 from robustvae.training.trainer import evaluate as test_terms
 from robustvae.training.trainer import load_data, load_run
 
@@ -31,6 +33,26 @@ LIKELIHOOD_LOSSES = ("normal", "laplace", "cauchy", "student_t", "adaptive")
 @torch.no_grad()
 def _in_batches(fn, images: torch.Tensor, device, size: int = 500) -> torch.Tensor:
     return torch.cat([fn(batch.to(device)).cpu() for batch in images.split(size)])
+
+
+@torch.no_grad()
+def mmd_to_prior(model, images: torch.Tensor, generator: torch.Generator, device) -> float:
+    """Unbiased IMQ-kernel MMD² (the WAE's, :func:`robustvae.models.mmd_imq`) between the codes
+    of ``images`` — a draw from q(z|x) for a VAE, the encoding for a WAE — and as many draws
+    from the prior: how well the aggregate posterior matches p(z), comparable across models."""
+    codes = []
+    for batch in images.split(500):
+        batch = batch.to(device)
+        if hasattr(model, "posterior"):
+            mean, log_var = model.posterior(batch)
+            noise = torch.randn(mean.shape, generator=generator).to(device)
+            codes.append((mean + torch.exp(0.5 * log_var) * noise).cpu())
+        else:
+            codes.append(model.encode(batch).cpu())
+    codes = torch.cat(codes).double()
+    scale = model.config.prior_scale
+    prior = scale * torch.randn(codes.shape, generator=generator, dtype=torch.float64)
+    return mmd_imq(codes, prior, prior_variance=scale**2).item()
 
 
 def evaluate_run(
@@ -64,6 +86,7 @@ def evaluate_run(
         "sq_l2": quality.squared_l2_per_image(recon, images).mean().item(),
         "l1": quality.l1_per_image(recon, images).mean().item(),
         "test": test_terms(model, test, torch.device(device)),
+        "mmd_to_prior": mmd_to_prior(model, images, generator, device),
     }
     if config.kind == "vae" and config.loss in LIKELIHOOD_LOSSES:
         nats = results["test"]["recon"] + results["test"]["kl"]
