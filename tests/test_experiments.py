@@ -289,6 +289,12 @@ def test_compare_from_the_cli_with_set_and_only(tmp_path, capsys):
     ]
     saved = json.loads((out / "cells" / "seed=1,loss=l2" / "config.json").read_text())
     assert saved["width"] == 0.05
+    (out / "report.md").unlink()
+    assert main(["report", path, "--out", out, "--set", "width=0.05"]) == 0  # trains nothing
+    assert "2 of 4 cells finished" in capsys.readouterr().out
+    assert "seed=1,loss=logcosh" in (out / "report.md").read_text()
+    assert "seed=0" not in (out / "report.md").read_text()
+    assert sorted(p.name for p in (out / "cells").iterdir())[0] == "seed=1,loss=l2"
     assert main(["compare", path, "--out", out, "--set", "epochs"]) == 2  # KEY=VALUE needed
     assert "--set needs KEY=VALUE" in capsys.readouterr().err
 

@@ -323,6 +323,33 @@ def _run_compare(args) -> int:
     return 0
 
 
+def _add_report(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="results tables and report of the cells of a grid finished so far",
+        description="Write OUT/results.csv, results.md, report.html and report.md from the "
+        "cells of EXPERIMENT that have finished, training nothing: look at a long grid while "
+        "it runs. Takes compare's --out, --set and --only.",
+    )
+    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--only", metavar="PATTERN")
+    parser.set_defaults(handler=_run_report)
+
+
+def _run_report(args) -> int:
+    from robustvae.experiments import load_experiment, report_experiment
+
+    out = args.out or Path("runs") / args.experiment.stem
+    settings = _key_values(args.settings, "--set")
+    experiment = report_experiment(args.experiment, out, settings, args.only)
+    total = len(load_experiment(args.experiment, settings, args.only).cells)
+    print((out / "results.md").read_text())
+    print(f"{len(experiment.cells)} of {total} cells finished; report: {out / 'report.html'}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -422,6 +449,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_interpolate,
     _add_evaluate,
     _add_compare,
+    _add_report,
     _add_demo,
     _add_data,
     _add_gallery,

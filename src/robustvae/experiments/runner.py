@@ -122,6 +122,32 @@ def run_experiment(
         finished = (run_cell(c, str(dirs[c.id]), experiment.evaluate) for c in todo)
     for cell_id in finished:
         tracker.finished(cell_id)
+    _write_tables_and_report(experiment, dirs, out_dir)
+    return experiment
+
+
+def report_experiment(
+    path: str | Path,
+    out_dir: str | Path,
+    settings: dict[str, Any] | None = None,
+    only: str | None = None,
+) -> Experiment:
+    """``robustvae report``: results and report of the cells finished so far, training none
+    (a long grid can be looked at while it runs). Returns the experiment of those cells."""
+    experiment = load_experiment(path, settings, only)
+    out_dir = Path(out_dir)
+    dirs = {cell.id: out_dir / "cells" / cell.id for cell in experiment.cells}
+    for cell in experiment.cells:
+        _check_same_settings(cell, dirs[cell.id])
+    finished = [c for c in experiment.cells if (dirs[c.id] / "evaluation.json").exists()]
+    if not finished:
+        raise ValueError(f"{out_dir}: no cell of {experiment.name} has finished yet")
+    experiment.cells = finished
+    _write_tables_and_report(experiment, dirs, out_dir)
+    return experiment
+
+
+def _write_tables_and_report(experiment: Experiment, dirs: dict, out_dir: Path) -> None:
     rows = []
     for cell in experiment.cells:
         if not (dirs[cell.id] / "samples.png").exists():  # finished by an older version
@@ -130,7 +156,6 @@ def run_experiment(
         rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation)})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir)
-    return experiment
 
 
 IGNORED_SETTINGS = ("progress", "tensorboard", "device")  # they don't change a cell's result
