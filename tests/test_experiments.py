@@ -1,4 +1,6 @@
+import csv
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -8,7 +10,8 @@ import pytest
 from robustvae.experiments import load_experiment, run_experiment
 from robustvae.experiments import runner as runner_module
 
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+PRESETS = sorted(PRESETS_DIR.glob("*.toml"))
 
 TINY = """
 name = "tiny"
@@ -208,8 +211,10 @@ def test_curvature_at_zero_is_a_for_logcosh_and_two_lambda_for_l2(tmp_path):
         10, rel=1e-9
     )
     assert curvature_at_zero(cells["arch=mlp,loss=l2"]) == pytest.approx(2, rel=1e-9)
-    l1 = load_experiment(path, settings={"loss": "l1", "loss_params": {}}).cells[0]
-    assert curvature_at_zero(l1) != curvature_at_zero(l1)  # nan: |t| has no curvature at 0
+    l1_path = tmp_path / "l1.toml"
+    l1_path.write_text("[[losses]]\nloss = 'l1'\n")
+    l1 = load_experiment(l1_path).cells[0]
+    assert math.isnan(curvature_at_zero(l1))  # |t| has no curvature at 0
 
 
 def test_report_shows_every_cell_curves_and_sweeps(tmp_path):
@@ -303,5 +308,100 @@ def test_ray_missing_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    with pytest.raises(RuntimeError, match=r"pip install 'robustvae\[ray\]'"):
+    with pytest.raises(ValueError, match=r"pip install 'robustvae\[ray\]'"):
         run_experiment(path, tmp_path / "out", progress=lambda *_: None, ray_address="local")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[grid]\nloss = ['l2', 'l1']", "not a \\[grid\\] axis"),
+        ("[grid]\nrecon_weight = [1.0]\n[[losses]]\nloss = 'l2'\nrecon_weight = 2.0", "both"),
+        (
+            "[[losses]]\nlabel = 'scaled l2'\nloss = 'l2'\n[[losses]]\nlabel = 'scaled-l2'\n"
+            "loss = 'l1'",
+            "share the id",
+        ),
+        (
+            "[grid]\narch = ['mlp']\n[[overrides]]\nwhen = { arch = 'cnv' }\nwidth = 1.0",
+            "matches no cell",
+        ),
+    ],
+)
+def test_ambiguous_grids_are_refused(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_experiment(path)
+
+
+def test_set_refuses_settings_that_vary_across_the_grid(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    for key in ("arch", "loss", "recon_weight", "loss_params"):
+        with pytest.raises(ValueError, match="would make them identical"):
+            load_experiment(path, settings={key: "x"})
+
+
+BROKEN = TINY.replace(
+    '[[losses]]\nloss = "l2"',
+    '[[losses]]\nloss = "l2"\n[[losses]]\nlabel = "broken"\nloss = "l1"\n'
+    '[[overrides]]\nwhen = { loss = "broken" }\ndataset = "fashion-mnist"\n'
+    'data_root = "/nonexistent/robustvae-test"',
+)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_cell_does_not_stop_the_grid(tmp_path, jobs):
+    from robustvae.experiments.runner import CellsFailed
+
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN)
+    out, lines = tmp_path / "out", []
+    fast = {"images": 20, "samples": 20}
+    with pytest.raises(CellsFailed, match=r"2 of 6 cells failed(.|\n)*seed=1,loss=broken"):
+        run_experiment(path, out, jobs=jobs, progress=lines.append, evaluate=fast)
+    assert sum("FAILED" in line for line in lines) == 2
+    with open(out / "results.csv") as f:
+        finished = [row["cell"] for row in csv.DictReader(f)]
+    assert sorted(finished) == sorted(
+        f"seed={s},loss={loss}" for s in (0, 1) for loss in ("l2", "logcosh")
+    )
+    assert "broken" not in (out / "report.md").read_text()
+
+
+def test_changed_evaluation_settings_re_evaluate_without_retraining(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "out"
+    run = out / "cells" / "seed=0,loss=l2"
+    run_experiment(path, out, progress=lambda *_: None, only="seed=0,loss=l2")
+    history = (run / "metrics.jsonl").read_bytes()
+    weights = {p.name: p.stat().st_mtime_ns for p in run.glob("*.safetensors")}
+    lines = []
+    run_experiment(
+        path, out, progress=lines.append, only="seed=0,loss=l2", evaluate={"samples": 30}
+    )
+    assert lines[0].endswith("1 cells, 0 already finished")
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["settings"]["samples"] == 30
+    assert (run / "metrics.jsonl").read_bytes() == history
+    assert {p.name: p.stat().st_mtime_ns for p in run.glob("*.safetensors")} == weights
+
+
+def test_presets_overrides_reach_their_cells():
+    def cells(name):
+        return {c.id: c.config for c in load_experiment(PRESETS_DIR / f"{name}.toml").cells}
+
+    celeba = cells("paper-celeba")
+    assert celeba["kind=wae,seed=0,loss=logcosh"].loss_params == {"a": 2.5}
+    assert celeba["kind=vae,seed=0,loss=logcosh"].loss_params == {"a": 100.0}
+    assert {c.epochs for i, c in celeba.items() if "kind=vae" in i} == {68}
+    assert {c.epochs for i, c in celeba.items() if "kind=wae" in i} == {55}
+    barron = cells("barron-vae")
+    assert {c.color for i, c in barron.items() if "pixels" in i} == {"rgb"}
+    assert {c.color for i, c in barron.items() if "pixels" not in i} == {"yuv"}
+    assert barron["representation=dct,seed=0,loss=adaptive"].loss_params["alpha_hi"] == 3.0
+    for name in ("quick-mnist5k", "fashion-mnist"):
+        widths = {(c.arch, c.width) for c in cells(name).values()}
+        assert widths == {("mlp", 1.0), ("conv", 0.125)}, name

@@ -309,15 +309,21 @@ def _run_compare(args) -> int:
         }.items()
         if v is not None
     }
-    run_experiment(
-        args.experiment,
-        out,
-        jobs=args.jobs,
-        ray_address=args.ray,
-        settings=_key_values(args.settings, "--set"),
-        only=args.only,
-        evaluate=evaluate,
-    )
+    from robustvae.experiments.runner import CellsFailed
+
+    try:
+        run_experiment(
+            args.experiment,
+            out,
+            jobs=args.jobs,
+            ray_address=args.ray,
+            settings=_key_values(args.settings, "--set"),
+            only=args.only,
+            evaluate=evaluate,
+        )
+    except CellsFailed as error:
+        print(f"{PROG} compare: {error}", file=sys.stderr)
+        return 3
     print((out / "results.md").read_text())
     print(f"report: {out / 'report.html'}")
     return 0

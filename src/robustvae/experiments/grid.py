@@ -151,11 +151,22 @@ def load_experiment(
     evaluate = {**EVALUATE_KEYS, **spec.get("evaluate", {})}
     if set(evaluate) - set(EVALUATE_KEYS):
         raise ValueError(f"{path}: [evaluate] takes only {sorted(EVALUATE_KEYS)}")
+    if "loss" in grid:
+        raise ValueError(f"{path}: 'loss' is not a [grid] axis; list the losses as [[losses]]")
     variants = []
     for entry in losses:
         if "loss" not in entry:
             raise ValueError(f"{path}: every [[losses]] entry needs a 'loss' name")
+        clash = sorted(set(entry) & set(grid))
+        if clash:
+            raise ValueError(f"{path}: {clash} is both a [grid] axis and set by a [[losses]] entry")
         variants += _loss_variants(entry, str(path))
+    fixed_by_grid = sorted(set(settings or {}) & (set(grid) | {k for e in losses for k in e}))
+    if fixed_by_grid:
+        raise ValueError(
+            f"{path}: {fixed_by_grid} vary across the grid's cells; a setting for every cell "
+            "(--set) would make them identical"
+        )
     labels = [label for label, _, _ in variants]
     if len(set(labels)) != len(labels):
         raise ValueError(f"{path}: loss labels must differ, got {labels}")
@@ -174,14 +185,16 @@ def load_experiment(
             )
     axes = list(grid) + ["loss"]
     cells = []
+    used = [False] * len(overrides)
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values, strict=True))
         for label, loss_settings, sweep in variants:
             cell_axes = {**point, "loss": label}
             merged = {**base, **point, **loss_settings}
-            for override in overrides:
+            for i, override in enumerate(overrides):
                 if _matches(override["when"], cell_axes, sweep):
                     merged.update({k: v for k, v in override.items() if k != "when"})
+                    used[i] = True
             merged.setdefault("progress", False)
             merged.update(settings or {})
             cell_id = ",".join(f"{k}={slug(v)}" for k, v in cell_axes.items())
@@ -191,6 +204,16 @@ def load_experiment(
             except ValueError as error:
                 raise ValueError(f"{path}: cell {cell_id}: {error}") from None
             cells.append(Cell(cell_id, cell_axes, config, sweep))
+    for override, matched in zip(overrides, used, strict=True):
+        if not matched:
+            raise ValueError(
+                f"{path}: [[overrides]] when = {override['when']} matches no cell (values are "
+                "the grid's and the loss labels as written, not as in cell ids)"
+            )
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"{path}: two cells would share the id(s) {twice}; rename a label")
     if only is not None:
         cells = [c for c in cells if fnmatch.fnmatchcase(c.id, only)]
         if not cells:

@@ -34,6 +34,7 @@ from robustvae.experiments.results import (  # noqa: E402
 )
 
 PANELS = ("samples", "reconstructions", "interpolations")
+CURVATURE = "curvature of the loss at 0, λ·ρ''(0)"
 LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
 SWEEP_METRICS = (
     ("fid", "FID (lower is better)"),
@@ -126,7 +127,7 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
             squeeze=False,
             layout="constrained",
         )
-        _enough_colours(axes[0], len(members))
+        _enough_colours(axes[0], len({c.axes["loss"] for c in members}))
         for ax, (term, title) in zip(axes[0], terms, strict=True):
             by_loss: dict[str, list[list[dict]]] = {}
             for cell in members:
@@ -213,32 +214,42 @@ def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path
         metrics.append(("sq_l2", "test squared L2"))
     others = [a for a in experiment.axes if a not in ("loss", "seed")]
     for key, members in group_by(swept, others, ()).items():
+        # One figure per x quantity: the curvature at 0 where it tells the sweep's values
+        # apart, else each swept setting on its own axis.
+        by_x: dict[str, list[tuple[str, list[float], list[dict]]]] = {}
         series: dict[str, list[dict]] = {}
         for row in members:
             series.setdefault(cells[row["cell"]].sweep.label, []).append(row)
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8))
-        x_titles = set()
         for label, points in series.items():
             sweep = cells[points[0]["cell"]].sweep
+            values = [cells[r["cell"]].sweep.value for r in points]
             curv = [curvature_at_zero(cells[r["cell"]]) for r in points]
-            use_curvature = all(math.isfinite(c) and c > 0 for c in curv)
-            xs = curv if use_curvature else [cells[r["cell"]].sweep.value for r in points]
-            x_titles.add("curvature of the loss at 0, λ·ρ''(0)" if use_curvature else sweep.setting)
-            legend = f"{label} ({sweep.setting} swept)"
-            for ax, (metric, title) in zip(axes, metrics, strict=True):
-                _plot_sweep(ax, xs, points, metric, legend)
-                ax.set_title(title, fontsize=10)
-        for ax in axes:
-            ax.set_xlabel(" / ".join(sorted(x_titles)))
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
+            distinct = len({round(c, 6) for c in curv}) == len(set(values))
+            if all(math.isfinite(c) and c > 0 for c in curv) and distinct:
+                by_x.setdefault(CURVATURE, []).append((label, curv, points))
+            else:
+                by_x.setdefault(sweep.setting, []).append((label, values, points))
         caption = ", ".join(f"{a} = {v}" for a, v in zip(others, key, strict=True))
-        fig.suptitle(caption or experiment.name, fontsize=11)
-        fig.tight_layout()
-        name = "sweep-" + (slug("-".join(map(str, key))) or "all") + ".png"
-        fig.savefig(out_dir / "report" / name, dpi=100)
-        plt.close(fig)
-        blocks.append(Figure(f"report/{name}", f"sweeps: {caption or experiment.name}"))
+        for x_title, plotted in by_x.items():
+            fig, axes = plt.subplots(
+                1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False
+            )
+            for label, xs, points in plotted:
+                legend = f"{label} ({cells[points[0]['cell']].sweep.setting} swept)"
+                for ax, (metric, title) in zip(axes[0], metrics, strict=True):
+                    _plot_sweep(ax, xs, points, metric, legend)
+                    ax.set_title(title, fontsize=10)
+            for ax in axes[0]:
+                ax.set_xlabel(x_title)
+                ax.grid(alpha=0.3)
+            axes[0][0].legend(fontsize=8)
+            fig.suptitle(caption or experiment.name, fontsize=11)
+            fig.tight_layout()
+            parts = [*map(str, key), "" if x_title == CURVATURE else x_title]
+            name = "sweep-" + (slug("-".join(p for p in parts if p)) or "all") + ".png"
+            fig.savefig(out_dir / "report" / name, dpi=100)
+            plt.close(fig)
+            blocks.append(Figure(f"report/{name}", f"sweeps: {caption or experiment.name}"))
     return blocks
 
 

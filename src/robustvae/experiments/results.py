@@ -80,6 +80,8 @@ def summary_table(experiment, rows: list[dict]) -> Table:
             text = f"{mean:.4g}"
             if len(values) > 1:
                 text += f" ± {statistics.stdev(values):.2g}"
+            if len(values) < len(members):
+                text += f" (n={len(values)})"  # some seeds lack this metric
             base = means.get(baseline_key, {}).get(metric)
             if experiment.baseline and key != baseline_key and base:
                 text += f" ({(mean - base) / abs(base):+.0%})"

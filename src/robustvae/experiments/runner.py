@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ def run_cell(cell: Cell, cell_dir: str, evaluate: dict, threads: int | None = No
     if threads:
         torch.set_num_threads(threads)
     run = Path(cell_dir)
-    if (run / "evaluation.json").exists():
+    if is_finished(run, evaluate):
         return cell.id
-    train(cell.config, run, resume=(run / LATEST).exists())
+    train(cell.config, run, resume=(run / LATEST).exists())  # a trained cell: a no-op
     device = str(pick_device(cell.config.device))
     draw_cell(cell, run, device)
     evaluate_run(
@@ -49,6 +50,23 @@ def run_cell(cell: Cell, cell_dir: str, evaluate: dict, threads: int | None = No
         inception=evaluate.get("inception"),
     )
     return cell.id
+
+
+def is_finished(run: Path, evaluate: dict) -> bool:
+    """Trained, drawn and evaluated with these [evaluate] settings."""
+    from robustvae.metrics.evaluate import evaluation_settings
+
+    path = run / "evaluation.json"
+    if not path.exists():
+        return False
+    wanted = evaluation_settings(
+        evaluate["images"], evaluate["samples"], evaluate["fid"], evaluate.get("inception")
+    )
+    return json.loads(path.read_text()).get("settings") == wanted
+
+
+class CellsFailed(RuntimeError):
+    """Some cells of a grid raised; the others finished and their results were written."""
 
 
 def draw_cell(cell: Cell, run: Path, device: str = "cpu") -> None:
@@ -68,13 +86,14 @@ class GridProgress:
         self.total, self.done, self.report = total, done, report
         self.started, self.ran = time.monotonic(), 0
 
-    def finished(self, cell_id: str) -> None:
+    def finished(self, cell_id: str, error: str | None = None) -> None:
         self.done += 1
         self.ran += 1
         elapsed = time.monotonic() - self.started
         left = elapsed / self.ran * (self.total - self.done)
+        status = f"FAILED {cell_id}: {error}" if error else cell_id
         self.report(
-            f"[{self.done}/{self.total}] {cell_id}  "
+            f"[{self.done}/{self.total}] {status}  "
             f"({_duration(elapsed)} elapsed, ~{_duration(left)} left)"
         )
 
@@ -110,20 +129,40 @@ def run_experiment(
     dirs = {cell.id: out_dir / "cells" / cell.id for cell in experiment.cells}
     for cell in experiment.cells:
         _check_same_settings(cell, dirs[cell.id])
-    todo = [c for c in experiment.cells if not (dirs[c.id] / "evaluation.json").exists()]
+    todo = [c for c in experiment.cells if not is_finished(dirs[c.id], experiment.evaluate)]
     total = len(experiment.cells)
     progress(f"{experiment.name}: {total} cells, {total - len(todo)} already finished")
     tracker = GridProgress(total, total - len(todo), progress)
     if ray_address is not None:
-        finished = _on_ray(ray_address, todo, dirs, experiment.evaluate, jobs)
+        outcomes = _on_ray(ray_address, todo, dirs, experiment.evaluate, jobs)
     elif jobs > 1:
-        finished = _in_processes(todo, dirs, experiment.evaluate, jobs)
+        outcomes = _in_processes(todo, dirs, experiment.evaluate, jobs)
     else:
-        finished = (run_cell(c, str(dirs[c.id]), experiment.evaluate) for c in todo)
-    for cell_id in finished:
-        tracker.finished(cell_id)
-    _write_tables_and_report(experiment, dirs, out_dir)
+        outcomes = (_outcome(run_cell, c, str(dirs[c.id]), experiment.evaluate) for c in todo)
+    failed = {}
+    for cell_id, error in outcomes:
+        tracker.finished(cell_id, error)
+        if error is not None:
+            failed[cell_id] = error
+    finished = [c for c in experiment.cells if c.id not in failed]
+    if finished:
+        _write_tables_and_report(replace(experiment, cells=finished), dirs, out_dir)
+    if failed:
+        listing = "\n".join(f"  {cell_id}: {error}" for cell_id, error in failed.items())
+        raise CellsFailed(
+            f"{len(failed)} of {total} cells failed (the others' results are written; "
+            f"re-running retries the failed ones):\n{listing}"
+        )
     return experiment
+
+
+def _outcome(fn, cell: Cell, *args) -> tuple[str, str | None]:
+    """(cell id, None) when ``fn`` succeeds, (cell id, the error as text) when it raises."""
+    try:
+        fn(cell, *args)
+        return cell.id, None
+    except Exception as error:  # noqa: BLE001 - one cell's failure must not stop the grid
+        return cell.id, f"{type(error).__name__}: {error}"
 
 
 def report_experiment(
@@ -142,7 +181,7 @@ def report_experiment(
     finished = [c for c in experiment.cells if (dirs[c.id] / "evaluation.json").exists()]
     if not finished:
         raise ValueError(f"{out_dir}: no cell of {experiment.name} has finished yet")
-    experiment.cells = finished
+    experiment = replace(experiment, cells=finished)
     _write_tables_and_report(experiment, dirs, out_dir)
     return experiment
 
@@ -158,7 +197,8 @@ def _write_tables_and_report(experiment: Experiment, dirs: dict, out_dir: Path) 
     write_report(experiment, rows, out_dir)
 
 
-IGNORED_SETTINGS = ("progress", "tensorboard", "device")  # they don't change a cell's result
+# They don't change a cell's result (data_root: the same data may move).
+IGNORED_SETTINGS = ("progress", "tensorboard", "device", "data_root")
 
 
 def _check_same_settings(cell: Cell, run: Path) -> None:
@@ -181,35 +221,52 @@ def _check_same_settings(cell: Cell, run: Path) -> None:
         )
 
 
-def _in_processes(todo: list[Cell], dirs: dict, evaluate: dict, jobs: int) -> Iterable[str]:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _in_processes(todo: list[Cell], dirs: dict, evaluate: dict, jobs: int) -> Iterable:
+    threads = max(1, _usable_cpus() // jobs)
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
     with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
-        futures = [pool.submit(run_cell, c, str(dirs[c.id]), evaluate, threads) for c in todo]
+        futures = {pool.submit(run_cell, c, str(dirs[c.id]), evaluate, threads): c.id for c in todo}
         for future in as_completed(futures):
-            yield future.result()
+            error = future.exception()
+            yield futures[future], None if error is None else f"{type(error).__name__}: {error}"
 
 
-def _on_ray(address: str, todo: list[Cell], dirs: dict, evaluate: dict, jobs: int):
-    """Each cell is a Ray task of one GPU if the cluster has GPUs, else ``cpus`` cores; the
-    output directory must be on storage every node shares. ``address`` "local" starts a
-    private local cluster; anything else is passed to ``ray.init`` ("auto", "ray://host:port")."""
+def _on_ray(address: str, todo: list[Cell], dirs: dict, evaluate: dict, jobs: int) -> Iterable:
+    """Each cell is a Ray task of one GPU if the cluster has GPUs, else of ``cpus`` cores (the
+    largest node's cores over ``jobs``; 1 with ``jobs`` = 1). The output directory, the data
+    and any Inception weights must be at the same paths on every node. ``address`` "local"
+    starts a private cluster on this machine; anything else goes to ``ray.init`` ("auto",
+    "ray://host:10001")."""
     try:
         import ray
     except ImportError:
-        raise RuntimeError(
+        raise ValueError(
             "--ray needs Ray: pip install 'robustvae[ray]' (or pip install ray)"
         ) from None
-    ray.init(address=None if address == "local" else address, log_to_driver=False)
+    if evaluate.get("inception"):
+        evaluate = {**evaluate, "inception": str(Path(evaluate["inception"]).resolve())}
+    ray.init(address=address, log_to_driver=False)
     try:
-        resources = ray.cluster_resources()
-        gpus = 1 if resources.get("GPU", 0) >= 1 else 0
-        cpus = max(1, int(resources.get("CPU", 1)) // max(jobs, 1)) if jobs > 1 else 1
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        node_cpus = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n["Alive"])
+        cpus = max(1, node_cpus // jobs) if jobs > 1 else 1
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(run_cell)
-        pending = [task.remote(c, str(dirs[c.id].resolve()), evaluate, cpus) for c in todo]
+        pending = {task.remote(c, str(dirs[c.id].resolve()), evaluate, cpus): c.id for c in todo}
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            cell_id = pending.pop(ready)
+            try:
+                ray.get(ready)
+                yield cell_id, None
+            except Exception as error:  # noqa: BLE001 - a failed task; the others go on
+                yield cell_id, f"{type(error).__name__}: {error}"
     finally:
         ray.shutdown()
 
@@ -217,6 +274,8 @@ def _on_ray(address: str, todo: list[Cell], dirs: dict, evaluate: dict, jobs: in
 def _flatten(evaluation: dict) -> dict:
     flat = {}
     for key, value in evaluation.items():
+        if key == "settings":
+            continue
         if isinstance(value, dict):
             flat.update({f"{key}_{k}": v for k, v in value.items()})
         elif not isinstance(value, list):

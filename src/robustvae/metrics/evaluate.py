@@ -35,6 +35,17 @@ def _in_batches(fn, images: torch.Tensor, device, size: int = 500) -> torch.Tens
     return torch.cat([fn(batch.to(device)).cpu() for batch in images.split(size)])
 
 
+def evaluation_settings(n_images, n_samples, fid, inception, seed=0) -> dict:
+    """What an evaluation.json was computed with (a grid re-evaluates cells whose differ)."""
+    return {
+        "images": n_images,
+        "samples": n_samples,
+        "fid": bool(fid),
+        "inception": None if inception is None else str(Path(inception).resolve()),
+        "seed": seed,
+    }
+
+
 @torch.no_grad()
 def mmd_to_prior(model, images: torch.Tensor, generator: torch.Generator, device) -> float:
     """Unbiased IMQ-kernel MMD² (the WAE's, :func:`robustvae.models.mmd_imq`) between the codes
@@ -109,6 +120,7 @@ def evaluate_run(
         results["fid_inception"] = frechet_distance(
             features, real, samples, device=device, batch_size=50
         )
+    results["settings"] = evaluation_settings(n_images, n_samples, fid, inception, seed)
     path = Path(run_dir) / "evaluation.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results
