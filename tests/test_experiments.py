@@ -84,6 +84,13 @@ def test_compare_runs_the_grid_writes_tables_and_resumes(tmp_path, monkeypatch):
     assert len(csv_rows) == 1 + 4
     table = (out / "results.md").read_text()
     assert "| l2 |" in table and "| logcosh |" in table and " ± " in table and "%)" in table
+    with open(out / "results.csv") as f:
+        by_loss = {}
+        for row in csv.DictReader(f):
+            by_loss.setdefault(row["loss"], []).append(float(row["sharpness_generated"]))
+    means = {loss: sum(v) / len(v) for loss, v in by_loss.items()}
+    change = (means["logcosh"] - means["l2"]) / means["l2"]
+    assert f"{means['logcosh']:.4g} ± " in table and f"({change:+.0%})" in table
 
     trained = []
     real = runner_module.run_cell

@@ -83,12 +83,12 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["cell"] for r in rows] == [c.id for c in experiment.cells]
-    assert all(float(r["sharpness_generated"]) >= 0 for r in rows)
+    assert all(np.isfinite(float(r["sharpness_generated"])) for r in rows)
     if name.startswith("barron"):  # likelihoods: the negative ELBO in bits per dimension
         assert all(np.isfinite(float(r["negative_elbo_bits_per_dim"])) for r in rows)
     report = (out / "report.md").read_text()
     for cell in experiment.cells:
         assert (out / "cells" / cell.id / "samples.png").exists()
-        assert cell.axes["loss"] in report
+        assert f"(cells/{cell.id}/samples.png)" in report
     if name == "sweep-a-lambda":
         assert "## Sweeps" in report and list((out / "report").glob("sweep-*.png"))
