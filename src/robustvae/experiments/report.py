@@ -32,6 +32,7 @@ from robustvae.experiments.results import (  # noqa: E402
     summary_table,
     table_caption,
 )
+from robustvae.metrics.evaluate import LIKELIHOOD_LOSSES  # noqa: E402
 
 PANELS = ("samples", "reconstructions", "interpolations")
 CURVATURE = "curvature of the loss at 0, λ·ρ''(0)"
@@ -114,7 +115,11 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
         groups.setdefault(key, []).append(cell)
     for key, members in groups.items():
         histories = {c.id: read_metrics(out_dir / "cells" / c.id) for c in members}
-        terms = [("sq_l2", "test squared L2 (sum over pixels)")] + [
+        likelihoods = all(
+            c.config.kind == "vae" and c.config.loss in LIKELIHOOD_LOSSES for c in members
+        )
+        terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
+        terms += [("sq_l2", "test squared L2 (sum over pixels)")] + [
             (name, title)
             for name, title in LATENT_TERMS
             if any(name in h[0]["test"] for h in histories.values() if h)
@@ -139,7 +144,7 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
             ax.grid(alpha=0.3)
             if term == "sq_l2":
                 ax.set_yscale("log")
-        _legend(fig, axes[0][0], len({c.axes["loss"] for c in members}))
+        _legend(fig, axes[0][-1], len({c.axes["loss"] for c in members}))
         name = "curves-" + (slug("-".join(f"{a}-{v}" for a, v in key)) or "all") + ".png"
         caption = ", ".join(f"{a} = {v}" for a, v in key) or experiment.name
         fig.suptitle(caption, fontsize=11)
