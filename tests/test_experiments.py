@@ -412,3 +412,15 @@ def test_presets_overrides_reach_their_cells():
     for name in ("quick-mnist5k", "fashion-mnist"):
         widths = {(c.arch, c.width) for c in cells(name).values()}
         assert widths == {("mlp", 1.0), ("conv", 0.125)}, name
+
+
+def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "out"
+    fast = {"images": 20, "samples": 20}
+    for only in ("seed=1,loss=l2", "seed=0,loss=l2"):
+        run_experiment(path, out, progress=lambda *_: None, only=only, evaluate=fast)
+    with open(out / "results.csv") as f:
+        assert [row["cell"] for row in csv.DictReader(f)] == ["seed=0,loss=l2", "seed=1,loss=l2"]
+    assert "l2 | " in (out / "results.md").read_text()

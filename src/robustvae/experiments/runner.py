@@ -144,9 +144,11 @@ def run_experiment(
         tracker.finished(cell_id, error)
         if error is not None:
             failed[cell_id] = error
-    finished = [c for c in experiment.cells if c.id not in failed]
-    if finished:
-        _write_tables_and_report(replace(experiment, cells=finished), dirs, out_dir)
+    # The tables cover every finished cell of the grid, also those outside --only.
+    whole = experiment if only is None else load_experiment(path, settings)
+    shown = [c for c in finished_cells(whole, out_dir) if c.id not in failed]
+    if shown:
+        _write_tables_and_report(replace(whole, cells=shown), out_dir)
     if failed:
         listing = "\n".join(f"  {cell_id}: {error}" for cell_id, error in failed.items())
         raise CellsFailed(
@@ -175,23 +177,33 @@ def report_experiment(
     (a long grid can be looked at while it runs). Returns the experiment of those cells."""
     experiment = load_experiment(path, settings, only)
     out_dir = Path(out_dir)
-    dirs = {cell.id: out_dir / "cells" / cell.id for cell in experiment.cells}
     for cell in experiment.cells:
-        _check_same_settings(cell, dirs[cell.id])
-    finished = [c for c in experiment.cells if (dirs[c.id] / "evaluation.json").exists()]
+        _check_same_settings(cell, out_dir / "cells" / cell.id)
+    finished = finished_cells(experiment, out_dir)
     if not finished:
         raise ValueError(f"{out_dir}: no cell of {experiment.name} has finished yet")
     experiment = replace(experiment, cells=finished)
-    _write_tables_and_report(experiment, dirs, out_dir)
+    _write_tables_and_report(experiment, out_dir)
     return experiment
 
 
-def _write_tables_and_report(experiment: Experiment, dirs: dict, out_dir: Path) -> None:
+def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:
+    """The cells evaluated under ``out_dir`` with their own settings (any [evaluate] ones)."""
+    return [
+        cell
+        for cell in experiment.cells
+        if (out_dir / "cells" / cell.id / "evaluation.json").exists()
+        and not _changed_settings(cell, out_dir / "cells" / cell.id)
+    ]
+
+
+def _write_tables_and_report(experiment: Experiment, out_dir: Path) -> None:
     rows = []
     for cell in experiment.cells:
-        if not (dirs[cell.id] / "samples.png").exists():  # finished by an older version
-            draw_cell(cell, dirs[cell.id])
-        evaluation = json.loads((dirs[cell.id] / "evaluation.json").read_text())
+        run = out_dir / "cells" / cell.id
+        if not (run / "samples.png").exists():  # finished by an older version
+            draw_cell(cell, run)
+        evaluation = json.loads((run / "evaluation.json").read_text())
         rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation)})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir)
@@ -201,20 +213,25 @@ def _write_tables_and_report(experiment: Experiment, dirs: dict, out_dir: Path) 
 IGNORED_SETTINGS = ("progress", "tensorboard", "device", "data_root")
 
 
-def _check_same_settings(cell: Cell, run: Path) -> None:
-    """A cell directory left by a run with other settings is never reused or overwritten."""
+def _changed_settings(cell: Cell, run: Path) -> list[tuple[str, Any, Any]]:
+    """(setting, saved value, the cell's value) where ``run`` was trained otherwise."""
     saved_path = run / "config.json"
     if not saved_path.exists():
-        return
+        return []
     saved = json.loads(saved_path.read_text())
     wanted = cell.config.to_dict()
-    changed = sorted(
-        k
-        for k in set(saved) | set(wanted)
+    return [
+        (k, saved.get(k), wanted.get(k))
+        for k in sorted(set(saved) | set(wanted))
         if k not in IGNORED_SETTINGS and saved.get(k) != wanted.get(k)
-    )
+    ]
+
+
+def _check_same_settings(cell: Cell, run: Path) -> None:
+    """A cell directory left by a run with other settings is never reused or overwritten."""
+    changed = _changed_settings(cell, run)
     if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} → {wanted.get(k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {old!r} → {new!r}" for k, old, new in changed)
         raise ValueError(
             f"{run} was run with other settings ({details}); use another --out, or remove that "
             "directory to run the cell again"
