@@ -247,6 +247,22 @@ def _run_interpolate(args) -> int:
 # ----------------------------------------------------------------------------- compare
 
 
+def _add_grid_arguments(parser) -> None:
+    """EXPERIMENT, --out, --set and --only: which grid, where, and which of its cells."""
+    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run setting for every cell, e.g. --set epochs=1 (repeatable); changes cell "
+        "results, so use a fresh --out",
+    )
+    parser.add_argument("--only", metavar="PATTERN", help="the cells whose id matches")
+
+
 def _add_compare(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
@@ -257,8 +273,7 @@ def _add_compare(subparsers) -> None:
         "OUT/report.html + OUT/report.md (tables, every cell's pictures side by side, training "
         "curves, sweep plots).",
     )
-    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
-    parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
+    _add_grid_arguments(parser)
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     parser.add_argument(
         "--ray",
@@ -266,16 +281,6 @@ def _add_compare(subparsers) -> None:
         help="run the cells as Ray tasks: 'local' starts a cluster on this machine, else a "
         "cluster address ('auto', 'ray://host:10001'); OUT must be shared by every node",
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a run setting for every cell, e.g. --set epochs=1 (repeatable); changes cell "
-        "results, so use a fresh --out",
-    )
-    parser.add_argument("--only", metavar="PATTERN", help="run the cells whose id matches")
     parser.add_argument("--images", type=int, help="override [evaluate] images")
     parser.add_argument("--samples", type=int, help="override [evaluate] samples")
     parser.add_argument("--no-fid", dest="fid", action="store_false", default=None, help="skip FID")
@@ -337,10 +342,7 @@ def _add_report(subparsers) -> None:
         "cells of EXPERIMENT that have finished, training nothing: look at a long grid while "
         "it runs. Takes compare's --out, --set and --only.",
     )
-    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT")
-    parser.add_argument("--out", type=Path, default=None, help="default: runs/<file name>")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--only", metavar="PATTERN")
+    _add_grid_arguments(parser)
     parser.set_defaults(handler=_run_report)
 
 
