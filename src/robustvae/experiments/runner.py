@@ -2,8 +2,11 @@
 finished ones (re-running resumes the grid), in parallel processes with ``jobs`` > 1 or on a
 Ray cluster with ``ray_address``, then write results.csv, results.md and the report.
 
-A cell is finished when its ``evaluation.json`` exists; it is written last, after training,
-the cell's pictures (samples, reconstructions, interpolations) and its evaluation.
+A cell is finished when its ``evaluation.json`` exists and records the [evaluate] settings
+asked for (other settings: the cell is evaluated again, not retrained). It is written last,
+after training and the cell's pictures (samples, reconstructions, interpolations). A cell
+directory trained with other run settings is refused. A cell that raises is reported and the
+grid goes on; the tables are written from every finished cell, then ``CellsFailed`` is raised.
 """
 
 from __future__ import annotations
