@@ -34,14 +34,15 @@ def plain_loop(config: RunConfig, epochs: int) -> float:
     """images/s of a hand-written loop: same model, Adam, batches and number of steps."""
     torch.manual_seed(config.seed)
     data = load_dataset(config.dataset, "train")
-    model = build_model(config.model_config(tuple(data.images.shape[1:])))
+    model = build_model(config.model.resolve(config.kind, data.item_shape))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
     images_seen, seconds = 0, 0.0
     for epoch in range(epochs):
         batches.set_epoch(epoch)
         start = time.perf_counter()
-        for images, _ in batches:
+        for batch in batches:
+            images = batch["image"]
             loss = model(images)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     load_dataset("mnist-5k", "train")  # parse and cache before timing
-    base = RunConfig(progress=False, tensorboard=False, device="cpu")
+    base = RunConfig.make(progress=False, tensorboard=False, device="cpu")
     compare("VAE MLP w1 l2", base, args.epochs, args.rounds)
     conv = base.replace(arch="conv", width=0.125, loss="logcosh", loss_params={"a": 100.0})
     compare("VAE Conv w1/8 logcosh", conv, max(1, args.epochs // 5), args.rounds)

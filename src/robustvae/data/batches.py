@@ -1,5 +1,5 @@
-"""Mini-batches from a dataset held in memory: one indexing operation per batch, no per-item
-``__getitem__``, and the same order on every process of a distributed run."""
+"""Mini-batches from data held in memory: one indexing operation per tensor and batch, no
+per-item ``__getitem__``, and the same order on every process of a distributed run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-
-from robustvae.data.datasets import ImageDataset
 
 __all__ = ["Batches"]
 
@@ -20,10 +18,12 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 class Batches:
-    """Iterate ``(images, labels)`` mini-batches of an :class:`ImageDataset`.
+    """Iterate mini-batches of data held in memory, each a dict of named tensors.
 
     Args:
-        dataset: the data, in memory. ``labels`` in each batch is None when the dataset has none.
+        dataset: the data: an object with ``tensors``, a dict of tensors of equal length along
+            their first dimension (an :class:`~robustvae.data.ImageDataset` gives ``image`` and,
+            when it has labels, ``label``). Each batch holds the same names.
         batch_size: the **global** batch size: the number of rows all ranks together take per
             step. With ``world_size`` ranks each rank gets ``batch_size // world_size`` rows of
             every full batch, so ``batch_size`` must be divisible by ``world_size``
@@ -57,8 +57,15 @@ class Batches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if not isinstance(dataset, ImageDataset):
-            raise ValueError(f"Batches needs an ImageDataset, got {type(dataset).__name__}")
+        tensors = getattr(dataset, "tensors", None)
+        if not isinstance(tensors, dict) or not tensors:
+            raise ValueError(
+                f"Batches needs data with named tensors (an ImageDataset, say), got "
+                f"{type(dataset).__name__}"
+            )
+        lengths = {name: len(t) for name, t in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"the data's tensors differ in length: {lengths}")
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.world_size = _check_int("world_size", world_size, 1)
         self.rank = _check_int("rank", rank, 0)
@@ -85,38 +92,40 @@ class Batches:
         self.epoch = _check_int("epoch", epoch, 0)
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.dataset), self.batch_size)
+        full, rest = divmod(self._rows(), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     def order(self) -> Tensor:
         """The global order of the current epoch (int64 indices, identical on every rank)."""
-        n = len(self.dataset)
+        n = self._rows()
         if not self.shuffle:
             return torch.arange(n)
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         return torch.randperm(n, generator=g)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
-        images, labels = self.dataset.images, self.dataset.labels
-        n, size, w, k = len(self.dataset), self.batch_size, self.world_size, self.rank
+    def _rows(self) -> int:
+        return len(next(iter(self.dataset.tensors.values())))
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        tensors = self.dataset.tensors
+        n, size, w, k = self._rows(), self.batch_size, self.world_size, self.rank
         # The order is drawn on the CPU (the same on every machine), then moved to the data.
-        order = self.order().to(images.device) if self.shuffle else None
+        device = next(iter(tensors.values())).device
+        order = self.order().to(device) if self.shuffle else None
         for b in range(len(self)):
             start = b * size
             r = min(size, n - start)
             lo, hi = start + k * r // w, start + (k + 1) * r // w
             if order is None:  # contiguous rows: views, no copy
-                yield images[lo:hi], None if labels is None else labels[lo:hi]
+                yield {name: t[lo:hi] for name, t in tensors.items()}
             else:
                 idx = order[lo:hi]
-                yield (
-                    images.index_select(0, idx),
-                    None if labels is None else labels.index_select(0, idx),
-                )
+                yield {name: t.index_select(0, idx) for name, t in tensors.items()}
 
     def __repr__(self) -> str:
+        name = f"{getattr(self.dataset, 'name', '')}/{getattr(self.dataset, 'split', '')}"
         return (
-            f"Batches({self.dataset.name}/{self.dataset.split}: {len(self.dataset)} images, "
+            f"Batches({name}: {self._rows()} rows, "
             f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
             f"epoch={self.epoch}, drop_last={self.drop_last}, rank={self.rank}, "
             f"world_size={self.world_size})"

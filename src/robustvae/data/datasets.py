@@ -33,6 +33,7 @@ __all__ = [
     "MNIST5K_SEED",
     "MNIST5K_TRAIN",
     "CELEBA_IMAGE_SIZE",
+    "known_shape",
 ]
 
 #: Every name :func:`load_dataset` knows.
@@ -94,6 +95,19 @@ class ImageDataset:
         """(H, W)."""
         return self.images.shape[2], self.images.shape[3]
 
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def tensors(self) -> dict[str, Tensor]:
+        """The dataset as named tensors (what ``Batches`` yields a rows of): ``image``, and
+        ``label`` when the dataset has labels."""
+        if self.labels is None:
+            return {"image": self.images}
+        return {"image": self.images, "label": self.labels}
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
@@ -102,6 +116,16 @@ class ImageDataset:
         labels = "no labels" if self.labels is None else "labels"
         shape = f"{len(self)}×{self.channels}×{h}×{w}"
         return f"ImageDataset({self.name}/{self.split}: {shape}, {labels})"
+
+
+def known_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int] | None:
+    """The image shape of ``dataset`` when it is known without loading it (None for folders)."""
+    shape = {"mnist-5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}.get(
+        dataset, (3, CELEBA_IMAGE_SIZE, CELEBA_IMAGE_SIZE) if dataset == "celeba" else None
+    )
+    if shape is not None and image_size is not None:
+        shape = (shape[0], image_size, image_size)
+    return shape
 
 
 # ----------------------------------------------------------------------------- helpers

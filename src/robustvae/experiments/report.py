@@ -32,9 +32,8 @@ from robustvae.experiments.results import (  # noqa: E402
     summary_table,
     table_caption,
 )
-from robustvae.metrics.evaluate import LIKELIHOOD_LOSSES  # noqa: E402
-
-PANELS = ("samples", "reconstructions", "interpolations")
+from robustvae.kinds import get_kind  # noqa: E402
+from robustvae.losses import LIKELIHOOD_LOSSES  # noqa: E402
 CURVATURE = "curvature of the loss at 0, λ·ρ''(0)"
 LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
 SWEEP_METRICS = (
@@ -97,16 +96,19 @@ def _picture_tables(experiment: Experiment) -> list:
         if key:
             blocks.append("**" + ", ".join(f"{a} = {v}" for a, v in key) + "**")
         header = [""] + [c.axes["loss"] for c in members]
+        panels = dict.fromkeys(
+            p for c in members for p in get_kind(c.config.kind).evaluator().PANELS
+        )
         body = [
             [panel] + [Figure(f"cells/{c.id}/{panel}.png", f"{c.id} {panel}") for c in members]
-            for panel in PANELS
+            for panel in panels
         ]
         blocks.append(Table(header, body, 1))
     return blocks
 
 
 def _curves(experiment: Experiment, out_dir: Path) -> list:
-    from robustvae.training.trainer import read_metrics
+    from robustvae.training import RunDir
 
     blocks: list = []
     groups: dict[tuple, list[Cell]] = {}
@@ -114,9 +116,10 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
         key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
         groups.setdefault(key, []).append(cell)
     for key, members in groups.items():
-        histories = {c.id: read_metrics(out_dir / "cells" / c.id) for c in members}
+        histories = {c.id: RunDir(out_dir / "cells" / c.id).read_metrics() for c in members}
         likelihoods = all(
-            c.config.kind == "vae" and c.config.loss in LIKELIHOOD_LOSSES for c in members
+            c.config.kind == "vae" and getattr(c.config.model, "loss", None) in LIKELIHOOD_LOSSES
+            for c in members
         )
         terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
         terms += [("sq_l2", "test squared L2 (sum over pixels)")] + [
@@ -193,8 +196,11 @@ def curvature_at_zero(cell: Cell) -> float:
 
     from robustvae.losses import get_loss
 
+    model = cell.config.model
+    if not hasattr(model, "loss"):
+        return math.nan
     try:
-        loss = get_loss(cell.config.loss, reduction="none", **cell.config.loss_params).double()
+        loss = get_loss(model.loss, reduction="none", **model.loss_kwargs()).double()
     except (TypeError, ValueError):
         return math.nan
     estimates = []
@@ -206,7 +212,7 @@ def curvature_at_zero(cell: Cell) -> float:
     coarse, fine = estimates
     if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
         return math.nan
-    return cell.config.recon_weight * fine
+    return model.recon_weight * fine
 
 
 def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path) -> list:

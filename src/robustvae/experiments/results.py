@@ -8,17 +8,13 @@ import statistics
 from pathlib import Path
 from typing import NamedTuple
 
-METRICS = (
-    ("sharpness_reconstructed", "sharpness (recon.)"),
-    ("sharpness_generated", "sharpness (gen.)"),
-    ("fid", "FID"),
-    ("fid_inception", "FID (Inception)"),
-    ("ssim", "SSIM"),
-    ("sq_l2", "squared L2"),
-    ("test_kl", "KL"),
-    ("mmd_to_prior", "MMD² to prior"),
-    ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
-)
+from robustvae.kinds import get_kind
+
+
+def columns(experiment) -> list[tuple[str, str]]:
+    """(key, title) of the table's metric columns: those of the cells' kinds, in order."""
+    kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
+    return list(dict.fromkeys(c for k in kinds for c in get_kind(k).evaluator().COLUMNS))
 
 
 class Table(NamedTuple):
@@ -56,7 +52,7 @@ def group_by(rows: list[dict], axes: list[str], drop: tuple[str, ...]) -> dict[t
 def summary_table(experiment, rows: list[dict]) -> Table:
     """Header and body of the results table: one row per cell with the seeds pooled."""
     axes = [a for a in experiment.axes if a != "seed"]
-    metrics = [(k, name) for k, name in METRICS if any(k in r for r in rows)]
+    metrics = [(k, name) for k, name in columns(experiment) if any(k in r for r in rows)]
     groups = group_by(rows, experiment.axes, ("seed",))
     means = {
         key: {

@@ -12,7 +12,6 @@ grid goes on; the tables are written from every finished cell, then ``CellsFaile
 from __future__ import annotations
 
 import functools
-import json
 import multiprocessing
 import os
 import time
@@ -31,55 +30,34 @@ def run_cell(cell: Cell, cell_dir: str, evaluate: dict, threads: int | None = No
     """Train (or resume), draw and evaluate one cell in ``cell_dir``; return its id."""
     import torch
 
-    from robustvae.metrics.evaluate import evaluate_run
-    from robustvae.training import train
+    from robustvae.evaluation import draw_run, evaluate_run
+    from robustvae.training import RunDir, train
     from robustvae.training.distributed import pick_device
-    from robustvae.training.trainer import LATEST
 
     if threads:
         torch.set_num_threads(threads)
     run = Path(cell_dir)
-    if is_finished(run, evaluate):
+    if is_finished(cell, run, evaluate):
         return cell.id
-    train(cell.config, run, resume=(run / LATEST).exists())  # a trained cell: a no-op
+    train(cell.config, run, resume=RunDir(run).has_checkpoint())  # a trained cell: a no-op
     device = str(pick_device(cell.config.device))
-    draw_cell(cell, run, device)
-    evaluate_run(
-        run,
-        evaluate["images"],
-        evaluate["samples"],
-        evaluate["fid"],
-        device=device,
-        inception=evaluate.get("inception"),
-    )
+    draw_run(run, device)
+    evaluate_run(run, device, **evaluate)
     return cell.id
 
 
-def is_finished(run: Path, evaluate: dict) -> bool:
-    """Trained, drawn and evaluated with these [evaluate] settings."""
-    from robustvae.metrics.evaluate import evaluation_settings
+def is_finished(cell: Cell, run: Path, evaluate: dict) -> bool:
+    """Trained for the cell's epochs, drawn and evaluated with these [evaluate] settings."""
+    from robustvae.evaluation import is_evaluated
+    from robustvae.training import RunDir
 
-    path = run / "evaluation.json"
-    if not path.exists():
-        return False
-    wanted = evaluation_settings(
-        evaluate["images"], evaluate["samples"], evaluate["fid"], evaluate.get("inception")
-    )
-    return json.loads(path.read_text()).get("settings") == wanted
+    metrics = RunDir(run).read_metrics()
+    trained = bool(metrics) and metrics[-1]["epoch"] >= cell.config.epochs
+    return trained and is_evaluated(run, **evaluate)
 
 
 class CellsFailed(RuntimeError):
     """Some cells of a grid raised; the others finished and their results were written."""
-
-
-def draw_cell(cell: Cell, run: Path, device: str = "cpu") -> None:
-    """The best checkpoint's samples, reconstructions and interpolations, as PNGs in ``run``."""
-    from robustvae.outputs import write_all
-    from robustvae.training import load_run
-    from robustvae.training.trainer import load_data
-
-    _, model = load_run(run, "best", device)
-    write_all(model, load_data(cell.config)[1].images, run)
 
 
 class GridProgress:
@@ -132,7 +110,7 @@ def run_experiment(
     dirs = {cell.id: out_dir / "cells" / cell.id for cell in experiment.cells}
     for cell in experiment.cells:
         _check_same_settings(cell, dirs[cell.id])
-    todo = [c for c in experiment.cells if not is_finished(dirs[c.id], experiment.evaluate)]
+    todo = [c for c in experiment.cells if not is_finished(c, dirs[c.id], experiment.evaluate)]
     total = len(experiment.cells)
     progress(f"{experiment.name}: {total} cells, {total - len(todo)} already finished")
     tracker = GridProgress(total, total - len(todo), progress)
@@ -192,42 +170,45 @@ def report_experiment(
 
 def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:
     """The cells evaluated under ``out_dir`` with their own settings (any [evaluate] ones)."""
+    from robustvae.training import RunDir
+
     return [
         cell
         for cell in experiment.cells
-        if (out_dir / "cells" / cell.id / "evaluation.json").exists()
+        if RunDir(out_dir / "cells" / cell.id).read_evaluation() is not None
         and not _changed_settings(cell, out_dir / "cells" / cell.id)
     ]
 
 
 def _write_tables_and_report(experiment: Experiment, out_dir: Path) -> None:
+    from robustvae.evaluation import draw_run, kind_of_run
+    from robustvae.training import RunDir
+
     rows = []
     for cell in experiment.cells:
-        run = out_dir / "cells" / cell.id
-        if not (run / "samples.png").exists():  # finished by an older version
-            draw_cell(cell, run)
-        evaluation = json.loads((run / "evaluation.json").read_text())
-        rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation)})
+        run = RunDir(out_dir / "cells" / cell.id)
+        panels = kind_of_run(run.path).evaluator().PANELS
+        if not all((run / f"{panel}.png").exists() for panel in panels):  # an older version's
+            draw_run(run.path)
+        rows.append({"cell": cell.id, **cell.axes, **_flatten(run.read_evaluation())})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir)
 
 
-# They don't change a cell's result (data_root: the same data may move).
-IGNORED_SETTINGS = ("progress", "tensorboard", "device", "data_root")
-
-
 def _changed_settings(cell: Cell, run: Path) -> list[tuple[str, Any, Any]]:
-    """(setting, saved value, the cell's value) where ``run`` was trained otherwise."""
-    saved_path = run / "config.json"
-    if not saved_path.exists():
+    """(setting, saved value, the cell's value) where ``run`` was trained otherwise (the
+    trainer's policy: more epochs extend a cell, settings that change no result are free)."""
+    from robustvae.training import RunConfig, RunDir
+    from robustvae.training.config import changed_settings
+
+    saved = RunDir(run).saved_settings()
+    if saved is None:
         return []
-    saved = json.loads(saved_path.read_text())
-    wanted = cell.config.to_dict()
-    return [
-        (k, saved.get(k), wanted.get(k))
-        for k in sorted(set(saved) | set(wanted))
-        if k not in IGNORED_SETTINGS and saved.get(k) != wanted.get(k)
-    ]
+    try:
+        saved = RunConfig.from_dict(saved).to_dict()  # an older version's: defaults filled in
+    except ValueError:
+        pass  # compared as it is: every difference is named
+    return changed_settings(saved, cell.config.to_dict())
 
 
 def _check_same_settings(cell: Cell, run: Path) -> None:

@@ -14,7 +14,7 @@ from robustvae.losses.modules import (
     StudentTNLL,
 )
 from robustvae.losses.partition import log_partition
-from robustvae.losses.registry import LOSSES, get_loss, loss_parameters
+from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss, loss_parameters
 
 __all__ = [
     "functional",
@@ -29,6 +29,7 @@ __all__ = [
     "SquaredL2Loss",
     "StudentTNLL",
     "LOSSES",
+    "LIKELIHOOD_LOSSES",
     "get_loss",
     "loss_parameters",
     "log_partition",

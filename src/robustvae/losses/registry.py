@@ -19,6 +19,10 @@ from robustvae.losses.modules import (
     StudentTNLL,
 )
 
+# Negative log-likelihoods of a normalised distribution: their sum is a likelihood (an ELBO's
+# reconstruction term in nats), and in a representation they take log|det J| of the transform.
+LIKELIHOOD_LOSSES = ("normal", "laplace", "cauchy", "student_t", "adaptive")
+
 LOSSES: dict[str, type[nn.Module]] = {
     "l2": SquaredL2Loss,
     "l1": L1Loss,

@@ -57,8 +57,9 @@ def accuracy(model: Classifier, data: ImageDataset, device="cpu") -> float:
     model.eval()
     correct = 0
     with torch.no_grad():
-        for images, labels in Batches(data, 500, shuffle=False):
-            correct += (model(images.to(device)).argmax(1).cpu() == labels).sum().item()
+        for batch in Batches(data, 500, shuffle=False):
+            predicted = model(batch["image"].to(device)).argmax(1).cpu()
+            correct += (predicted == batch["label"]).sum().item()
     return correct / len(data)
 
 
@@ -81,8 +82,9 @@ def train_classifier(
     for epoch in range(epochs):
         batches.set_epoch(epoch)
         model.train()
-        for images, labels in batches:
-            loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+        for batch in batches:
+            logits = model(batch["image"].to(device))
+            loss = nn.functional.cross_entropy(logits, batch["label"].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

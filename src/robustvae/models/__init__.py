@@ -5,7 +5,7 @@ architectures and their shapes, ``robustvae.models.mmd`` the WAE's kernel.
 """
 
 from robustvae.models.base import AutoEncoder
-from robustvae.models.config import KINDS, ModelConfig
+from robustvae.models.config import KINDS, AutoencoderConfig, ModelConfig, default_latent_dim
 from robustvae.models.mmd import IMQ_SCALES, imq_kernel, mmd_imq
 from robustvae.models.nets import (
     ARCHS,
@@ -26,6 +26,8 @@ __all__ = [
     "KINDS",
     "MODELS",
     "AutoEncoder",
+    "AutoencoderConfig",
+    "default_latent_dim",
     "ConvDecoder28",
     "ConvDecoder64",
     "ConvEncoder28",

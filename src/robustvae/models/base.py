@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
 from robustvae.models.config import ModelConfig
 from robustvae.models.nets import build_nets
-from robustvae.models.reconstruction import build_reconstruction_loss
+from robustvae.task import Task
 
 __all__ = ["AutoEncoder"]
 
 
-class AutoEncoder(nn.Module):
+class AutoEncoder(Task):
     """Encoder, decoder and reconstruction loss built from a ``ModelConfig``.
 
-    Subclasses define ``encode`` and ``loss_terms``. ``forward(x)`` is ``loss_terms(x)``: a
-    dict of scalar tensors, ``"loss"`` the objective to minimise (batch mean), ``"recon"`` the
+    A ``Task`` of one parameter group, trained on batches ``{"image": …}``. Subclasses define
+    ``encode`` and ``terms``. ``forward(x)`` is ``terms(x)``: a dict of scalar tensors, ``"loss"`` the objective to minimise (batch mean), ``"recon"`` the
     reconstruction loss per example (summed over dimensions, batch mean), ``"sq_l2"`` the
     squared L2 error per example (detached: one error measure for every loss), plus the
     latent term (``"kl"`` or ``"mmd"``).
@@ -46,7 +48,7 @@ class AutoEncoder(nn.Module):
             config.width,
             self.encoder_outputs_per_latent * config.latent_dim,
         )
-        self.recon_loss = build_reconstruction_loss(config)
+        self.recon_loss = config.reconstruction_loss()
         # Squared L2 in pixel space is the reconstruction loss itself: don't compute it twice.
         self._recon_is_sq_l2 = (
             config.loss == "l2" and config.representation == "pixels" and config.color == "rgb"
@@ -88,11 +90,31 @@ class AutoEncoder(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
         return self.decode(z.to(weight.device) * self.config.prior_scale)
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def terms(self, x: Tensor) -> dict[str, Tensor]:
+        """The loss terms of images ``x`` (see the class docstring)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.loss_terms(x)
+        return self.terms(x)
+
+    # ------------------------------------------------------------------ the Task interface
+
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self(batch["image"])
+
+    @torch.no_grad()
+    def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """64 samples from fixed prior draws (the generator's seed is fixed)."""
+        generator = torch.Generator().manual_seed(1)
+        return {"samples": self.sample(64, generator=generator)}
+
+    def end_of_epoch(self, epoch: int) -> None:
+        """Warn when the adaptive loss's α or c sits at a bound."""
+        adaptive = self.adaptive_loss()
+        if adaptive is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                adaptive.warn_if_at_bounds()
 
     def adaptive_loss(self) -> nn.Module | None:
         """The ``AdaptiveLoss`` inside the reconstruction loss (for its α, c and

@@ -1,67 +1,55 @@
-"""The one flat, frozen description of a model; serialised as JSON beside every checkpoint."""
+"""The settings of the autoencoder kinds (``AutoencoderConfig``, part of a run's config) and the
+model they describe for one image shape (``ModelConfig``, what the nets are built from)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
 from robustvae.losses.registry import LOSSES
 from robustvae.models.nets import ARCHS, CONV_SIZES, check_width
+from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.representations import COLORS, REPRESENTATIONS
 
-__all__ = ["ModelConfig", "KINDS"]
+__all__ = ["AutoencoderConfig", "ModelConfig", "KINDS", "default_latent_dim"]
 
 KINDS = ("vae", "wae")
 _SCALAR_TYPES = (bool, int, float, str, type(None))
 
 
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
-class ModelConfig:
-    """A VAE or WAE: nets, latent size, reconstruction loss and the objective's weights.
+class AutoencoderConfig:
+    """The settings of the ``vae`` and ``wae`` kinds: nets, latent size, reconstruction loss and
+    the objective's weights. Everything a run can set; the data's image shape comes later
+    (``resolve``). The help text of each field is the CLI's ``--help``."""
 
-    Fields (defaults in brackets):
-        kind: ``'vae'`` (Gaussian encoder, KL term) or ``'wae'`` (deterministic encoder, MMD
-            term) [vae].
-        arch: ``'mlp'`` (FC500-FC500, any image size) or ``'conv'`` (28×28 or 64×64) [mlp].
-        image_shape: (channels, height, width) of the data [(1, 28, 28)].
-        latent_dim: size of z; the papers use 8 for 28×28 data and 64 for 64×64 [8].
-        width: multiplier of every hidden unit and channel count, > 0; 1 = the paper's nets [1].
-        loss: reconstruction loss, a name of ``robustvae.losses.LOSSES`` [l2].
-        loss_params: the loss's keyword parameters as (name, value) pairs, e.g.
-            ``(("a", 100.0),)`` for log-cosh; a dict is accepted and stored sorted. The model
-            sets ``reduction`` and ``num_dims`` itself [()].
-        representation: ``'pixels'`` | ``'dct'`` | ``'wavelet'``: the space the reconstruction
-            loss compares images in [pixels].
-        color: ``'rgb'`` | ``'yuv'`` (3-channel images only) [rgb].
-        recon_weight: λ > 0, the weight of the reconstruction term (λ-scaled L2 of the
-            paper's Fig. 6c) [1].
-        mmd_weight: β ≥ 0, the weight of the WAE's MMD term; 10 as in Tolstikhin et al.'s
-            MNIST and CelebA configs (their l2sq cost is additionally scaled by 0.05: to
-            match them exactly use recon_weight=0.05 with loss 'l2'). Unused by a VAE [10].
-        prior_scale: σ > 0 of the prior N(0, σ²·I) [1].
-    """
-
-    kind: str = "vae"
-    arch: str = "mlp"
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-    latent_dim: int = 8
-    width: float = 1.0
-    loss: str = "l2"
-    loss_params: tuple[tuple[str, object], ...] = ()
-    representation: str = "pixels"
-    color: str = "rgb"
-    recon_weight: float = 1.0
-    mmd_weight: float = 10.0
-    prior_scale: float = 1.0
+    arch: str = _help("mlp | conv (28×28 or 64×64 images)", "mlp")
+    latent_dim: int | None = _help(
+        "size of z; default: 8 below 64×64 images, 64 from there (the papers)", None
+    )
+    width: float = _help("channel/unit multiplier: 1 is the papers' size", 1.0)
+    loss: str = _help("the reconstruction loss, a robustvae.losses registry name", "l2")
+    loss_params: tuple[tuple[str, object], ...] = _help(
+        "the loss's parameters, e.g. a=100 (stored as sorted pairs)", ()
+    )
+    representation: str = _help("pixels | dct | wavelet: where the loss compares images", "pixels")
+    color: str = _help("rgb | yuv (3-channel images only)", "rgb")
+    recon_weight: float = _help("λ > 0, the weight of the reconstruction term", 1.0)
+    mmd_weight: float = _help(
+        "β ≥ 0, the weight of the WAE's MMD term (10 as Tolstikhin et al.); unused by a VAE", 10.0
+    )
+    prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
 
     def __post_init__(self):
-        _choice("kind", self.kind, KINDS)
         _choice("arch", self.arch, ARCHS)
-        self._set("image_shape", _image_shape(self.image_shape))
-        if not _is_int(self.latent_dim) or self.latent_dim < 1:
+        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
             raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
         self._set("width", check_width(self.width))
         _choice("loss", self.loss, tuple(LOSSES))
@@ -71,37 +59,37 @@ class ModelConfig:
         self._set("recon_weight", _number("recon_weight", self.recon_weight, positive=True))
         self._set("mmd_weight", _number("mmd_weight", self.mmd_weight, positive=False))
         self._set("prior_scale", _number("prior_scale", self.prior_scale, positive=True))
-
-        channels, height, width = self.image_shape
-        if self.arch == "conv" and (height, width) not in CONV_SIZES:
-            supported = ", ".join(f"{h}×{w}" for h, w in CONV_SIZES)
-            raise ValueError(
-                f"arch 'conv' supports images of {supported} pixels, got {height}×{width} "
-                "(use arch 'mlp' for other sizes)"
-            )
-        if self.color == "yuv" and channels != 3:
-            raise ValueError(f"color 'yuv' needs 3-channel images, got {channels} channel(s)")
-        # The loss's own constructor checks its parameters' names and values.
-        from robustvae.models.reconstruction import build_reconstruction_loss
-
-        build_reconstruction_loss(self)
+        if type(self) is AutoencoderConfig:  # the loss's constructor checks its parameters
+            channels = 3 if self.color == "yuv" else 1
+            self._build_loss((channels, 64, 64))
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
+
+    def _build_loss(self, image_shape):
+        return build_reconstruction_loss(
+            self.loss, self.loss_kwargs(), image_shape, self.representation, self.color
+        )
 
     def loss_kwargs(self) -> dict[str, object]:
         """``loss_params`` as keyword arguments for ``robustvae.losses.get_loss``."""
         return dict(self.loss_params)
 
+    def resolve(self, kind: str, image_shape: tuple[int, int, int]) -> ModelConfig:
+        """The model these settings describe for images of ``image_shape``."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(AutoencoderConfig)}
+        return ModelConfig(**settings, kind=kind, image_shape=tuple(image_shape))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples as lists, ``loss_params`` as a dict)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["image_shape"] = list(self.image_shape)
         out["loss_params"] = dict(self.loss_params)
+        if "image_shape" in out:
+            out["image_shape"] = list(out["image_shape"])
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, data: dict[str, Any]):
         """Inverse of ``to_dict``; unknown keys are an error, missing ones take defaults."""
         if not isinstance(data, dict):
             raise ValueError(f"a model config must be a dict, got {type(data).__name__}")
@@ -113,6 +101,48 @@ class ModelConfig:
                 f"valid: {', '.join(names)}"
             )
         return cls(**data)
+
+
+def default_latent_dim(image_shape: tuple[int, int, int]) -> int:
+    """The papers' latent sizes: 8 below 64×64 images, 64 from there."""
+    return 64 if min(image_shape[1:]) >= 64 else 8
+
+
+@dataclass(frozen=True)
+class ModelConfig(AutoencoderConfig):
+    """A VAE or WAE for images of one shape: ``AutoencoderConfig``'s settings plus
+
+        kind: ``'vae'`` (Gaussian encoder, KL term) or ``'wae'`` (deterministic encoder, MMD
+            term) [vae].
+        image_shape: (channels, height, width) of the data [(1, 28, 28)].
+
+    ``latent_dim`` None takes the papers' size for the image shape. The conv nets need
+    28×28 or 64×64 images; YUV needs 3 channels.
+    """
+
+    kind: str = "vae"
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _choice("kind", self.kind, KINDS)
+        self._set("image_shape", _image_shape(self.image_shape))
+        if self.latent_dim is None:
+            self._set("latent_dim", default_latent_dim(self.image_shape))
+        channels, height, width = self.image_shape
+        if self.arch == "conv" and (height, width) not in CONV_SIZES:
+            supported = ", ".join(f"{h}×{w}" for h, w in CONV_SIZES)
+            raise ValueError(
+                f"arch 'conv' supports images of {supported} pixels, got {height}×{width} "
+                "(use arch 'mlp' for other sizes)"
+            )
+        if self.color == "yuv" and channels != 3:
+            raise ValueError(f"color 'yuv' needs 3-channel images, got {channels} channel(s)")
+        self._build_loss(self.image_shape)
+
+    def reconstruction_loss(self):
+        """The reconstruction loss module (``reduction='sum'``) for this model's images."""
+        return self._build_loss(self.image_shape)
 
 
 def _is_int(value) -> bool:

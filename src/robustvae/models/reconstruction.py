@@ -10,20 +10,14 @@ when ``learn_scale=True`` (or ``learn_df=True``) is asked, else their scale is o
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from robustvae.losses import functional as LF
-from robustvae.losses.registry import get_loss
+from robustvae.losses.registry import LIKELIHOOD_LOSSES, get_loss
 from robustvae.representations import AdaptiveImageLoss, Representation
 
-if TYPE_CHECKING:
-    from robustvae.models.config import ModelConfig
-
-__all__ = ["RepresentedLoss", "build_reconstruction_loss", "NLL_LOSSES"]
-
-NLL_LOSSES = ("normal", "laplace", "cauchy", "student_t")
+__all__ = ["RepresentedLoss", "build_reconstruction_loss"]
 
 
 class RepresentedLoss(nn.Module):
@@ -56,38 +50,43 @@ class RepresentedLoss(nn.Module):
         return value - self.log_det_per_element
 
 
-def build_reconstruction_loss(config: ModelConfig) -> nn.Module:
-    """The reconstruction loss ``config`` asks for, with ``reduction='sum'``.
+def build_reconstruction_loss(
+    loss: str,
+    params: dict,
+    image_shape: tuple[int, int, int],
+    representation: str = "pixels",
+    color: str = "rgb",
+) -> nn.Module:
+    """The reconstruction loss ``loss`` (a registry name) with keyword ``params``, comparing
+    images of ``image_shape`` in ``representation`` and ``color``, with ``reduction='sum'``.
 
-    ``loss_params`` may hold ``wavelet_levels`` when ``representation='wavelet'``.
+    ``params`` may hold ``wavelet_levels`` when ``representation='wavelet'``.
     """
-    kwargs = config.loss_kwargs()
-    channels, height, width = config.image_shape
-    plain = config.representation == "pixels" and config.color == "rgb"
+    kwargs = dict(params)
+    channels, height, width = image_shape
+    plain = representation == "pixels" and color == "rgb"
     levels = kwargs.pop("wavelet_levels", None)
-    if levels is not None and config.representation != "wavelet":
+    if levels is not None and representation != "wavelet":
         raise ValueError("loss_params 'wavelet_levels' applies only to representation 'wavelet'")
     try:
-        if config.loss == "adaptive":
+        if loss == "adaptive":
             if plain:
-                return get_loss("adaptive", num_dims=config.image_shape, reduction="sum", **kwargs)
+                return get_loss("adaptive", num_dims=tuple(image_shape), reduction="sum", **kwargs)
             return AdaptiveImageLoss(
                 (height, width),
                 channels,
-                config.representation,
-                config.color,
+                representation,
+                color,
                 wavelet_levels=levels,
                 reduction="sum",
                 **kwargs,
             )
-        if config.loss in NLL_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df")):
-            kwargs["num_dims"] = config.image_shape
-        loss = get_loss(config.loss, reduction="sum", **kwargs)
+        if loss in LIKELIHOOD_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df")):
+            kwargs["num_dims"] = tuple(image_shape)
+        module = get_loss(loss, reduction="sum", **kwargs)
         if plain:
-            return loss
-        transform = Representation(
-            (height, width), channels, config.representation, config.color, levels
-        )
-        return RepresentedLoss(transform, loss, likelihood=config.loss in NLL_LOSSES)
+            return module
+        transform = Representation((height, width), channels, representation, color, levels)
+        return RepresentedLoss(transform, module, likelihood=loss in LIKELIHOOD_LOSSES)
     except TypeError as error:  # e.g. a string where a number belongs
-        raise ValueError(f"loss {config.loss!r}: bad loss_params: {error}") from None
+        raise ValueError(f"loss {loss!r}: bad loss_params: {error}") from None

@@ -46,7 +46,7 @@ class VAE(AutoEncoder):
         """The posterior mean."""
         return self.posterior(x)[0]
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def terms(self, x: Tensor) -> dict[str, Tensor]:
         mean, log_var = self.posterior(x)
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         x_hat = self.decoder(z)

@@ -29,7 +29,7 @@ class WAE(AutoEncoder):
         self._check_images(x)
         return self.encoder(x)
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def terms(self, x: Tensor) -> dict[str, Tensor]:
         z = self.encode(x)
         x_hat = self.decoder(z)
         recon, sq_l2 = self._reconstruction_terms(x_hat, x)

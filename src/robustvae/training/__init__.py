@@ -1,13 +1,17 @@
-"""Training: the run config, the trainer, checkpoints, and data parallelism."""
+"""Training: the run config, the run directory, the trainer, checkpoints, and data
+parallelism."""
 
 from robustvae.training.checkpoint import load_checkpoint, save_checkpoint
 from robustvae.training.config import RunConfig
-from robustvae.training.trainer import TrainingDiverged, TrainResult, load_run, train
+from robustvae.training.rundir import RunDir
+from robustvae.training.trainer import TrainingDiverged, TrainResult, evaluate, load_run, train
 
 __all__ = [
     "RunConfig",
+    "RunDir",
     "TrainResult",
     "TrainingDiverged",
+    "evaluate",
     "load_checkpoint",
     "load_run",
     "save_checkpoint",

@@ -1,6 +1,9 @@
-"""Checkpoints without pickle: one safetensors file holds the model's weights, the optimiser's
-and scheduler's tensors and the RNG states; its metadata holds everything else as JSON (the
-run config, epoch, step, the optimiser's hyperparameters). Loading one can never run code.
+"""Checkpoints without pickle: one safetensors file holds the model's weights, the tensors of
+each named optimizer and the RNG states; its metadata holds everything else as JSON (the run
+config, epoch, step, the optimizers' hyperparameters). Loading one can never run code.
+
+Format 2 holds named optimizers (``optim.<group>.<index>.<key>`` tensors); format 1 (one
+optimizer, ``optimizer.state.<index>.<key>``) still loads, as the optimizer of group ``model``.
 
 A checkpoint is written to a temporary file in the same directory and renamed over the old
 one, so a crash or a full disk mid-write leaves the previous checkpoint intact.
@@ -9,8 +12,6 @@ one, so a crash or a full disk mid-write leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,33 +21,36 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-FORMAT = "robustvae-checkpoint-1"
+from robustvae.files import atomic_write
+
+FORMAT = "robustvae-checkpoint-2"
+READABLE_FORMATS = ("robustvae-checkpoint-1", FORMAT)
 
 
 @dataclass
 class Checkpoint:
     model: dict[str, Tensor]
-    optimizer: dict[str, Any] | None
-    scheduler: dict[str, Any] | None
+    optimizers: dict[str, dict[str, Any]]  # group name → optimizer state dict
     rng: dict[str, Tensor]
     meta: dict[str, Any]  # config, epoch, step, and anything else JSON can hold
 
 
-def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def _flatten_optimizer(prefix: str, state: dict) -> tuple[dict[str, Tensor], dict[str, Any]]:
     tensors, plain = {}, {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, Tensor):
-                tensors[f"optimizer.state.{index}.{key}"] = value
+                tensors[f"{prefix}{index}.{key}"] = value
             else:
                 plain.setdefault(str(index), {})[key] = value
     return tensors, {"param_groups": state["param_groups"], "plain_state": plain}
 
 
 def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """``tensors`` keyed ``<index>.<key>``; ``meta`` as ``_flatten_optimizer`` wrote it."""
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
-        _, _, index, key = name.split(".", 3)
+        index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     for index, values in meta["plain_state"].items():
         state.setdefault(int(index), {}).update(values)
@@ -71,36 +75,33 @@ def set_rng_state(states: dict[str, Tensor]) -> None:
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any | None = None,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``path`` (a .safetensors file) atomically."""
+    """Write ``path`` (a .safetensors file) atomically: ``model``'s state dict, each named
+    optimizer's state, the RNG states and ``meta``."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    info: dict[str, Any] = {"format": FORMAT, "meta": meta or {}}
-    if optimizer is not None:
-        opt_tensors, info["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-        tensors.update({k: v.detach().cpu().contiguous() for k, v in opt_tensors.items()})
-    if scheduler is not None:
-        info["scheduler"] = scheduler.state_dict()
+    info: dict[str, Any] = {"format": FORMAT, "meta": meta or {}, "optimizers": {}}
+    for name, optimizer in (optimizers or {}).items():
+        if "." in name:
+            raise ValueError(f"optimizer names may not contain '.', got {name!r}")
+        found, info["optimizers"][name] = _flatten_optimizer(
+            f"optim.{name}.", optimizer.state_dict()
+        )
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in found.items()})
     tensors.update(rng_state())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata={"robustvae": json.dumps(info)})
+        except SafetensorError as error:  # a full disk surfaces as either
+            raise OSError(str(error)) from error
+
     try:
-        save_file(tensors, tmp, metadata={"robustvae": json.dumps(info)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, (OSError, SafetensorError)):  # a full disk surfaces as either
-            raise OSError(f"could not write checkpoint {path}: {error}") from error
-        raise
+        atomic_write(path, write)
+    except OSError as error:
+        raise OSError(f"could not write checkpoint {path}: {error.__cause__ or error}") from error
     return path
 
 
@@ -120,12 +121,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             raise KeyError("meta")
     except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as error:
         raise ValueError(f"{path} is not a readable robustvae checkpoint ({error})") from None
-    if info.get("format") != FORMAT:
+    if info.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{path}: unknown checkpoint format {info.get('format')!r}")
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
-    optimizer = None
-    if "optimizer" in info:
-        opt = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
-        optimizer = _unflatten_optimizer(opt, info["optimizer"])
-    return Checkpoint(model, optimizer, info.get("scheduler"), rng, info["meta"])
+    if info["format"] == "robustvae-checkpoint-1":  # one optimizer, that of group "model"
+        groups = {"model": info["optimizer"]} if "optimizer" in info else {}
+        prefixes = {"model": "optimizer.state."}
+    else:
+        groups = info.get("optimizers", {})
+        prefixes = {name: f"optim.{name}." for name in groups}
+    optimizers = {}
+    for name, saved in groups.items():
+        prefix = prefixes[name]
+        found = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        optimizers[name] = _unflatten_optimizer(found, saved)
+    return Checkpoint(model, optimizers, rng, info["meta"])

@@ -1,5 +1,10 @@
-"""The run configuration: one flat, frozen dataclass, serialised as JSON beside every run and
-readable from TOML (``robustvae train --config run.toml``). Unknown keys are errors."""
+"""The run configuration: data, optimisation and output settings, plus the settings of the
+model kind (``model``, the kind's own frozen config, see ``robustvae.kinds``).
+
+On disk (``config.json``), in TOML files and on the command line it is one flat table: the
+run's keys and the kind's keys side by side, e.g. ``{"dataset": "mnist-5k", "kind": "vae",
+"loss": "logcosh", "loss_params": {"a": 100}, "epochs": 30, …}``. Unknown keys are errors.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from robustvae.models import ModelConfig
+from robustvae.data import known_shape
+from robustvae.kinds import KINDS, get_kind
 
 SCHEDULES = ("none", "celeba")
 DEVICES = ("auto", "cpu", "cuda")
-
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
 def _check_type(name: str, value: Any, annotation: str) -> None:
-    """Fields are annotated 'int', 'float', 'str', 'bool', 'X | None' or a dict."""
+    """Fields are annotated 'int', 'float', 'str', 'bool' or 'X | None'."""
     options = [a.strip() for a in str(annotation).split("|")]
     if value is None and "None" in options:
         return
@@ -32,83 +37,94 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         raise ValueError(f"{name} must be {' or '.join(options)}, got {value!r}")
 
 
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a training run depends on; a run is reproducible from it and its seed."""
+    """Everything a training run depends on; a run is reproducible from it and its seed.
+
+    Build one from flat settings with ``RunConfig.make(loss="logcosh", epochs=3)`` or
+    ``from_dict``; ``model`` is the kind's config (its defaults when left out)."""
 
     # data
-    dataset: str = "mnist-5k"  # mnist-5k | fashion-mnist | mnist | celeba | folder
-    data_root: str | None = None  # directory of the data (defaults per dataset)
-    image_size: int | None = None  # resize to this (celeba: 64; folder: required)
-    # model (see robustvae.models.ModelConfig)
-    kind: str = "vae"  # vae | wae
-    arch: str = "mlp"  # mlp | conv
-    latent_dim: int | None = None  # default: 8 below 64×64 images, 64 from there (the papers)
-    width: float = 1.0  # channel/unit multiplier: 1 is the papers' size
-    loss: str = "l2"  # a robustvae.losses registry name
-    loss_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"a": 100}
-    representation: str = "pixels"  # pixels | dct | wavelet
-    color: str = "rgb"  # rgb | yuv
-    recon_weight: float = 1.0  # λ, the weight of the reconstruction term
-    mmd_weight: float = 10.0  # β, the weight of the WAE's MMD term
+    dataset: str = _help("mnist-5k | fashion-mnist | mnist | celeba | folder", "mnist-5k")
+    data_root: str | None = _help("directory of the data (defaults per dataset)", None)
+    image_size: int | None = _help("resize to this (celeba: 64; folder: required)", None)
+    # model
+    kind: str = _help(" | ".join(KINDS) + ": the model kind", "vae")
+    model: Any = field(default=None, metadata={"help": "the kind's settings"})
     # optimisation
-    epochs: int = 10
-    batch_size: int = 100  # the global batch (split across DDP processes)
-    lr: float = 1e-3  # Adam
-    schedule: str = "none"  # none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    epochs: int = _help("passes over the training set", 10)
+    batch_size: int = _help("the global batch (split across DDP processes)", 100)
+    lr: float = _help("learning rate (each parameter group may scale or replace it)", 1e-3)
+    schedule: str = _help("none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)", "none")
+    seed: int = _help("seeds the initialisation, the shuffles and the noise", 0)
+    device: str = _help("auto | cpu | cuda", "auto")
     # output
-    tensorboard: bool = True  # write TensorBoard scalars and images when installed
-    progress: bool = True  # show a tqdm progress bar
+    tensorboard: bool = _help("write TensorBoard scalars and images when installed", True)
+    progress: bool = _help("show a tqdm progress bar", True)
 
     def __post_init__(self):
+        kind = get_kind(self.kind)
+        if self.model is None:
+            object.__setattr__(self, "model", kind.config())
+        elif type(self.model) is not kind.config:
+            raise ValueError(
+                f"model must be a {kind.config.__name__} for kind {self.kind!r}, "
+                f"got {type(self.model).__name__}"
+            )
         for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
+            if f.name != "model":
+                _check_type(f.name, getattr(self, f.name), f.type)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if not isinstance(self.loss_params, dict):
-            raise ValueError(f"loss_params must be a table/dict, got {self.loss_params!r}")
+        shape = known_shape(self.dataset, self.image_size)
+        if shape is not None:  # fail now, not after the data has loaded
+            kind.check(self.model, shape)
 
-    def model_config(self, image_shape: tuple[int, int, int]) -> ModelConfig:
-        return ModelConfig(
-            kind=self.kind,
-            arch=self.arch,
-            image_shape=tuple(image_shape),
-            latent_dim=(
-                self.latent_dim
-                if self.latent_dim is not None
-                else (64 if min(image_shape[1:]) >= 64 else 8)
-            ),
-            width=self.width,
-            loss=self.loss,
-            loss_params=tuple(sorted(self.loss_params.items())),
-            representation=self.representation,
-            color=self.color,
-            recon_weight=self.recon_weight,
-            mmd_weight=self.mmd_weight,
-        )
+    # ------------------------------------------------------------------ flat form
+
+    @classmethod
+    def run_keys(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "model"]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat table: the run's keys, then the kind's."""
+        run = {name: getattr(self, name) for name in self.run_keys()}
+        return {**run, **self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Inverse of ``to_dict``; missing keys take defaults, unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a run config must be a table, got {type(data).__name__}")
+        kind = get_kind(data.get("kind", "vae"))
+        run_keys = cls.run_keys()
+        model_keys = [f.name for f in fields(kind.config)]
+        unknown = sorted(set(data) - set(run_keys) - set(model_keys))
         if unknown:
             raise ValueError(
-                f"unknown run setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+                f"unknown run setting(s) for kind {kind.name!r}: {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(run_keys + model_keys))}"
             )
-        return cls(**data)
+        model = kind.config.from_dict({k: v for k, v in data.items() if k in model_keys})
+        return cls(**{k: v for k, v in data.items() if k in run_keys}, model=model)
+
+    @classmethod
+    def make(cls, **settings) -> RunConfig:
+        """``from_dict(settings)``: ``RunConfig.make(kind="wae", loss="l1", epochs=3)``."""
+        return cls.from_dict(settings)
 
     def replace(self, **changes) -> RunConfig:
+        """A copy with flat settings changed (run or kind keys)."""
         return self.from_dict({**self.to_dict(), **changes})
 
     def to_json(self) -> str:
@@ -123,27 +139,51 @@ class RunConfig:
         return cls.from_dict(data)
 
 
-FIELD_HELP = {
-    "epochs": "passes over the training set",
-    "seed": "seeds the initialisation, the shuffles and the noise",
-    "dataset": "mnist-5k | fashion-mnist | mnist | celeba | folder",
-    "data_root": "directory of the data (defaults per dataset)",
-    "image_size": "resize to this (celeba: 64; folder: required)",
-    "kind": "vae | wae",
-    "arch": "mlp | conv",
-    "latent_dim": "default: 8 below 64×64 images, 64 from there (the papers)",
-    "width": "channel/unit multiplier: 1 is the papers' size",
-    "loss": "a robustvae.losses registry name",
-    "loss_params": 'e.g. {"a": 100}',
-    "representation": "pixels | dct | wavelet",
-    "color": "rgb | yuv",
-    "recon_weight": "λ, the weight of the reconstruction term",
-    "mmd_weight": "β, the weight of the WAE's MMD term",
-    "batch_size": "the global batch (split across DDP processes)",
-    "lr": "Adam",
-    "schedule": "none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)",
-    "device": "auto | cpu | cuda",
-    "tensorboard": "write TensorBoard scalars and images when installed",
-    "progress": "show a tqdm progress bar",
-}
-"""One line of help per RunConfig field (the CLI's --help)."""
+def setting_fields() -> dict[str, dataclasses.Field]:
+    """Every flat setting a run or any kind takes, by name (the CLI's flags): the run's fields
+    first, then each kind's in registry order."""
+    found = {f.name: f for f in fields(RunConfig) if f.name != "model"}
+    for kind in KINDS.values():
+        for f in fields(kind.config):
+            found.setdefault(f.name, f)
+    return found
+
+
+# ------------------------------------------------------------------ what may change on resume
+
+#: Settings that never change a run's result: a run or a grid cell may be resumed with other
+#: values (``data_root``: the same data may move).
+IGNORED_SETTINGS = ("progress", "tensorboard", "device", "data_root")
+#: Settings a resumed run may raise, never lower: more ``epochs`` continue training where it
+#: stopped (a grid cell asked for more epochs is trained on and evaluated again).
+EXTENDABLE_SETTINGS = ("epochs",)
+
+
+def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, saved value, wanted value) for every setting that makes ``wanted`` another run
+    than ``saved``: the trainer refuses to resume such a run, and a grid to reuse its cell."""
+    changed = []
+    for k in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(k), wanted.get(k)
+        if k in IGNORED_SETTINGS or old == new:
+            continue
+        if k in EXTENDABLE_SETTINGS and isinstance(old, int) and isinstance(new, int) and new > old:
+            continue
+        changed.append((k, old, new))
+    return changed
+
+
+def run_settings(
+    saved: dict[str, Any] | None, toml: str | Path | None, flags: dict[str, Any]
+) -> RunConfig:
+    """The settings of ``robustvae train``, later sources overriding earlier ones: the run
+    being resumed (its config.json), then a TOML file, then the command line's flags. Loss
+    parameters from the flags are added to those before them."""
+    settings = dict(saved or {})
+    if toml is not None:
+        settings.update(RunConfig.from_toml(toml).to_dict())
+    for name, value in flags.items():
+        if name == "loss_params":
+            value = {**settings.get("loss_params", {}), **value}
+        settings[name] = value
+    return RunConfig.from_dict(settings)

@@ -59,3 +59,34 @@ def all_reduce_mean(values: torch.Tensor, context: Context) -> torch.Tensor:
         dist.all_reduce(values)
         values /= context.world_size
     return values
+
+
+def broadcast_state(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
+    """Replace each parameter's gradient by its mean over the ranks: one all-reduce of the
+    flattened gradients. A rank's missing gradient counts as zeros."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    if not grads:
+        return
+    flat = torch._utils._flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world_size
+    for grad, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
+        grad.copy_(reduced)
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm's running statistics) over the ranks, so that
+    every rank evaluates and checkpoints the same model."""
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer.data)
+            buffer.data /= dist.get_world_size()

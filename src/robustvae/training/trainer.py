@@ -1,21 +1,16 @@
-"""One trainer for every model: Adam over in-memory batches, per-epoch test evaluation,
-metrics.jsonl, TensorBoard, atomic checkpoints, bit-for-bit resume, and DDP under torchrun.
+"""One trainer for every model kind: it drives a ``robustvae.task.Task`` through named parameter
+groups and their optimizers over in-memory batches, evaluates the test split after every epoch,
+and writes metrics.jsonl, TensorBoard logs and atomic checkpoints (see ``RunDir``). A resumed
+run continues bit for bit; under ``torchrun`` it trains data-parallel.
 
-A run directory holds:
-    config.json          the RunConfig
-    latest.safetensors   checkpoint after the last finished epoch (weights, Adam, RNG, step)
-    best.safetensors     the checkpoint with the lowest test objective so far
-    metrics.jsonl        one JSON object per epoch: train and test means of each loss term
-    tensorboard/         scalars and sample grids (when tensorboard is installed)
+The trainer knows groups, steps, checkpoints and ranks, never latents, KL terms or decoders.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
-import os
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,25 +18,26 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from robustvae.data import Batches, ImageDataset, load_dataset
+from robustvae.data import Batches
 from robustvae.images import make_grid
-from robustvae.models import AutoEncoder, build_model
+from robustvae.kinds import get_kind
+from robustvae.task import Task, Updates
 from robustvae.training import distributed
 from robustvae.training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from robustvae.training.config import RunConfig
+from robustvae.training.config import RunConfig, changed_settings
+from robustvae.training.rundir import RunDir
 
-LATEST, BEST = "latest.safetensors", "best.safetensors"
 EVAL_BATCH = 500
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss term became NaN or infinite."""
+    """A loss term or a weight became NaN or infinite."""
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
-    model: AutoEncoder
+    model: Task
     metrics: list[dict]
     is_main: bool = True  # False on DDP ranks other than 0, which write nothing
 
@@ -54,53 +50,263 @@ def lr_factor(schedule: str, epoch: int) -> float:
     return 1.0
 
 
-def _last_good(run_dir: Path) -> str:
-    last = run_dir / LATEST
-    return f"the last good checkpoint is {last}" if last.exists() else "no epoch finished"
+def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
+    """The generator of a batch transform at one step: a function of the run's seed, the
+    epoch, the step within it and the rank only, so a resumed run draws the same."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{step}/{rank}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
-def _check_finite(terms: dict[str, Tensor], step: int, epoch: int, run_dir: Path) -> None:
-    """Raise TrainingDiverged naming the first non-finite term (components before the total)."""
-    for name in sorted(terms, key=lambda n: n == "loss"):
-        value = terms[name]
-        if not torch.isfinite(value).all():
-            raise TrainingDiverged(
-                f"step {step} (epoch {epoch + 1}): the {name!r} term is {value.item()}; "
-                + _last_good(run_dir)
-            )
+def _rows(batch: dict[str, Tensor]) -> int:
+    return len(next(iter(batch.values())))
 
 
-def evaluate(model: AutoEncoder, data: ImageDataset, device: torch.device) -> dict[str, float]:
-    """Mean of every loss term over ``data`` (test batches of 500, gradients off)."""
-    model.eval()
+@torch.no_grad()
+def evaluate(task: Task, data, device: torch.device, seed: int = 0) -> dict[str, float]:
+    """Mean of every loss term over ``data`` (batches of 500, no batch of 1), in eval mode and
+    without gradients; the task's mode is restored afterwards. A batch transform draws from
+    generators fixed by ``seed`` and the batch index: every epoch sees the same test batches."""
+    was_training = task.training
+    task.eval()
     totals: dict[str, float] = {}
-    with torch.no_grad():
-        size = EVAL_BATCH + 1 if len(data) % EVAL_BATCH == 1 else EVAL_BATCH  # no batch of 1
-        for images, _ in Batches(data, size, shuffle=False):
-            terms = model(images.to(device))
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + value.item() * len(images)
-    model.train()
-    return {name: total / len(data) for name, total in totals.items()}
+    n = len(data)
+    size = EVAL_BATCH + 1 if n % EVAL_BATCH == 1 else EVAL_BATCH
+    try:
+        for b, batch in enumerate(Batches(data, size, shuffle=False)):
+            if task.has_batch_transform:
+                batch = task.batch_transform(batch, step_generator(seed, -1, b, 0))
+            batch = {k: v.to(device) for k, v in batch.items()}
+            rows = _rows(batch)
+            for name, value in task.loss_terms(batch).items():
+                totals[name] = totals.get(name, 0.0) + value.item() * rows
+    finally:
+        task.train(was_training)
+    return {name: total / n for name, total in totals.items()}
 
 
-def load_data(config: RunConfig) -> tuple[ImageDataset, ImageDataset]:
-    kwargs = dict(root=config.data_root, image_size=config.image_size)
-    return (
-        load_dataset(config.dataset, "train", **kwargs),
-        load_dataset(config.dataset, "test", **kwargs),
-    )
-
-
-def _compatible_for_resume(saved: dict, config: RunConfig) -> None:
-    free = {"epochs", "progress", "tensorboard", "device"}
-    now = config.to_dict()
-    changed = sorted(k for k in now if k not in free and saved.get(k) != now[k])
-    if changed:
+def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> None:
+    """Load a state dict, turning a key or shape mismatch into a one-line ValueError."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
         raise ValueError(
-            f"cannot resume: the run was made with different {', '.join(changed)} "
-            f"(only {', '.join(sorted(free))} may change)"
+            f"{source}: weights do not fit the model its config describes ({first})"
+        ) from None
+
+
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
+    """Train the model ``config`` describes; write everything into ``run_dir``."""
+    context = distributed.setup(config.device)
+    try:
+        return _Training(config, RunDir(run_dir), context).run(resume)
+    finally:
+        distributed.teardown()
+
+
+class _Training:
+    """The state of one training run; ``run`` is the loop."""
+
+    def __init__(self, config: RunConfig, run: RunDir, context):
+        self.config, self.run_dir, self.context = config, run, context
+        self.device = context.device
+        kind = get_kind(config.kind)
+        torch.manual_seed(config.seed)
+        self.train_set, self.test_set = kind.load_data(config)
+        self.item_shape = tuple(self.train_set.item_shape)
+        self.task = kind.build(config.model, self.item_shape).to(self.device)
+        groups = self.task.parameter_groups()
+        self.optimizers = {name: g.build(config.lr) for name, g in groups.items()}
+        self.base_lrs = {
+            name: [pg["lr"] for pg in opt.param_groups] for name, opt in self.optimizers.items()
+        }
+        self.updates = Updates(self.optimizers, self._reduce_gradients, self._check_terms)
+        self.epoch, self.step, self.best = 0, 0, math.inf
+        self.metrics: list[dict] = []
+        self.checked_values: Tensor | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def _resume(self) -> None:
+        path = self.run_dir.latest
+        checkpoint = load_checkpoint(path)  # on the CPU: optimizer steps stay there
+        try:
+            saved = RunConfig.from_dict(checkpoint.meta["config"]).to_dict()
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
+        changed = changed_settings(saved, self.config.to_dict())
+        if changed:
+            names = ", ".join(k for k, _, _ in changed)
+            raise ValueError(
+                f"cannot resume: the run was made with different {names} "
+                "(epochs may grow; progress, tensorboard, device and data_root may change)"
+            )
+        load_weights(self.task, checkpoint.model, path)
+        if set(checkpoint.optimizers) != set(self.optimizers):
+            raise ValueError(
+                f"{path}: holds optimizers {sorted(checkpoint.optimizers)}, the model has "
+                f"parameter groups {sorted(self.optimizers)}"
+            )
+        for name, state in checkpoint.optimizers.items():
+            self.optimizers[name].load_state_dict(state)
+        set_rng_state(checkpoint.rng)
+        self.epoch, self.step, self.best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
+        self.metrics = [r for r in self.run_dir.read_metrics() if r["epoch"] <= self.epoch]
+
+    def run(self, resume: bool) -> TrainResult:
+        config, context, run = self.config, self.context, self.run_dir
+        if resume:
+            self._resume()
+        elif run.has_checkpoint():
+            raise ValueError(f"{run.path} already holds a run: pass --resume, or choose another --out")
+        if context.distributed:  # each rank its own noise; every rank rank 0's weights
+            torch.manual_seed(config.seed * 1000 + context.rank + 1000 * self.epoch)
+            distributed.broadcast_state(self.task)
+        if context.is_main:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(config)
+            run.write_metrics(self.metrics)
+        writer = _tensorboard(run.path, config.tensorboard and context.is_main, self.epoch + 1)
+        batches = Batches(
+            self.train_set,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=context.distributed or len(self.train_set) % config.batch_size == 1,
+            rank=context.rank,
+            world_size=context.world_size,
         )
+        try:
+            for epoch in range(self.epoch, config.epochs):
+                self._epoch(epoch, batches, writer)
+        finally:
+            if writer is not None:
+                writer.close()
+        return TrainResult(run.path, self.task, self.metrics, context.is_main)
+
+    # ------------------------------------------------------------------ one epoch
+
+    def _epoch(self, epoch: int, batches: Batches, writer) -> None:
+        config, context, task = self.config, self.context, self.task
+        factor = lr_factor(config.schedule, epoch)
+        for name, optimizer in self.optimizers.items():
+            for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * factor
+        batches.set_epoch(epoch)
+        for name in self.updates.skipped:
+            self.updates.skipped[name] = 0
+        started = time.perf_counter()
+        sums, names, seen = torch.zeros(0), [], 0
+        bar = _progress(batches, epoch, config, config.progress and context.is_main)
+        transform = task.has_batch_transform
+        for b, batch in enumerate(bar):
+            if transform:
+                batch = task.batch_transform(
+                    batch, step_generator(config.seed, epoch, b, context.rank)
+                )
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            self.epoch_now = epoch
+            self.updates.begin()
+            terms = task.training_step(batch, self.updates)
+            self.step += 1
+            if self.updates.checked is terms:
+                values = self.checked_values
+            else:
+                values = torch.stack([v.detach().float() for v in terms.values()]).cpu()
+            if not names:
+                names, sums = list(terms), torch.zeros(len(terms))
+            rows = _rows(batch)
+            sums += values * rows
+            seen += rows
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(
+                    {n: f"{v:.4g}" for n, v in zip(names, values.tolist(), strict=True)}
+                )
+        train_means = distributed.all_reduce_mean(sums / max(seen, 1), context)
+        if context.distributed:
+            distributed.average_buffers(task)
+        first = next(iter(self.optimizers.values()))
+        row = {
+            "epoch": epoch + 1,
+            "step": self.step,
+            "lr": first.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - started, 3),
+            "train": dict(zip(names, train_means.tolist(), strict=True)),
+            "test": evaluate(task, self.test_set, self.device, config.seed),
+        }
+        if any(self.updates.skipped.values()):
+            row["skipped_updates"] = dict(self.updates.skipped)
+        self.metrics.append(row)
+        task.end_of_epoch(epoch)
+        if context.is_main:
+            self._finish_epoch(row, writer)
+
+    def _finish_epoch(self, row: dict, writer) -> None:
+        run, task = self.run_dir, self.task
+        run.write_metrics(self.metrics)
+        if writer is not None:
+            _log_tensorboard(writer, row, task, self.test_set, self.device)
+        self._check_weights(row)
+        metric = task.best_metric
+        if metric not in row["test"]:
+            raise ValueError(
+                f"the best-checkpoint metric {metric!r} is not among the test terms "
+                f"{sorted(row['test'])}"
+            )
+        is_best = row["test"][metric] < self.best
+        self.best = min(self.best, row["test"][metric])
+        meta = {
+            "config": self.config.to_dict(),
+            "image_shape": list(self.item_shape),
+            "epoch": row["epoch"],
+            "step": self.step,
+            "best": self.best,
+            "best_metric": metric,
+        }
+        if is_best:  # best first: a crash in between leaves meta["best"] consistent
+            save_checkpoint(run.best, task, meta=meta)
+        save_checkpoint(run.latest, task, self.optimizers, meta=meta)
+
+    # ------------------------------------------------------------------ checks and reduction
+
+    def _check_terms(self, terms: dict[str, Tensor]) -> None:
+        """The one host synchronisation per step: the terms' values come to the CPU, where a
+        non-finite one stops the run (under DDP: on every rank together), naming the first
+        non-finite component before the total."""
+        values = torch.stack([v.detach().float() for v in terms.values()])
+        if self.context.distributed:
+            finite = torch.isfinite(values).float()
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+            values = torch.where(finite.bool(), values, torch.full_like(values, math.nan))
+        values = values.cpu()
+        self.checked_values = values
+        if torch.isfinite(values).all():
+            return
+        bad = [n for n, v in zip(terms, values.tolist(), strict=True) if not math.isfinite(v)]
+        name = sorted(bad, key=lambda n: n == "loss")[0]
+        value = values[list(terms).index(name)].item()
+        raise TrainingDiverged(
+            f"step {self.step} (epoch {self.epoch_now + 1}): the {name!r} term is {value}; "
+            + self.run_dir.last_good()
+        )
+
+    def _reduce_gradients(self, params: list[nn.Parameter]) -> None:
+        if self.context.distributed:
+            distributed.average_gradients(params, self.context.world_size)
+
+    def _check_weights(self, row: dict) -> None:
+        """Never checkpoint a model whose weights or test terms stopped being finite."""
+        bad = [
+            n
+            for n, p in self.task.state_dict().items()
+            if p.is_floating_point() and not torch.isfinite(p).all()
+        ]
+        bad += [f"test {k}" for k, v in row["test"].items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"step {self.step} (end of epoch {row['epoch']}): not finite: "
+                f"{', '.join(bad[:5])}; " + self.run_dir.last_good()
+            )
 
 
 def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
@@ -121,211 +327,38 @@ def _progress(batches: Batches, epoch: int, config: RunConfig, show: bool) -> It
     return tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
 
 
-def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
-    """Train the model ``config`` describes; write everything into ``run_dir``."""
-    run_dir = Path(run_dir)
-    context = distributed.setup(config.device)
-    try:
-        return _train(config, run_dir, resume, context)
-    finally:
-        distributed.teardown()
-
-
-def _train(config: RunConfig, run_dir: Path, resume: bool, context) -> TrainResult:
-    device = context.device
-    torch.manual_seed(config.seed)
-    train_set, test_set = load_data(config)
-    image_shape = tuple(train_set.images.shape[1:])
-    model = build_model(config.model_config(image_shape)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start_epoch, step, best = 0, 0, math.inf
-    metrics: list[dict] = []
-
-    if resume:
-        checkpoint = load_checkpoint(run_dir / LATEST)  # on the CPU: Adam's steps stay there
-        _compatible_for_resume(checkpoint.meta["config"], config)
-        load_weights(model, checkpoint.model, run_dir / LATEST)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        set_rng_state(checkpoint.rng)
-        start_epoch, step, best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
-        metrics = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
-    elif (run_dir / LATEST).exists():
-        raise ValueError(f"{run_dir} already holds a run: pass --resume, or choose another --out")
-
-    if context.distributed:  # each rank its own noise (the weights are broadcast by DDP)
-        torch.manual_seed(config.seed * 1000 + context.rank + 1000 * start_epoch)
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(config.to_json() + "\n")
-        _write_atomically(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in metrics))
-    writer = _tensorboard(run_dir, config.tensorboard and context.is_main, start_epoch + 1)
-    trained = model
-    if context.distributed:
-        trained = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    batches = Batches(
-        train_set,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        drop_last=context.distributed or len(train_set) % config.batch_size == 1,
-        rank=context.rank,
-        world_size=context.world_size,
-    )
-    fixed_noise = torch.Generator().manual_seed(config.seed + 1)
-    sample_z = torch.randn(64, model.latent_dim, generator=fixed_noise).to(device)
-
-    for epoch in range(start_epoch, config.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor(config.schedule, epoch)
-        batches.set_epoch(epoch)
-        started = time.perf_counter()
-        sums = torch.zeros(0)
-        names: list[str] = []
-        seen = 0
-        bar = _progress(batches, epoch, config, config.progress and context.is_main)
-        for images, _ in bar:
-            images = images.to(device, non_blocking=True)
-            terms = trained(images)
-            if context.distributed:
-                _agree_on_finite(terms)
-            _check_finite(terms, step, epoch, run_dir)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            step += 1
-            values = torch.stack([v.detach().float().cpu() for v in terms.values()])
-            if not names:
-                names, sums = list(terms), torch.zeros(len(terms))
-            sums += values * len(images)
-            seen += len(images)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(
-                    {n: f"{v:.4g}" for n, v in zip(names, values.tolist(), strict=True)}
-                )
-        train_means = distributed.all_reduce_mean(sums / max(seen, 1), context)
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - started, 3),
-            "train": dict(zip(names, train_means.tolist(), strict=True)),
-            "test": evaluate(model, test_set, device),
-        }
-        metrics.append(row)
-        _warn_about_bounds(model)
-        if context.is_main:
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if writer is not None:
-                _log_tensorboard(writer, row, model, sample_z)
-            _check_weights(model, row, step, epoch, run_dir)
-            is_best = row["test"]["loss"] < best
-            best = min(best, row["test"]["loss"])
-            meta = {
-                "config": config.to_dict(),
-                "image_shape": list(image_shape),
-                "epoch": epoch + 1,
-                "step": step,
-                "best": best,
-            }
-            if is_best:  # best first: a crash in between leaves meta["best"] consistent
-                save_checkpoint(run_dir / BEST, model, meta=meta)
-            save_checkpoint(run_dir / LATEST, model, optimizer, meta=meta)
-    if writer is not None:
-        writer.close()
-    return TrainResult(run_dir, model, metrics, context.is_main)
-
-
-def _agree_on_finite(terms: dict[str, Tensor]) -> None:
-    """Under DDP, make every rank see a NaN that any rank saw, so that all stop together."""
-    finite = torch.stack([torch.isfinite(v).all() for v in terms.values()]).float()
-    torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-    if not finite.all():
-        for (name, value), ok in zip(list(terms.items()), finite.tolist(), strict=True):
-            if not ok:
-                terms[name] = value.detach() * float("nan")
-
-
-def _check_weights(model: nn.Module, row: dict, step: int, epoch: int, run_dir: Path) -> None:
-    """Never checkpoint a model whose weights or test terms stopped being finite."""
-    bad = [
-        n
-        for n, p in model.state_dict().items()
-        if p.is_floating_point() and not torch.isfinite(p).all()
-    ]
-    bad += [f"test {k}" for k, v in row["test"].items() if not math.isfinite(v)]
-    if bad:
-        raise TrainingDiverged(
-            f"step {step} (end of epoch {epoch + 1}): not finite: {', '.join(bad[:5])}; "
-            + _last_good(run_dir)
-        )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> None:
-    """Load a state dict, turning a key or shape mismatch into a one-line ValueError."""
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise ValueError(
-            f"{source}: weights do not fit the model its config describes ({first})"
-        ) from None
-
-
-def _warn_about_bounds(model: nn.Module) -> None:
-    for module in model.modules():
-        if hasattr(module, "warn_if_at_bounds"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                module.warn_if_at_bounds()
-
-
-def _log_tensorboard(writer, row: dict, model: AutoEncoder, sample_z: Tensor) -> None:
+def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
     for split in ("train", "test"):
         for name, value in row[split].items():
             writer.add_scalar(f"{split}/{name}", value, row["epoch"])
     writer.add_scalar("lr", row["lr"], row["epoch"])
-    model.eval()
-    with torch.no_grad():
-        samples = model.decode(sample_z)
-    model.train()
-    grid = make_grid(samples, nrow=8)
-    writer.add_image("samples", grid, row["epoch"], dataformats="HW" if grid.ndim == 2 else "HWC")
+    for group, count in row.get("skipped_updates", {}).items():
+        writer.add_scalar(f"skipped_updates/{group}", count, row["epoch"])
+    batch = next(iter(Batches(test_set, min(64, len(test_set)), shuffle=False)))
+    was_training = task.training
+    task.eval()
+    try:
+        pictures = task.pictures({k: v.to(device) for k, v in batch.items()})
+    finally:
+        task.train(was_training)
+    for name, images in pictures.items():
+        grid = make_grid(images, nrow=8)
+        dataformats = "HW" if grid.ndim == 2 else "HWC"
+        writer.add_image(name, grid, row["epoch"], dataformats=dataformats)
     writer.flush()
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line torn by a crash mid-write
-    return rows
-
-
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
-    """(RunConfig, model in eval mode) from a run directory's ``best`` or ``latest`` checkpoint."""
-    run_dir = Path(run_dir)
-    path = run_dir / (BEST if which == "best" else LATEST)
-    if which == "best" and not path.exists():
-        path = run_dir / LATEST
+    """(RunConfig, task in eval mode) from a run directory's checkpoint (``RunDir.checkpoint``:
+    ``best``, falling back to ``latest``, or ``latest``)."""
+    run = RunDir(run_dir)
+    path = run.checkpoint(which)
     checkpoint = load_checkpoint(path)
     try:
         config = RunConfig.from_dict(checkpoint.meta["config"])
-    except (KeyError, TypeError) as error:
+        shape = tuple(checkpoint.meta["image_shape"])
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
-    model = build_model(config.model_config(tuple(checkpoint.meta["image_shape"])))
-    load_weights(model, checkpoint.model, path)
-    return config, model.to(device).eval()
+    task = get_kind(config.kind).build(config.model, shape)
+    load_weights(task, checkpoint.model, path)
+    return config, task.to(device).eval()

@@ -1,4 +1,4 @@
-"""``robustvae evaluate RUN_DIR``: every metric of a trained run, written to evaluation.json.
+"""The evaluator of the autoencoder kinds (``vae``, ``wae``): every metric of a trained run.
 
 - sharpness of reconstructed test images and of generated samples (and of the test images
   themselves, for scale), over ``n_images`` (1,000 as the paper);
@@ -13,21 +13,36 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 
+from robustvae.kinds import get_kind
+from robustvae.losses import LIKELIHOOD_LOSSES
 from robustvae.metrics import quality
 from robustvae.metrics.classifier import CodingLayer, dataset_classifier
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
-from robustvae.training.trainer import evaluate as test_terms
-from robustvae.training.trainer import load_data, load_run
+from robustvae.outputs import write_all
+from robustvae.training import evaluate as test_terms
+from robustvae.training import load_run
 
-LIKELIHOOD_LOSSES = ("normal", "laplace", "cauchy", "student_t", "adaptive")
+#: (key, title) of the results-table columns, in order.
+COLUMNS = (
+    ("sharpness_reconstructed", "sharpness (recon.)"),
+    ("sharpness_generated", "sharpness (gen.)"),
+    ("fid", "FID"),
+    ("fid_inception", "FID (Inception)"),
+    ("ssim", "SSIM"),
+    ("sq_l2", "squared L2"),
+    ("test_kl", "KL"),
+    ("mmd_to_prior", "MMD² to prior"),
+    ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
+)
+#: The pictures the report shows side by side (PNG files in the run directory).
+PANELS = ("samples", "reconstructions", "interpolations")
 
 
 @torch.no_grad()
@@ -35,22 +50,13 @@ def _in_batches(fn, images: torch.Tensor, device, size: int = 500) -> torch.Tens
     return torch.cat([fn(batch.to(device)).cpu() for batch in images.split(size)])
 
 
-def evaluation_settings(n_images, n_samples, fid, inception, seed=0) -> dict:
-    """What an evaluation.json was computed with (a grid re-evaluates cells whose differ)."""
-    return {
-        "images": n_images,
-        "samples": n_samples,
-        "fid": bool(fid),
-        "inception": None if inception is None else str(Path(inception).resolve()),
-        "seed": seed,
-    }
-
-
 @torch.no_grad()
 def mmd_to_prior(model, images: torch.Tensor, generator: torch.Generator, device) -> float:
     """Unbiased IMQ-kernel MMD² (the WAE's, :func:`robustvae.models.mmd_imq`) between the codes
     of ``images`` — a draw from q(z|x) for a VAE, the encoding for a WAE — and as many draws
     from the prior: how well the aggregate posterior matches p(z), comparable across models."""
+    was_training = model.training
+    model.eval()  # conv nets: BatchNorm's running statistics, never the batch's
     codes = []
     for batch in images.split(500):
         batch = batch.to(device)
@@ -60,28 +66,28 @@ def mmd_to_prior(model, images: torch.Tensor, generator: torch.Generator, device
             codes.append((mean + torch.exp(0.5 * log_var) * noise).cpu())
         else:
             codes.append(model.encode(batch).cpu())
+    model.train(was_training)
     codes = torch.cat(codes).double()
     scale = model.config.prior_scale
     prior = scale * torch.randn(codes.shape, generator=generator, dtype=torch.float64)
     return mmd_imq(codes, prior, prior_variance=scale**2).item()
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    n_images: int = 1000,
-    n_samples: int = 10000,
-    fid: bool = True,
-    device: str = "cpu",
-    seed: int = 0,
-    inception: str | Path | None = None,
-) -> dict:
-    """Evaluate ``run_dir``'s best checkpoint; with ``inception`` (a local weights file of the
-    FID Inception-v3, see :mod:`robustvae.metrics.inception`) also the Inception-feature FID."""
+def _test_data(config):
+    return get_kind(config.kind).load_data(config)[1]
+
+
+def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
+    """Every metric of ``run_dir``'s best checkpoint (``settings``: see
+    ``robustvae.evaluation.evaluation_settings``); with ``settings["inception"]`` (a local
+    weights file of the FID Inception-v3, see :mod:`robustvae.metrics.inception`) also the
+    Inception-feature FID."""
+    n_images, n_samples = settings["images"], settings["samples"]
     config, model = load_run(run_dir, "best", device)
-    test = load_data(config)[1]
+    test = _test_data(config)
     images = test.images[:n_images]
     recon = _in_batches(model.reconstruct, images, device)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(settings["seed"])
     samples = torch.cat(
         [
             model.sample(min(500, n_samples - i), generator=generator).cpu()
@@ -99,12 +105,12 @@ def evaluate_run(
         "test": test_terms(model, test, torch.device(device)),
         "mmd_to_prior": mmd_to_prior(model, images, generator, device),
     }
-    if config.kind == "vae" and config.loss in LIKELIHOOD_LOSSES:
+    if config.kind == "vae" and config.model.loss in LIKELIHOOD_LOSSES:
         nats = results["test"]["recon"] + results["test"]["kl"]
         dims = math.prod(test.images.shape[1:])
         results["negative_elbo_nats"] = nats
         results["negative_elbo_bits_per_dim"] = nats / (dims * math.log(2))
-    if fid and test.labels is not None:
+    if settings["fid"] and test.labels is not None:
         classifier, accuracy = dataset_classifier(
             config.dataset, root=config.data_root, image_size=config.image_size
         )
@@ -112,15 +118,18 @@ def evaluate_run(
         results["fid"] = frechet_distance(CodingLayer(classifier), real, samples, device=device)
         results["fid_samples"] = [len(real), len(samples)]
         results["classifier_test_accuracy"] = accuracy
-    if inception is not None:
+    if settings["inception"] is not None:
         from robustvae.metrics.inception import InceptionFeatures
 
         real = test.images[:n_samples]
-        features = InceptionFeatures(inception).to(device)
+        features = InceptionFeatures(settings["inception"]).to(device)
         results["fid_inception"] = frechet_distance(
             features, real, samples, device=device, batch_size=50
         )
-    results["settings"] = evaluation_settings(n_images, n_samples, fid, inception, seed)
-    path = Path(run_dir) / "evaluation.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def draw(run_dir: str | Path, device: str = "cpu") -> list[Path]:
+    """Samples, reconstructions and interpolations of the best checkpoint, as PNGs."""
+    config, model = load_run(run_dir, "best", device)
+    return write_all(model, _test_data(config).images, run_dir)

@@ -1,0 +1,97 @@
+"""``robustvae train`` and the commands that draw from a trained run (``sample``,
+``reconstruct``, ``interpolate``). Every run setting and every kind's setting is a flag; the
+settings' precedence lives in ``robustvae.training.config.run_settings``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from pathlib import Path
+
+from robustvae.cli.common import PROG, key_values
+
+
+def _flag_type(owner: type, name: str):
+    hint = typing.get_type_hints(owner)[name]
+    options = [t for t in typing.get_args(hint) or (hint,) if t is not type(None)]
+    return options[0] if options and options[0] in (int, float, str) else str
+
+
+def add(subparsers: argparse._SubParsersAction) -> None:
+    import dataclasses
+
+    from robustvae.kinds import KINDS
+    from robustvae.training import RunConfig
+    from robustvae.training.config import setting_fields
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model of any kind (" + ", ".join(KINDS) + ") with any loss",
+        description=(
+            "Train a model and write checkpoints, metrics.jsonl, TensorBoard logs and the "
+            "kind's pictures into --out. Settings come from the run being resumed, then "
+            "--config (TOML, keys as below with underscores), then the flags. Model settings "
+            "belong to a kind: a flag of another kind is an error."
+        ),
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory")
+    parser.add_argument("--config", type=Path, help="a TOML file of run settings")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest")
+    owners = {f.name: RunConfig for f in dataclasses.fields(RunConfig)}
+    defaults = RunConfig().to_dict()
+    for kind in KINDS.values():
+        for f in dataclasses.fields(kind.config):
+            owners.setdefault(f.name, kind.config)
+            defaults.setdefault(f.name, f.default)
+    for name, f in setting_fields().items():
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
+        if name == "loss_params":
+            parser.add_argument(
+                "--loss-param",
+                dest="loss_params",
+                action="append",
+                metavar="KEY=VALUE",
+                help="a loss parameter, e.g. --loss-param a=100 (repeatable)",
+            )
+        elif isinstance(defaults[name], bool):
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            kind = _flag_type(owners[name], name)
+            parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustvae.evaluation import draw_run
+    from robustvae.training import RunDir, TrainingDiverged, train
+    from robustvae.training.config import run_settings, setting_fields
+
+    flags = {}
+    for name in setting_fields():
+        value = getattr(args, name)
+        if value is not None:
+            flags[name] = key_values(value, "--loss-param") if name == "loss_params" else value
+    saved = RunDir(args.out).saved_settings() if args.resume else None
+    config = run_settings(saved, args.config, flags)
+    try:
+        result = train(config, args.out, resume=args.resume)
+    except TrainingDiverged as error:
+        print(f"{PROG} train: diverged: {error}", file=sys.stderr)
+        return 3
+    if not result.is_main:
+        return 0  # DDP: rank 0 reports and draws
+    if result.metrics:
+        last = result.metrics[-1]
+        print(
+            f"epoch {last['epoch']}: "
+            + ", ".join(f"test {k} {v:.4g}" for k, v in last["test"].items())
+        )
+    for path in draw_run(args.out, str(next(result.model.parameters()).device)):
+        print(path)
+    return 0
+
+

@@ -1,0 +1,11 @@
+"""Evaluation of trained runs, per model kind, above the pure metrics of ``robustvae.metrics``.
+
+``evaluate_run(run_dir, …)`` looks up the run's kind and calls its evaluator (``Kind.evaluation``
+in ``robustvae.kinds``); ``draw_run`` draws the kind's pictures. Both use the checkpoint that
+``RunDir.checkpoint`` picks, and always run the model in eval mode.
+"""
+
+from robustvae.evaluation.settings import DEFAULTS, evaluation_settings
+from robustvae.evaluation.runs import draw_run, evaluate_run, is_evaluated, kind_of_run
+
+__all__ = ["DEFAULTS", "draw_run", "evaluate_run", "evaluation_settings", "is_evaluated", "kind_of_run"]

@@ -1,0 +1,76 @@
+"""The registry of model kinds. The trainer, the CLI, experiment grids and reports read it, so
+a kind added here appears everywhere at once.
+
+A kind is one module plus one ``Kind`` entry in ``KINDS``:
+
+- ``config``: a frozen, flat dataclass of its settings, each field with a default and a
+  ``help`` text in its metadata (the CLI's ``--help``), with ``to_dict``/``from_dict``;
+- ``build(config, shape)``: the ``robustvae.task.Task`` it trains, for data items of ``shape``;
+- ``check(config, shape)``: raise ``ValueError`` if the settings cannot work for data of that
+  shape (run when a config is made, when the dataset's shape is known without loading it);
+- ``load_data(run_config)``: its (train, test) data, objects with ``tensors`` (a dict of
+  equal-length tensors), ``item_shape`` and ``len()``;
+- ``evaluation``: the module of its evaluation side, imported on use. It defines
+  ``evaluate(run_dir, settings, device) -> dict`` (written to ``evaluation.json``),
+  ``draw(run_dir, device)`` (the run's pictures, PNG files in the run directory),
+  ``COLUMNS`` ((key, title) pairs of its results-table columns) and ``PANELS`` (the pictures
+  the report shows side by side).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+__all__ = ["KINDS", "Kind", "get_kind"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    summary: str
+    config: type
+    build: Callable[[Any, tuple], Any]
+    check: Callable[[Any, tuple], None]
+    load_data: Callable[[Any], tuple]
+    evaluation: str
+
+    def evaluator(self) -> ModuleType:
+        return importlib.import_module(self.evaluation)
+
+
+def _load_images(run) -> tuple:
+    from robustvae.data import load_dataset
+
+    kwargs = dict(root=run.data_root, image_size=run.image_size)
+    return load_dataset(run.dataset, "train", **kwargs), load_dataset(run.dataset, "test", **kwargs)
+
+
+def _autoencoder(name: str, summary: str) -> Kind:
+    from robustvae.models import AutoencoderConfig, build_model
+
+    return Kind(
+        name=name,
+        summary=summary,
+        config=AutoencoderConfig,
+        build=lambda config, shape: build_model(config.resolve(name, shape)),
+        check=lambda config, shape: config.resolve(name, shape),
+        load_data=_load_images,
+        evaluation="robustvae.evaluation.autoencoder",
+    )
+
+
+KINDS: dict[str, Kind] = {
+    "vae": _autoencoder("vae", "variational autoencoder, any reconstruction loss"),
+    "wae": _autoencoder("wae", "Wasserstein autoencoder (MMD), any reconstruction loss"),
+}
+
+
+def get_kind(name: str) -> Kind:
+    """The registered kind ``name`` (ValueError listing the kinds otherwise)."""
+    if not isinstance(name, str) or name not in KINDS:
+        raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {name!r}")
+    return KINDS[name]

@@ -1,0 +1,127 @@
+"""The interface between a model kind and the trainer.
+
+A ``Task`` is an ``nn.Module`` holding everything a kind trains (nets, learned loss
+parameters). The trainer drives it through this interface alone and knows nothing of latents,
+KL terms, decoders or discriminators:
+
+- ``parameter_groups()``: named groups, each with its own optimizer settings. The default is
+  one group, ``"model"``, of every parameter, with the run's optimizer settings.
+- ``batch_transform(batch, generator)``: a per-step random transform of a batch (crops,
+  synthetic corruption), drawing only from ``generator``, which the trainer seeds from the
+  run's seed, the epoch, the step and the rank: a resumed run sees the same batches.
+- ``training_step(batch, updates)``: computes the loss terms and runs one or more updates with
+  ``updates.step(group, loss)``. The default: ``loss_terms``, then one update of the
+  ``"model"`` group with the ``"loss"`` term.
+- ``loss_terms(batch)``: a dict of scalar tensors; the trainer averages them over the test
+  split after every epoch (in eval mode, without gradients).
+- ``best_metric``: the test term whose lowest value selects ``best.safetensors``.
+- ``pictures(batch)``: named image grids (N×C×H×W in [0, 1]) for TensorBoard each epoch.
+- ``end_of_epoch(epoch)``: a hook after every epoch (e.g. warnings about learned parameters).
+
+Batches are dicts of tensors whose first dimension is the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Group", "Task", "Updates"]
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass
+class Group:
+    """A named parameter group and its optimizer. ``lr=None`` takes the run's ``lr``; every
+    group follows the run's learning-rate schedule (as a factor of its own ``lr``)."""
+
+    params: list[nn.Parameter]
+    optimizer: str = "adam"  # adam | rmsprop | sgd
+    lr: float | None = None
+    options: dict = field(default_factory=dict)  # e.g. betas, alpha, momentum, weight_decay
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        self.params = [p for p in self.params if p.requires_grad]
+
+    def build(self, run_lr: float) -> torch.optim.Optimizer:
+        cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+        return cls[self.optimizer](self.params, lr=self.lr or run_lr, **self.options)
+
+
+class Updates:
+    """What a training step may do to the weights: ``step(group, loss)`` computes the gradient
+    of ``loss`` with respect to that group's parameters only, reduces it across data-parallel
+    ranks, and takes that group's optimizer step. Nothing else touches the weights.
+
+    The trainer makes one ``Updates`` per run; ``check`` (set by the trainer) is called with
+    the step's terms on the first ``step`` of each training step, before any weight changes:
+    it stops a run whose terms are not finite.
+    """
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], reduce, check):
+        self.optimizers = optimizers
+        self._reduce = reduce
+        self._check = check
+        self.checked: dict[str, Tensor] | None = None
+        self.skipped: dict[str, int] = dict.fromkeys(optimizers, 0)
+
+    def begin(self) -> None:
+        self.checked = None
+
+    def step(
+        self,
+        group: str,
+        loss: Tensor,
+        terms: dict[str, Tensor] | None = None,
+        retain_graph: bool = False,
+    ) -> None:
+        """One update of ``group`` down the gradient of ``loss``. ``terms`` (all the step's
+        loss terms, on the first update of a step) are checked for NaN first."""
+        if group not in self.optimizers:
+            raise KeyError(f"no parameter group {group!r}; the groups are {list(self.optimizers)}")
+        if self.checked is None:
+            self.checked = terms if terms is not None else {group: loss}
+            self._check(self.checked)
+        optimizer = self.optimizers[group]
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)
+        self._reduce(params)
+        optimizer.step()
+
+    def skip(self, group: str) -> None:
+        """Count an update a balancing rule left out (logged per epoch)."""
+        self.skipped[group] += 1
+
+
+class Task(nn.Module):
+    """Base class of everything the trainer trains; see the module docstring."""
+
+    best_metric = "loss"
+
+    def parameter_groups(self) -> dict[str, Group]:
+        return {"model": Group(list(self.parameters()))}
+
+    has_batch_transform = False  # True in tasks that override batch_transform
+
+    def batch_transform(self, batch: dict[str, Tensor], generator: torch.Generator):
+        return batch
+
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Tensor], updates: Updates) -> dict[str, Tensor]:
+        terms = self.loss_terms(batch)
+        updates.step("model", terms["loss"], terms)
+        return terms
+
+    def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {}
+
+    def end_of_epoch(self, epoch: int) -> None:
+        pass
