@@ -1,14 +1,18 @@
 """Training throughput: the trainer against a plain hand-written loop, and data load times.
 
-    .venv/bin/python bench/bench_training.py [--epochs 5]
+    .venv/bin/python bench/bench_training.py [--epochs 5] [--rounds 3] [--device cpu|cuda]
 
 1. VAE (MLP, width 1, latent 8, l2), batch 100, mnist-5k (4,000 training images): images/s of
    the trainer's training loop (the per-epoch ``seconds`` it records, which exclude test
    evaluation and checkpointing) and of its whole ``train()`` call, each against a plain loop
    of the same model, optimiser, batches and steps, run in the same process. Runs alternate
    so that drift in machine speed hits both.
-2. The same for VAE (Conv, width 1/8) with logcosh (a = 100), the loss fused.
-3. Full Fashion-MNIST (70k) load time, cold (empty cache) and warm.
+2. The same for VAE (Conv, width 1/8; ``--conv-width`` on a GPU) with logcosh (a = 100).
+3. The two-group adversarial toy of tests/toys.py (two SGD optimizers, both gradients from one
+   forward pass), against a hand-written two-optimizer loop.
+4. The plain loop again with one host synchronisation per step (the trainer's finite check:
+   the step's terms copied to the host), to show what that check costs.
+5. Full Fashion-MNIST (70k) load time, cold (empty cache) and warm.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,57 +29,120 @@ from pathlib import Path
 import torch
 
 os.environ.setdefault("ROBUSTVAE_CACHE", tempfile.mkdtemp(prefix="robustvae-bench-cache-"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from toys import GanToy, GanToyConfig, load_gan_data, register  # noqa: E402
 
 from robustvae.data import Batches, load_dataset  # noqa: E402
+from robustvae.kinds import KINDS  # noqa: E402
 from robustvae.models import build_model  # noqa: E402
 from robustvae.training import RunConfig, train  # noqa: E402
 
 
-def plain_loop(config: RunConfig, epochs: int) -> float:
-    """images/s of a hand-written loop: same model, Adam, batches and number of steps."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(config: RunConfig, epochs: int, sync_each_step: bool = False) -> float:
+    """images/s of a hand-written loop: same model, Adam, batches and number of steps.
+    ``sync_each_step`` copies the step's terms to the host, as the trainer's finite check does."""
+    device = torch.device(config.device)
     torch.manual_seed(config.seed)
     data = load_dataset(config.dataset, "train")
-    model = build_model(config.model.resolve(config.kind, data.item_shape))
+    model = build_model(config.model.resolve(config.kind, data.item_shape)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
     images_seen, seconds = 0, 0.0
     for epoch in range(epochs):
         batches.set_epoch(epoch)
+        _sync(device)
         start = time.perf_counter()
         for batch in batches:
-            images = batch["image"]
-            loss = model(images)["loss"]
+            images = batch["image"].to(device, non_blocking=True)
+            terms = model(images)
+            if sync_each_step:
+                torch.stack([v.detach().float() for v in terms.values()]).cpu()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             optimizer.step()
             images_seen += len(images)
+        _sync(device)
         seconds += time.perf_counter() - start
     return images_seen / seconds
 
 
+def plain_two_group_loop(epochs: int, device: torch.device) -> float:
+    """rows/s of a hand-written two-optimizer loop over the toy's nets and batches."""
+    torch.manual_seed(0)
+    task = GanToy(GanToyConfig(hidden=256)).to(device)
+    dis = torch.optim.SGD(task.discriminator.parameters(), lr=0.05)
+    gen = torch.optim.SGD(task.generator.parameters(), lr=0.05)
+    batches = Batches(load_gan_data(None)[0], 32, shuffle=True, seed=0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    rows, seconds = 0, 0.0
+    for epoch in range(epochs):
+        batches.set_epoch(epoch)
+        _sync(device)
+        start = time.perf_counter()
+        for batch in batches:
+            real = batch["point"].to(device, non_blocking=True)
+            noise = batch["noise"].to(device, non_blocking=True)
+            fake = task.generator(noise)
+            d_real, d_fake = task.discriminator(real), task.discriminator(fake.detach())
+            d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+            g_out = task.discriminator(fake)
+            g_loss = bce(g_out, torch.ones_like(g_out))
+            dis.zero_grad(set_to_none=True)
+            d_loss.backward(inputs=list(task.discriminator.parameters()), retain_graph=True)
+            gen.zero_grad(set_to_none=True)
+            g_loss.backward(inputs=list(task.generator.parameters()))
+            dis.step()
+            gen.step()
+            rows += len(real)
+        _sync(device)
+        seconds += time.perf_counter() - start
+    return rows / seconds
+
+
 def trainer(config: RunConfig, epochs: int) -> tuple[float, float]:
-    """(images/s of the training loop, images/s of the whole train() call)."""
+    """(rows/s of the training loop, rows/s of the whole train() call)."""
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        train(config.replace(epochs=epochs), run_dir)
+        result = train(config.replace(epochs=epochs), run_dir)
         whole = time.perf_counter() - start
         rows = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    n = len(load_dataset(config.dataset, "train")) * epochs
+    n = len(KINDS[config.kind].load_data(config)[0]) * epochs
+    del result
     return n / sum(r["seconds"] for r in rows), n / whole
 
 
-def compare(name: str, config: RunConfig, epochs: int, rounds: int) -> None:
+def compare(name: str, config: RunConfig, epochs: int, rounds: int, plain) -> None:
     loop, inner, whole = [], [], []
     for _ in range(rounds):
-        loop.append(plain_loop(config, epochs))
+        loop.append(plain())
         a, b = trainer(config, epochs)
         inner.append(a)
         whole.append(b)
     m = statistics.median
     print(
-        f"{name}: plain loop {m(loop):.0f} img/s; trainer loop {m(inner):.0f} img/s "
-        f"({m(inner) / m(loop):.2f}×); whole train() {m(whole):.0f} img/s "
-        f"({m(whole) / m(loop):.2f}×, incl. test evaluation and checkpoints)"
+        f"{name}: plain loop {m(loop):.0f} rows/s; trainer loop {m(inner):.0f} rows/s "
+        f"({m(inner) / m(loop):.3f}×); whole train() {m(whole):.0f} rows/s "
+        f"({m(whole) / m(loop):.2f}×, incl. test evaluation and checkpoints)",
+        flush=True,
+    )
+
+
+def sync_cost(name: str, config: RunConfig, epochs: int, rounds: int) -> None:
+    free, synced = [], []
+    for _ in range(rounds):
+        free.append(plain_loop(config, epochs))
+        synced.append(plain_loop(config, epochs, sync_each_step=True))
+    m = statistics.median
+    print(
+        f"{name}: plain loop {m(free):.0f} img/s without a per-step sync, {m(synced):.0f} img/s "
+        f"with one ({m(synced) / m(free):.3f}×)",
+        flush=True,
     )
 
 
@@ -96,14 +164,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--conv-width", type=float, default=0.125)
+    parser.add_argument("--only", choices=("vae", "toy", "sync", "load"), default=None)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    register(KINDS)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {name}, {torch.get_num_threads()} threads", flush=True)
     load_dataset("mnist-5k", "train")  # parse and cache before timing
-    base = RunConfig.make(progress=False, tensorboard=False, device="cpu")
-    compare("VAE MLP w1 l2", base, args.epochs, args.rounds)
-    conv = base.replace(arch="conv", width=0.125, loss="logcosh", loss_params={"a": 100.0})
-    compare("VAE Conv w1/8 logcosh", conv, max(1, args.epochs // 5), args.rounds)
-    load_times()
+    base = RunConfig.make(progress=False, tensorboard=False, device=args.device)
+    conv = base.replace(
+        arch="conv", width=args.conv_width, loss="logcosh", loss_params={"a": 100.0}
+    )
+    conv_epochs = max(1, args.epochs // (5 if device.type == "cpu" else 1))
+    if args.only in (None, "vae"):
+        compare("VAE MLP w1 l2", base, args.epochs, args.rounds,
+                lambda: plain_loop(base, args.epochs))  # fmt: skip
+        compare(f"VAE Conv w{args.conv_width:g} logcosh", conv, conv_epochs, args.rounds,
+                lambda: plain_loop(conv, conv_epochs))  # fmt: skip
+    if args.only in (None, "toy"):
+        toy = RunConfig.make(
+            kind="gan-toy", hidden=256, batch_size=32, progress=False, tensorboard=False,
+            device=args.device,
+        )  # fmt: skip
+        toy_epochs = 20 * args.epochs
+        compare("two-group toy (hidden 256)", toy, toy_epochs, args.rounds,
+                lambda: plain_two_group_loop(toy_epochs, device))  # fmt: skip
+    if args.only in (None, "sync"):
+        sync_cost("VAE MLP w1 l2", base, args.epochs, args.rounds)
+        sync_cost(f"VAE Conv w{args.conv_width:g} logcosh", conv, conv_epochs, args.rounds)
+    if args.only in (None, "load"):
+        load_times()
 
 
 if __name__ == "__main__":

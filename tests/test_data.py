@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -151,7 +151,7 @@ def test_batches_cover_the_data_once_per_epoch():
     for x, y in _xy(batches):  # labels travel with their images
         assert _rows(x) == y.tolist()
     assert len(Batches(ds, 5, drop_last=True)) == 4
-    assert [len(x) for x, _ in Batches(ds, 5, drop_last=True)] == [5] * 4
+    assert [len(x) for x, _ in _xy(Batches(ds, 5, drop_last=True))] == [5] * 4
 
 
 def test_batches_deterministic_and_set_epoch():
@@ -159,7 +159,7 @@ def test_batches_deterministic_and_set_epoch():
     a = Batches(ds, 7, seed=1)
     first = [i for x, _ in _xy(a) for i in _rows(x)]
     assert first == [i for x, _ in _xy(a) for i in _rows(x)]  # no set_epoch: same order
-    assert first == [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)]
+    assert first == [i for x, _ in _xy(Batches(ds, 7, seed=1)) for i in _rows(x)]
     assert first == a.order().tolist()
     a.set_epoch(1)
     second = [i for x, _ in _xy(a) for i in _rows(x)]
@@ -172,7 +172,7 @@ def test_batches_deterministic_and_set_epoch():
     assert [i for x, _ in _xy(other) for i in _rows(x)] == second  # documented: seed + epoch
     # The order ignores the global RNG.
     torch.manual_seed(123)
-    assert [i for x, _ in Batches(ds, 7, seed=1) for i in _rows(x)] == first
+    assert [i for x, _ in _xy(Batches(ds, 7, seed=1)) for i in _rows(x)] == first
 
 
 def test_batches_without_shuffle_are_views_in_order():
@@ -188,7 +188,7 @@ def test_batches_without_shuffle_are_views_in_order():
 def test_batches_rank_shards_cover_each_global_batch_once(world_size, shuffle):
     ds = _toy(37)
     size = 4 * world_size
-    single = [_rows(x) for x, _ in Batches(ds, size, shuffle=shuffle, seed=5)]
+    single = [_rows(x) for x, _ in _xy(Batches(ds, size, shuffle=shuffle, seed=5))]
     shards = []
     for rank in range(world_size):
         b = Batches(ds, size, shuffle=shuffle, seed=5, rank=rank, world_size=world_size)
@@ -211,7 +211,7 @@ def test_batches_rank_shards_follow_set_epoch():
     single = Batches(ds, 8, seed=0)
     single.set_epoch(4)
     merged = [a + b for a, b in zip(*[[_rows(x) for x, _ in _xy(r)] for r in ranks], strict=True)]
-    assert merged == [_rows(x) for x, _ in single]
+    assert merged == [_rows(x) for x, _ in _xy(single)]
 
 
 def test_batches_validation():

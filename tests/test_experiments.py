@@ -9,6 +9,7 @@ import pytest
 
 from robustvae.experiments import load_experiment, run_experiment
 from robustvae.experiments import runner as runner_module
+from robustvae.training import RunDir
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 PRESETS = sorted(PRESETS_DIR.glob("*.toml"))
@@ -61,7 +62,7 @@ def test_grid_expands_every_combination(tmp_path):
         "seed=1,loss=l2",
         "seed=1,loss=logcosh",
     ]
-    assert experiment.cells[1].config.loss_params == {"a": 100.0}
+    assert experiment.cells[1].config.model.loss_kwargs() == {"a": 100.0}
 
 
 @pytest.mark.parametrize(
@@ -175,12 +176,12 @@ def test_sweeps_expand_into_labelled_cells_and_overrides_apply(tmp_path):
     assert len(cells) == 2 * 5
     a10 = cells["arch=conv,loss=logcosh-a-10"]
     assert a10.axes["loss"] == "logcosh (a=10)"
-    assert a10.config.loss_params == {"a": 10.0}
+    assert a10.config.model.loss_kwargs() == {"a": 10.0}
     assert (a10.sweep.label, a10.sweep.setting, a10.sweep.value) == ("logcosh", "a", 10.0)
-    assert cells["arch=mlp,loss=scaled-l2-recon-weight-5"].config.recon_weight == 5.0
+    assert cells["arch=mlp,loss=scaled-l2-recon-weight-5"].config.model.recon_weight == 5.0
     assert cells["arch=mlp,loss=l2"].sweep is None
-    assert {c.config.width for i, c in cells.items() if i.startswith("arch=mlp")} == {1.0}
-    assert {c.config.width for i, c in cells.items() if i.startswith("arch=conv")} == {0.1}
+    assert {c.config.model.width for i, c in cells.items() if i.startswith("arch=mlp")} == {1.0}
+    assert {c.config.model.width for i, c in cells.items() if i.startswith("arch=conv")} == {0.1}
     # `when = { loss = "logcosh" }` matches every swept variant of that entry, nothing else
     epochs = {i: c.config.epochs for i, c in cells.items() if i.startswith("arch=conv")}
     assert epochs == {
@@ -197,7 +198,7 @@ def test_settings_and_only_select_and_change_cells(tmp_path):
     path.write_text(SWEEP)
     experiment = load_experiment(path, settings={"epochs": 3, "width": 0.2}, only="arch=mlp,*")
     assert len(experiment.cells) == 5
-    assert {(c.config.epochs, c.config.width) for c in experiment.cells} == {(3, 0.2)}
+    assert {(c.config.epochs, c.config.model.width) for c in experiment.cells} == {(3, 0.2)}
     with pytest.raises(ValueError, match="no cell matches"):
         load_experiment(path, only="arch=resnet*")
     with pytest.raises(ValueError, match="unknown run setting"):
@@ -258,9 +259,24 @@ def test_a_cell_run_with_other_settings_is_never_reused(tmp_path):
     fast = {"images": 20, "samples": 20}
     run_experiment(path, out, progress=lambda *_: None, only="seed=0,loss=l2", evaluate=fast)
     before = (out / "cells" / "seed=0,loss=l2" / "evaluation.json").read_bytes()
-    with pytest.raises(ValueError, match=r"other settings \(epochs: 1 → 2\)"):
-        run_experiment(path, out, progress=lambda *_: None, settings={"epochs": 2}, evaluate=fast)
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 → 0.002\)"):
+        run_experiment(path, out, progress=lambda *_: None, settings={"lr": 0.002}, evaluate=fast)
     assert (out / "cells" / "seed=0,loss=l2" / "evaluation.json").read_bytes() == before
+
+
+def test_more_epochs_extend_a_finished_cell_and_evaluate_it_again(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out, quiet = tmp_path / "out", (lambda *_: None)
+    fast, only = {"images": 20, "samples": 20}, "seed=0,loss=l2"
+    run_experiment(path, out, progress=quiet, only=only, evaluate=fast)
+    cell = RunDir(out / "cells" / only)
+    before = cell.read_evaluation()
+    run_experiment(path, out, progress=quiet, only=only, evaluate=fast, settings={"epochs": 2})
+    assert [row["epoch"] for row in cell.read_metrics()] == [1, 2]
+    assert cell.read_evaluation()["test"] != before["test"]
+    with pytest.raises(ValueError, match=r"other settings \(epochs: 2 → 1\)"):  # never fewer
+        run_experiment(path, out, progress=quiet, only=only, evaluate=fast)
 
 
 def test_ray_runs_the_grid_like_one_process(tmp_path):
@@ -368,16 +384,16 @@ def test_presets_overrides_reach_their_cells():
         return {c.id: c.config for c in load_experiment(PRESETS_DIR / f"{name}.toml").cells}
 
     celeba = cells("paper-celeba")
-    assert celeba["kind=wae,seed=0,loss=logcosh"].loss_params == {"a": 2.5}
-    assert celeba["kind=vae,seed=0,loss=logcosh"].loss_params == {"a": 100.0}
+    assert celeba["kind=wae,seed=0,loss=logcosh"].model.loss_kwargs() == {"a": 2.5}
+    assert celeba["kind=vae,seed=0,loss=logcosh"].model.loss_kwargs() == {"a": 100.0}
     assert {c.epochs for i, c in celeba.items() if "kind=vae" in i} == {68}
     assert {c.epochs for i, c in celeba.items() if "kind=wae" in i} == {55}
     barron = cells("barron-vae")
-    assert {c.color for i, c in barron.items() if "pixels" in i} == {"rgb"}
-    assert {c.color for i, c in barron.items() if "pixels" not in i} == {"yuv"}
-    assert barron["representation=dct,seed=0,loss=adaptive"].loss_params["alpha_hi"] == 3.0
+    assert {c.model.color for i, c in barron.items() if "pixels" in i} == {"rgb"}
+    assert {c.model.color for i, c in barron.items() if "pixels" not in i} == {"yuv"}
+    assert barron["representation=dct,seed=0,loss=adaptive"].model.loss_kwargs()["alpha_hi"] == 3.0
     for name in ("quick-mnist5k", "fashion-mnist"):
-        widths = {(c.arch, c.width) for c in cells(name).values()}
+        widths = {(c.model.arch, c.model.width) for c in cells(name).values()}
         assert widths == {("mlp", 1.0), ("conv", 0.125)}, name
 
 

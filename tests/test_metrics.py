@@ -112,11 +112,18 @@ def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
 def test_mmd_to_prior_is_near_zero_for_prior_codes_and_large_when_shifted():
     from types import SimpleNamespace
 
-    from robustvae.metrics.evaluate import mmd_to_prior
+    from robustvae.evaluation.autoencoder import mmd_to_prior
 
     class Encoder:  # a WAE-like model whose codes are given
         def __init__(self, codes):
             self.codes, self.config = codes, SimpleNamespace(prior_scale=1.0)
+            self.training = True
+
+        def train(self, mode=True):
+            self.training = mode
+
+        def eval(self):
+            self.training = False
 
         def encode(self, batch):
             return self.codes[batch[:, 0, 0, 0].long()]

@@ -15,6 +15,7 @@ from robustvae.models import (
     VAE,
     WAE,
     AutoEncoder,
+    AutoencoderConfig,
     ModelConfig,
     build_model,
     build_nets,
@@ -409,14 +410,14 @@ def test_config_defaults_and_dict_round_trip():
     )
     assert custom.image_shape == (3, 64, 64) and isinstance(custom.width, float)
     assert custom.loss_params == (("a", 2.5),) and custom.loss_kwargs() == {"a": 2.5}
-    hash(custom)
+    assert hash(custom) == hash(ModelConfig.from_dict(custom.to_dict()))
     for c in (config, custom):
         text = json.dumps(c.to_dict())
         assert ModelConfig.from_dict(json.loads(text)) == c
 
 
 def test_from_dict_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="'lattent_dim', 'wdith'.*valid: kind"):
+    with pytest.raises(ValueError, match="'lattent_dim', 'wdith'.*valid: arch, latent_dim"):
         ModelConfig.from_dict({"lattent_dim": 3, "wdith": 1.0})
     assert ModelConfig.from_dict({"latent_dim": 3}).latent_dim == 3
 
@@ -489,4 +490,19 @@ def test_runs_on_device(device, kind):
 def test_classes_check_their_kind():
     with pytest.raises(ValueError, match="kind 'wae'"):
         WAE(ModelConfig(kind="vae"))
-    assert isinstance(VAE(ModelConfig()), VAE)
+    # A VAE's encoder gives a mean and a log-variance per latent dimension.
+    assert VAE(ModelConfig(latent_dim=3)).encoder(torch.zeros(2, 1, 28, 28)).shape == (2, 6)
+
+
+def test_run_settings_resolve_against_the_data_shape():
+    settings = AutoencoderConfig(arch="conv", loss="logcosh", loss_params={"a": 5.0})
+    assert settings.latent_dim is None
+    small, large = settings.resolve("wae", (1, 28, 28)), settings.resolve("vae", (3, 64, 64))
+    assert (small.kind, small.latent_dim, large.latent_dim) == ("wae", 8, 64)
+    assert small.loss_params == large.loss_params == (("a", 5.0),)
+    with pytest.raises(ValueError, match="28×28, 64×64"):
+        settings.resolve("vae", (1, 32, 32))
+    with pytest.raises(ValueError, match="a must be"):  # checked before any data is known
+        AutoencoderConfig(loss="logcosh", loss_params={"a": -1.0})
+    with pytest.raises(ValueError, match="unknown model config key.*'image_shape'"):
+        AutoencoderConfig.from_dict({"image_shape": [1, 28, 28]})

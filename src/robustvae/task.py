@@ -9,9 +9,9 @@ KL terms, decoders or discriminators:
 - ``batch_transform(batch, generator)``: a per-step random transform of a batch (crops,
   synthetic corruption), drawing only from ``generator``, which the trainer seeds from the
   run's seed, the epoch, the step and the rank: a resumed run sees the same batches.
-- ``training_step(batch, updates)``: computes the loss terms and runs one or more updates with
-  ``updates.step(group, loss)``. The default: ``loss_terms``, then one update of the
-  ``"model"`` group with the ``"loss"`` term.
+- ``training_step(batch, updates)``: computes the loss terms and updates the groups through
+  ``updates`` (``Updates``: ``backward``, ``apply``, ``step``, ``skip``). The default:
+  ``loss_terms``, then one update of the ``"model"`` group down the ``"loss"`` term.
 - ``loss_terms(batch)``: a dict of scalar tensors; the trainer averages them over the test
   split after every epoch (in eval mode, without gradients).
 - ``best_metric``: the test term whose lowest value selects ``best.safetensors``.
@@ -54,13 +54,21 @@ class Group:
 
 
 class Updates:
-    """What a training step may do to the weights: ``step(group, loss)`` computes the gradient
-    of ``loss`` with respect to that group's parameters only, reduces it across data-parallel
-    ranks, and takes that group's optimizer step. Nothing else touches the weights.
+    """What a training step may do to the weights, one parameter group at a time.
 
-    The trainer makes one ``Updates`` per run; ``check`` (set by the trainer) is called with
-    the step's terms on the first ``step`` of each training step, before any weight changes:
-    it stops a run whose terms are not finite.
+    - ``backward(group, loss)``: the gradient of ``loss`` with respect to that group's
+      parameters only (other groups' gradients are left alone), reduced across data-parallel
+      ranks;
+    - ``apply(group)``: that group's optimizer step;
+    - ``step(group, loss)``: both at once.
+
+    Computing every group's gradient from one forward pass and applying them afterwards (as
+    Larsen et al.'s VAE-GAN does) avoids backpropagating through weights an earlier update has
+    already changed. ``skip(group)`` counts an update a balancing rule left out.
+
+    The trainer makes one ``Updates`` per run; ``check`` (set by the trainer) receives the
+    step's terms on the first ``backward`` of each training step, before any weight changes,
+    and stops a run whose terms are not finite.
     """
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], reduce, check):
@@ -73,6 +81,33 @@ class Updates:
     def begin(self) -> None:
         self.checked = None
 
+    def _optimizer(self, group: str) -> torch.optim.Optimizer:
+        if group not in self.optimizers:
+            raise KeyError(f"no parameter group {group!r}; the groups are {list(self.optimizers)}")
+        return self.optimizers[group]
+
+    def backward(
+        self,
+        group: str,
+        loss: Tensor,
+        terms: dict[str, Tensor] | None = None,
+        retain_graph: bool = False,
+    ) -> None:
+        """Set ``group``'s gradients to those of ``loss``. ``terms`` (the step's loss terms, on
+        its first call) are checked for NaN first."""
+        optimizer = self._optimizer(group)
+        if self.checked is None:
+            self.checked = terms if terms is not None else {group: loss}
+            self._check(self.checked)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)
+        self._reduce(params)
+
+    def apply(self, group: str) -> None:
+        """Take ``group``'s optimizer step with the gradients ``backward`` left."""
+        self._optimizer(group).step()
+
     def step(
         self,
         group: str,
@@ -80,22 +115,13 @@ class Updates:
         terms: dict[str, Tensor] | None = None,
         retain_graph: bool = False,
     ) -> None:
-        """One update of ``group`` down the gradient of ``loss``. ``terms`` (all the step's
-        loss terms, on the first update of a step) are checked for NaN first."""
-        if group not in self.optimizers:
-            raise KeyError(f"no parameter group {group!r}; the groups are {list(self.optimizers)}")
-        if self.checked is None:
-            self.checked = terms if terms is not None else {group: loss}
-            self._check(self.checked)
-        optimizer = self.optimizers[group]
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)
-        self._reduce(params)
-        optimizer.step()
+        """``backward`` then ``apply``: one update of ``group`` down the gradient of ``loss``."""
+        self.backward(group, loss, terms, retain_graph)
+        self.apply(group)
 
     def skip(self, group: str) -> None:
         """Count an update a balancing rule left out (logged per epoch)."""
+        self._optimizer(group)
         self.skipped[group] += 1
 
 

@@ -117,9 +117,6 @@ def _run_report(args) -> int:
     return 0
 
 
-
-
-
 def _add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
@@ -156,5 +153,3 @@ def _run_evaluate(args) -> int:
     for key, value in results.items():
         print(f"{key}: {value}")
     return 0
-
-

@@ -29,5 +29,3 @@ def run_download(args) -> int:
     for path in download_mnist(args.dest, force=args.force, **kwargs):
         print(path)
     return 0
-
-

@@ -24,5 +24,3 @@ def run(args) -> int:
 
     print(run_demo(args.out, args.epochs, args.progress))
     return 0
-
-

@@ -32,5 +32,3 @@ def run(args: argparse.Namespace) -> int:
     for path in draw_gallery(args.out):
         print(path)
     return 0
-
-

@@ -93,5 +93,3 @@ def run(args: argparse.Namespace) -> int:
     for path in draw_run(args.out, str(next(result.model.parameters()).device)):
         print(path)
     return 0
-
-

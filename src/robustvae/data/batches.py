@@ -49,7 +49,7 @@ class Batches:
 
     def __init__(
         self,
-        dataset: ImageDataset,
+        dataset,
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,

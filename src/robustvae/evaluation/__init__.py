@@ -5,7 +5,14 @@ in ``robustvae.kinds``); ``draw_run`` draws the kind's pictures. Both use the ch
 ``RunDir.checkpoint`` picks, and always run the model in eval mode.
 """
 
-from robustvae.evaluation.settings import DEFAULTS, evaluation_settings
 from robustvae.evaluation.runs import draw_run, evaluate_run, is_evaluated, kind_of_run
+from robustvae.evaluation.settings import DEFAULTS, evaluation_settings
 
-__all__ = ["DEFAULTS", "draw_run", "evaluate_run", "evaluation_settings", "is_evaluated", "kind_of_run"]
+__all__ = [
+    "DEFAULTS",
+    "draw_run",
+    "evaluate_run",
+    "evaluation_settings",
+    "is_evaluated",
+    "kind_of_run",
+]

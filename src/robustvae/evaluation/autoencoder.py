@@ -73,6 +73,15 @@ def mmd_to_prior(model, images: torch.Tensor, generator: torch.Generator, device
     return mmd_imq(codes, prior, prior_variance=scale**2).item()
 
 
+def _seeded_test_terms(model, test, device: str, seed: int) -> dict[str, float]:
+    """The test means of the training terms, with the VAE's sampling noise drawn from a
+    generator seeded with ``seed`` (the caller's random state is left as it was)."""
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return test_terms(model, test, torch.device(device))
+
+
 def _test_data(config):
     return get_kind(config.kind).load_data(config)[1]
 
@@ -102,7 +111,7 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
         "psnr": quality.psnr_per_image(recon, images).mean().item(),
         "sq_l2": quality.squared_l2_per_image(recon, images).mean().item(),
         "l1": quality.l1_per_image(recon, images).mean().item(),
-        "test": test_terms(model, test, torch.device(device)),
+        "test": _seeded_test_terms(model, test, device, settings["seed"]),
         "mmd_to_prior": mmd_to_prior(model, images, generator, device),
     }
     if config.kind == "vae" and config.model.loss in LIKELIHOOD_LOSSES:

@@ -34,6 +34,7 @@ from robustvae.experiments.results import (  # noqa: E402
 )
 from robustvae.kinds import get_kind  # noqa: E402
 from robustvae.losses import LIKELIHOOD_LOSSES  # noqa: E402
+
 CURVATURE = "curvature of the loss at 0, λ·ρ''(0)"
 LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
 SWEEP_METRICS = (

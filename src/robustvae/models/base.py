@@ -18,8 +18,9 @@ class AutoEncoder(Task):
     """Encoder, decoder and reconstruction loss built from a ``ModelConfig``.
 
     A ``Task`` of one parameter group, trained on batches ``{"image": …}``. Subclasses define
-    ``encode`` and ``terms``. ``forward(x)`` is ``terms(x)``: a dict of scalar tensors, ``"loss"`` the objective to minimise (batch mean), ``"recon"`` the
-    reconstruction loss per example (summed over dimensions, batch mean), ``"sq_l2"`` the
+    ``encode`` and ``terms``. ``forward(x)`` is ``terms(x)``: a dict of scalar tensors,
+    ``"loss"`` the objective to minimise (batch mean), ``"recon"`` the reconstruction loss
+    per example (summed over dimensions, batch mean), ``"sq_l2"`` the
     squared L2 error per example (detached: one error measure for every loss), plus the
     latent term (``"kl"`` or ``"mmd"``).
 

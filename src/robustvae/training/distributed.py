@@ -79,7 +79,9 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
     flat = torch._utils._flatten_dense_tensors(grads)
     dist.all_reduce(flat)
     flat /= world_size
-    for grad, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
+    for grad, reduced in zip(
+        grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True
+    ):
         grad.copy_(reduced)
 
 

@@ -133,7 +133,9 @@ class _Training:
         try:
             saved = RunConfig.from_dict(checkpoint.meta["config"]).to_dict()
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
+            raise ValueError(
+                f"{path}: the checkpoint holds no valid run config ({error})"
+            ) from None
         changed = changed_settings(saved, self.config.to_dict())
         if changed:
             names = ", ".join(k for k, _, _ in changed)
@@ -158,7 +160,9 @@ class _Training:
         if resume:
             self._resume()
         elif run.has_checkpoint():
-            raise ValueError(f"{run.path} already holds a run: pass --resume, or choose another --out")
+            raise ValueError(
+                f"{run.path} already holds a run: pass --resume, or choose another --out"
+            )
         if context.distributed:  # each rank its own noise; every rank rank 0's weights
             torch.manual_seed(config.seed * 1000 + context.rank + 1000 * self.epoch)
             distributed.broadcast_state(self.task)

@@ -1,0 +1,227 @@
+"""The trainer's seams, through toy kinds (tests/toys.py): several parameter groups with their
+own optimizers, paired inputs made per step, named optimizers in checkpoints, bit-for-bit
+resume, data parallelism, and evaluation that is deterministic and independent of mode."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from toys import register
+
+from robustvae.kinds import KINDS
+from robustvae.task import Updates
+from robustvae.training import RunConfig, load_checkpoint, load_run, train
+from robustvae.training.trainer import evaluate, step_generator
+
+QUIET = dict(progress=False, tensorboard=False, device="cpu")
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def toys(monkeypatch):
+    registry = dict(KINDS)
+    register(registry)
+    for name in ("gan-toy", "paired-toy"):
+        monkeypatch.setitem(KINDS, name, registry[name])
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(kind="gan-toy", batch_size=32, batchnorm=True), dict(kind="paired-toy", batch_size=16)],
+)
+def test_toys_train_checkpoint_and_resume_bit_for_bit(tmp_path, settings):
+    config = RunConfig.make(epochs=3, **settings, **QUIET)
+    whole = train(config, tmp_path / "whole")
+    train(config.replace(epochs=2), tmp_path / "split")
+    resumed = train(config, tmp_path / "split", resume=True)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    assert _strip(whole.metrics) == _strip(resumed.metrics)
+    groups = set(resumed.model.parameter_groups())
+    assert set(load_checkpoint(tmp_path / "split" / "latest.safetensors").optimizers) == groups
+    _, loaded = load_run(tmp_path / "split", "latest")
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_adversarial_toy_learns_and_best_follows_its_metric(tmp_path):
+    result = train(RunConfig.make(kind="gan-toy", epochs=6, batch_size=32, **QUIET), tmp_path / "r")
+    errors = [row["test"]["moment_error"] for row in result.metrics]
+    assert errors[-1] < 0.5 * errors[0]  # the generator's mean moves towards (2, -1)
+    best = load_checkpoint(tmp_path / "r" / "best.safetensors").meta
+    assert best["best_metric"] == "moment_error" and best["best"] == min(errors)
+    assert best["epoch"] == errors.index(min(errors)) + 1
+
+
+def test_paired_task_loss_falls_and_uses_a_fresh_corruption_each_step(tmp_path):
+    result = train(RunConfig.make(kind="paired-toy", epochs=4, batch_size=16, **QUIET), tmp_path)
+    losses = [row["train"]["loss"] for row in result.metrics]
+    assert losses[-1] < losses[0]
+    # The per-step generator depends on seed, epoch, step and rank only.
+    draw = [torch.randn(3, generator=step_generator(0, 1, 2, 0)) for _ in range(2)]
+    assert torch.equal(draw[0], draw[1])
+    others = [step_generator(1, 1, 2, 0), step_generator(0, 2, 2, 0), step_generator(0, 1, 3, 0)]
+    assert all(not torch.equal(torch.randn(3, generator=g), draw[0]) for g in others)
+    assert not torch.equal(torch.randn(3, generator=step_generator(0, 1, 2, 1)), draw[0])
+
+
+def test_each_update_changes_only_its_own_group():
+    from toys import GanToy, GanToyConfig, load_gan_data
+
+    torch.manual_seed(0)
+    task = GanToy(GanToyConfig())
+    groups = task.parameter_groups()
+    optimizers = {name: g.build(0.1) for name, g in groups.items()}
+    updates = Updates(optimizers, reduce=lambda params: None, check=lambda terms: None)
+    batch = {k: v[:32] for k, v in load_gan_data(None)[0].tensors.items()}
+    terms = task.loss_terms(batch)
+    before = _state(task)
+    updates.begin()
+    updates.backward("discriminator", terms["d_real"] + terms["d_fake"], terms, True)
+    d_grads = [p.grad.clone() for p in task.discriminator.parameters()]
+    # The generator's loss flows through the discriminator, whose gradients it leaves alone.
+    updates.backward("generator", terms["g_loss"])
+    for p, grad in zip(task.discriminator.parameters(), d_grads, strict=True):
+        assert torch.equal(p.grad, grad)
+    assert all(p.grad is not None for p in task.generator.parameters())
+    updates.apply("discriminator")
+    after_d = _state(task)
+    changed = {k for k in before if not torch.equal(before[k], after_d[k])}
+    assert changed and all(k.startswith("discriminator.") for k in changed)
+    updates.apply("generator")
+    after_g = _state(task)
+    changed = {k for k in after_d if not torch.equal(after_d[k], after_g[k])}
+    assert changed == {"generator.weight", "generator.bias"}
+    with pytest.raises(KeyError, match="no parameter group 'critic'"):
+        updates.step("critic", terms["g_loss"])
+    updates.skip("discriminator")
+    assert updates.skipped == {"discriminator": 1, "generator": 0}
+
+
+def test_checks_run_once_per_step_before_any_update():
+    seen = []
+    param = torch.nn.Parameter(torch.ones(1))
+    updates = Updates({"a": torch.optim.SGD([param], lr=0.1)}, lambda p: None, seen.append)
+    for _ in range(2):
+        updates.begin()
+        loss = (param * 2).sum()
+        updates.step("a", loss, {"loss": loss}, retain_graph=True)
+        updates.step("a", loss)
+    assert len(seen) == 2 and list(seen[0]) == ["loss"]
+
+
+def _old_format_checkpoint(path, model, optimizer, meta):
+    """A checkpoint as version 1 wrote it: one optimizer, ``optimizer.state.<i>.<key>``."""
+    from robustvae.training.checkpoint import rng_state
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    plain = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.state.{index}.{key}"] = value
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    tensors.update(rng_state())
+    info = {
+        "format": "robustvae-checkpoint-1",
+        "meta": meta,
+        "optimizer": {"param_groups": state["param_groups"], "plain_state": plain},
+    }
+    save_file(tensors, str(path), metadata={"robustvae": json.dumps(info)})
+
+
+def test_checkpoints_of_the_previous_format_still_resume(tmp_path):
+    config = RunConfig.make(dataset="mnist-5k", width=0.2, epochs=2, **QUIET)
+    whole = train(config, tmp_path / "whole")
+    first = train(config.replace(epochs=1), tmp_path / "old")
+    checkpoint = load_checkpoint(tmp_path / "old" / "latest.safetensors")
+    optimizer = torch.optim.Adam(first.model.parameters())
+    optimizer.load_state_dict(checkpoint.optimizers["model"])
+    meta = {k: v for k, v in checkpoint.meta.items() if k != "best_metric"}
+    meta["config"] = {k: v for k, v in meta["config"].items() if k != "prior_scale"}  # older
+    torch.set_rng_state(checkpoint.rng["rng.torch"])
+    _old_format_checkpoint(tmp_path / "old" / "latest.safetensors", first.model, optimizer, meta)
+    resumed = train(config, tmp_path / "old", resume=True)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_evaluation_is_deterministic_and_independent_of_mode(tmp_path, arch):
+    from robustvae.evaluation import evaluate_run
+
+    config = RunConfig.make(dataset="mnist-5k", arch=arch, width=0.125, epochs=1, **QUIET)
+    train(config, tmp_path)
+    first = evaluate_run(tmp_path, images=100, samples=200, fid=False)
+    again = evaluate_run(tmp_path, images=100, samples=200, fid=False)
+    assert first == again
+    from robustvae.evaluation.autoencoder import mmd_to_prior
+
+    _, model = load_run(tmp_path)
+    images = next(iter(KINDS["vae"].load_data(config)[1].tensors.values()))[:100]
+    values = []
+    for mode in (True, False):
+        model.train(mode)
+        values.append(mmd_to_prior(model, images, torch.Generator().manual_seed(0), "cpu"))
+        assert model.training is mode  # the caller's mode is restored
+    assert values[0] == values[1]
+    test = KINDS["vae"].load_data(config)[1]
+    model.train()
+    torch.manual_seed(5)
+    in_train_mode = evaluate(model, test, torch.device("cpu"))
+    assert model.training
+    model.eval()
+    torch.manual_seed(5)
+    assert evaluate(model, test, torch.device("cpu")) == in_train_mode
+
+
+def _torchrun(out: Path, kind: str, settings: dict) -> None:
+    env = {**os.environ, "ROBUSTVAE_COMPILE": "0", "OMP_NUM_THREADS": "1"}
+    pairs = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    command += ["2", str(HERE / "ddp_toy.py"), str(out), kind, *pairs]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_process_ddp_matches_one_process_for_two_groups(tmp_path):
+    # SGD without momentum, noise in the data: the runs differ only in summation order, and a
+    # gradient summed over ranks instead of averaged would double every step.
+    settings = dict(kind="gan-toy", epochs=3, batch_size=32, **QUIET)
+    single = train(RunConfig.make(**settings), tmp_path / "one")
+    _torchrun(tmp_path / "two", "gan-toy", {k: v for k, v in settings.items() if k != "kind"})
+    ranks = [load_file(str(tmp_path / "two" / f"rank{r}.safetensors")) for r in (0, 1)]
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    rows = [
+        json.loads(x) for x in (tmp_path / "two" / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [r["step"] for r in single.metrics] == [8, 16, 24]
+
+
+def test_two_process_ddp_keeps_batchnorm_consistent_for_a_paired_task(tmp_path):
+    settings = dict(epochs=2, batch_size=16, **QUIET)
+    _torchrun(tmp_path, "paired-toy", settings)
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert "net.1.running_mean" in ranks[0]
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    _, saved = load_run(tmp_path / "run", "latest")
+    for key, value in saved.state_dict().items():
+        assert torch.equal(ranks[0][key], value), key
