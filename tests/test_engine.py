@@ -85,7 +85,7 @@ def test_each_update_changes_only_its_own_group():
     task = GanToy(GanToyConfig())
     groups = task.parameter_groups()
     optimizers = {name: g.build(0.1) for name, g in groups.items()}
-    updates = Updates(optimizers, reduce=lambda params: None, check=lambda terms: None)
+    updates = Updates(optimizers, reduce=lambda params: None, check=lambda terms, log: None)
     batch = {k: v[:32] for k, v in load_gan_data(None)[0].tensors.items()}
     terms = task.loss_terms(batch)
     before = _state(task)
@@ -114,13 +114,18 @@ def test_each_update_changes_only_its_own_group():
 def test_checks_run_once_per_step_before_any_update():
     seen = []
     param = torch.nn.Parameter(torch.ones(1))
-    updates = Updates({"a": torch.optim.SGD([param], lr=0.1)}, lambda p: None, seen.append)
+    updates = Updates(
+        {"a": torch.optim.SGD([param], lr=0.1)}, lambda p: None, lambda *args: seen.append(args)
+    )
     for _ in range(2):
         updates.begin()
         loss = (param * 2).sum()
         updates.step("a", loss, {"loss": loss}, retain_graph=True)
         updates.step("a", loss)
-    assert len(seen) == 2 and list(seen[0]) == ["loss"]
+    assert len(seen) == 2 and list(seen[0][0]) == ["loss"] and seen[0][1] is True
+    updates.begin()  # no terms given: the loss is checked, the returned terms will be logged
+    updates.step("a", (param * 3).sum())
+    assert list(seen[2][0]) == ["a"] and seen[2][1] is False and not updates.logged
 
 
 def _old_format_checkpoint(path, model, optimizer, meta):

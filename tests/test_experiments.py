@@ -206,7 +206,7 @@ def test_settings_and_only_select_and_change_cells(tmp_path):
 
 
 def test_curvature_at_zero_is_a_for_logcosh_and_two_lambda_for_l2(tmp_path):
-    from robustvae.experiments.report import curvature_at_zero
+    from robustvae.experiments.analysis import curvature_at_zero
 
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP)

@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import pytest
@@ -7,7 +8,6 @@ from torch import nn
 
 from robustvae.losses import (
     LOSSES,
-    AdaptiveImageLoss,
     AdaptiveLoss,
     CauchyNLL,
     GeneralLoss,
@@ -21,6 +21,7 @@ from robustvae.losses import (
     loss_parameters,
 )
 from robustvae.losses import functional as LF
+from robustvae.representations import AdaptiveImageLoss, Representation, RepresentedLoss
 
 NAMES = ["l2", "l1", "logcosh", "general", "adaptive", "normal", "laplace", "cauchy", "student_t"]
 
@@ -119,14 +120,27 @@ def test_general_loss_accepts_every_special_alpha():
         assert torch.isfinite(out)
 
 
-def test_adaptive_image_loss_is_exported_from_losses():
+def test_adaptive_image_loss_is_a_represented_adaptive_loss_and_loads_old_keys():
     loss = AdaptiveImageLoss(8, 3, representation="dct", color="yuv")
-    assert isinstance(loss.adaptive, AdaptiveLoss)
+    same = RepresentedLoss(Representation(8, 3, "dct", "yuv"), AdaptiveLoss((3, 8, 8)), True)
+    with torch.no_grad():
+        loss.adaptive.latent_alpha.latent.add_(torch.randn(3, 8, 8))
+    # A state dict of the earlier class, whose inner loss was called "adaptive".
+    old = {k.replace("loss.", "adaptive.", 1): v for k, v in loss.state_dict().items()}
+    same.load_state_dict(old)
+    x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(same(x, y), loss(x, y))
+    assert loss.adaptive is loss.loss and torch.equal(loss.alpha(), same.loss.alpha())
 
 
-def test_modules_move_with_to_and_have_no_constructor_device_args():
-    loss = get_loss("logcosh", a=100.0).double()
-    assert loss.a.dtype == torch.float64
+@pytest.mark.parametrize("name", NAMES)
+def test_modules_move_with_to_and_have_no_constructor_device_args(name):
+    cls = LOSSES[name]
+    parameters = inspect.signature(cls.__init__).parameters
+    assert not {"device", "dtype"} & set(parameters), name
+    loss = get_loss(name, **({"num_dims": 4} if name == "adaptive" else {})).double()
+    floats = [t for t in [*loss.parameters(), *loss.buffers()] if t.is_floating_point()]
+    assert all(t.dtype == torch.float64 for t in floats), name
     x = torch.rand(3, 4, dtype=torch.float64)
     assert loss(x, torch.zeros_like(x)).dtype == torch.float64
 

@@ -38,6 +38,7 @@ __all__ = [
     "REPRESENTATIONS",
     "COLORS",
     "AdaptiveImageLoss",
+    "RepresentedLoss",
 ]
 
 REPRESENTATIONS = ("pixels", "dct", "wavelet")
@@ -297,14 +298,53 @@ class Representation(nn.Module):
         return f"shape={self.shape}, representation={self.representation!r}, color={self.color!r}"
 
 
-class AdaptiveImageLoss(nn.Module):
-    """Adaptive general-distribution NLL on an image representation, with one α and c per
-    coefficient (Barron's VAE experiment: pixels+RGB, DCT+YUV, wavelets+YUV).
+class RepresentedLoss(nn.Module):
+    """``loss(T(input), T(target))`` for an image representation T (a ``Representation``).
 
-    The value is the NLL of the *pixels*: the coefficients' NLL minus log|det J| of the
-    transform, the latter shared equally by all elements, so that sums compare across
-    representations. Keyword arguments go to ``AdaptiveLoss`` (``alpha_lo``, ``scale_init``,
-    ``reduction``, …).
+    With ``likelihood=True`` (an NLL: the adaptive loss, 'normal', 'cauchy', …) the value is the
+    NLL of the *pixels*: the coefficients' NLL minus log|det J| of T, shared equally by all
+    elements, so that sums compare across representations. Other losses are left as they are.
+    """
+
+    def __init__(self, transform: Representation, loss: nn.Module, likelihood: bool = False):
+        super().__init__()
+        self.transform = transform
+        self.loss = loss
+        self.log_det_per_element = (
+            transform.log_abs_det() / math.prod(transform.shape) if likelihood else 0.0
+        )
+        self._register_load_state_dict_pre_hook(_rename_adaptive_keys)
+
+    @property
+    def reduction(self) -> str:
+        return self.loss.reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        self.loss.reduction = LF.check_reduction(value)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        LF.check_same_shape(input, target)
+        value = self.loss(self.transform(input), self.transform(target))
+        if not self.log_det_per_element:
+            return value
+        if self.reduction == "sum":
+            return value - self.log_det_per_element * input.numel()
+        return value - self.log_det_per_element
+
+
+def _rename_adaptive_keys(state_dict, prefix, *args) -> None:
+    """Checkpoints written before ``AdaptiveImageLoss`` became a ``RepresentedLoss`` named its
+    inner loss ``adaptive``."""
+    for key in [k for k in state_dict if k.startswith(prefix + "adaptive.")]:
+        state_dict[prefix + "loss." + key[len(prefix + "adaptive.") :]] = state_dict.pop(key)
+
+
+class AdaptiveImageLoss(RepresentedLoss):
+    """The adaptive general-distribution NLL on an image representation, with one α and c per
+    coefficient (Barron's VAE experiment: pixels+RGB, DCT+YUV, wavelets+YUV): a
+    ``RepresentedLoss`` of an ``AdaptiveLoss``. Keyword arguments go to ``AdaptiveLoss``
+    (``alpha_lo``, ``scale_init``, ``reduction``, …).
     """
 
     def __init__(
@@ -316,27 +356,15 @@ class AdaptiveImageLoss(nn.Module):
         wavelet_levels: int | None = None,
         **adaptive_kwargs,
     ):
-        super().__init__()
-        self.transform = Representation(image_size, channels, representation, color, wavelet_levels)
-        self.adaptive = AdaptiveLoss(self.transform.shape, **adaptive_kwargs)
-        self.log_det_per_element = self.transform.log_abs_det() / math.prod(self.transform.shape)
+        transform = Representation(image_size, channels, representation, color, wavelet_levels)
+        super().__init__(transform, AdaptiveLoss(transform.shape, **adaptive_kwargs), True)
 
     @property
-    def reduction(self) -> str:
-        return self.adaptive.reduction
-
-    @reduction.setter
-    def reduction(self, value: str) -> None:
-        self.adaptive.reduction = LF.check_reduction(value)
+    def adaptive(self) -> AdaptiveLoss:
+        return self.loss
 
     def alpha(self) -> Tensor:
-        return self.adaptive.alpha()
+        return self.loss.alpha()
 
     def scale(self) -> Tensor:
-        return self.adaptive.scale()
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        nll = self.adaptive(self.transform(input), self.transform(target))
-        if self.reduction == "sum":
-            return nll - self.log_det_per_element * input.numel()
-        return nll - self.log_det_per_element
+        return self.loss.scale()

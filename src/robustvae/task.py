@@ -66,9 +66,11 @@ class Updates:
     Larsen et al.'s VAE-GAN does) avoids backpropagating through weights an earlier update has
     already changed. ``skip(group)`` counts an update a balancing rule left out.
 
-    The trainer makes one ``Updates`` per run; ``check`` (set by the trainer) receives the
-    step's terms on the first ``backward`` of each training step, before any weight changes,
-    and stops a run whose terms are not finite.
+    The trainer makes one ``Updates`` per run; ``check(terms, log)`` (set by the trainer)
+    receives the terms passed to the first ``backward`` of each training step, before any
+    weight changes, and stops a run whose terms are not finite. Those terms are also the
+    step's logged terms (``log`` True); a first ``backward`` without terms has its loss checked
+    and the terms ``training_step`` returns are logged.
     """
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], reduce, check):
@@ -76,10 +78,11 @@ class Updates:
         self._reduce = reduce
         self._check = check
         self.checked: dict[str, Tensor] | None = None
+        self.logged = False
         self.skipped: dict[str, int] = dict.fromkeys(optimizers, 0)
 
     def begin(self) -> None:
-        self.checked = None
+        self.checked, self.logged = None, False
 
     def _optimizer(self, group: str) -> torch.optim.Optimizer:
         if group not in self.optimizers:
@@ -98,7 +101,8 @@ class Updates:
         optimizer = self._optimizer(group)
         if self.checked is None:
             self.checked = terms if terms is not None else {group: loss}
-            self._check(self.checked)
+            self.logged = terms is not None
+            self._check(self.checked, self.logged)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)

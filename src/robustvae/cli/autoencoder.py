@@ -57,7 +57,7 @@ def _loaded(args):
 
 
 def _run_sample(args) -> int:
-    from robustvae.outputs import write_samples
+    from robustvae.evaluation.autoencoder_pictures import write_samples
 
     _, model = _loaded(args)
     print(write_samples(model, args.out or args.run_dir / "samples.png", args.n, args.seed))
@@ -71,7 +71,7 @@ def _test_images(config):
 
 
 def _run_reconstruct(args) -> int:
-    from robustvae.outputs import write_reconstructions
+    from robustvae.evaluation.autoencoder_pictures import write_reconstructions
 
     config, model = _loaded(args)
     out = args.out or args.run_dir / "reconstructions.png"
@@ -80,7 +80,7 @@ def _run_reconstruct(args) -> int:
 
 
 def _run_interpolate(args) -> int:
-    from robustvae.outputs import write_interpolations
+    from robustvae.evaluation.autoencoder_pictures import write_interpolations
 
     config, model = _loaded(args)
     out = args.out or args.run_dir / "interpolations.png"

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from robustvae.data.idx import MNIST_GZ_MD5
+from robustvae.files import atomic_write
 
 __all__ = ["download_mnist", "MNIST_URL", "default_data_dir", "file_digest"]
 
@@ -99,34 +99,38 @@ def download_mnist(
         if not force and target.is_file() and file_digest(target, algo) == expected:
             continue
         url = base_url + name
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
-        try:
-            h = hashlib.new(algo)
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with urllib.request.urlopen(url, timeout=timeout) as response:
-                        length = response.headers.get("Content-Length", "")
-                        total = int(length) if length.isdigit() else None
-                        done = 0
-                        for block in iter(lambda r=response: r.read(_CHUNK), b""):
-                            out.write(block)
-                            h.update(block)
-                            done += len(block)
-                            if progress is not None:
-                                progress(name, done, total)
-                except urllib.error.HTTPError as e:
-                    raise OSError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
-                except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                    reason = getattr(e, "reason", e)
-                    raise OSError(f"download of {url} failed: {reason}") from None
-            got = h.hexdigest()
-            if got != expected:
-                raise ValueError(
-                    f"{url}: {algo} checksum mismatch (expected {expected}, got {got}); "
-                    "the file was discarded"
-                )
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, _fetcher(url, name, algo, expected, timeout, progress))
     return paths
+
+
+def _fetcher(url: str, name: str, algo: str, expected: str, timeout: float, progress):
+    """A writer for ``atomic_write``: stream ``url`` into the temporary file, hashing as it
+    goes; a checksum mismatch raises, so the file never reaches its final name."""
+
+    def fetch(tmp: str) -> None:
+        h = hashlib.new(algo)
+        with open(tmp, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    length = response.headers.get("Content-Length", "")
+                    total = int(length) if length.isdigit() else None
+                    done = 0
+                    for block in iter(lambda r=response: r.read(_CHUNK), b""):
+                        out.write(block)
+                        h.update(block)
+                        done += len(block)
+                        if progress is not None:
+                            progress(name, done, total)
+            except urllib.error.HTTPError as e:
+                raise OSError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                reason = getattr(e, "reason", e)
+                raise OSError(f"download of {url} failed: {reason}") from None
+        got = h.hexdigest()
+        if got != expected:
+            raise ValueError(
+                f"{url}: {algo} checksum mismatch (expected {expected}, got {got}); "
+                "the file was discarded"
+            )
+
+    return fetch

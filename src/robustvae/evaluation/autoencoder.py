@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from robustvae.evaluation.autoencoder_pictures import write_all
 from robustvae.kinds import get_kind
 from robustvae.losses import LIKELIHOOD_LOSSES
 from robustvae.metrics import quality
@@ -25,7 +26,6 @@ from robustvae.metrics.classifier import CodingLayer, dataset_classifier
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
-from robustvae.outputs import write_all
 from robustvae.training import evaluate as test_terms
 from robustvae.training import load_run
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from robustvae.experiments.analysis import curvature_at_zero, mean_band, sweep_summary  # noqa: E402
 from robustvae.experiments.grid import Cell, Experiment, slug  # noqa: E402
 from robustvae.experiments.results import (  # noqa: E402
     Table,
@@ -32,6 +32,7 @@ from robustvae.experiments.results import (  # noqa: E402
     summary_table,
     table_caption,
 )
+from robustvae.files import atomic_write_text  # noqa: E402
 from robustvae.kinds import get_kind  # noqa: E402
 from robustvae.losses import LIKELIHOOD_LOSSES  # noqa: E402
 
@@ -71,9 +72,8 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
     if sweeps:
         sections.append(Section("Sweeps", sweeps))
     intro = experiment.description or ""
-    (out_dir / "report.md").write_text(_markdown(experiment.name, intro, sections))
-    path = out_dir / "report.html"
-    path.write_text(_html(experiment.name, intro, sections))
+    atomic_write_text(out_dir / "report.md", _markdown(experiment.name, intro, sections))
+    path = atomic_write_text(out_dir / "report.html", _html(experiment.name, intro, sections))
     return path
 
 
@@ -174,46 +174,16 @@ def _legend(fig, ax, series: int) -> None:
 
 
 def _plot_mean_band(ax, runs: list[list[dict]], term: str, label: str) -> None:
-    """Mean over seeds (runs of equal length) as a line, ± std as a band."""
-    runs = [r for r in runs if r and term in r[0]["test"]]
-    if not runs:
+    """Mean over seeds as a line, ± std as a band."""
+    band = mean_band(runs, term)
+    if band is None:
         return
-    length = min(len(r) for r in runs)
-    steps = [row["step"] for row in runs[0][:length]]
-    values = [[r[i]["test"][term] for r in runs] for i in range(length)]
-    mean = [statistics.fmean(v) for v in values]
-    (line,) = ax.plot(steps, mean, label=label, marker="." if length < 30 else None)
-    if len(runs) > 1:
-        std = [statistics.stdev(v) for v in values]
+    steps, mean, std = band
+    (line,) = ax.plot(steps, mean, label=label, marker="." if len(steps) < 30 else None)
+    if std is not None:
         low = [m - s for m, s in zip(mean, std, strict=True)]
         high = [m + s for m, s in zip(mean, std, strict=True)]
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-
-
-def curvature_at_zero(cell: Cell) -> float:
-    """λ·ρ''(0) of the cell's loss by central differences in float64; nan where ρ is not
-    twice differentiable at 0 (l1) or the loss cannot be built alone (learned parameters)."""
-    import torch
-
-    from robustvae.losses import get_loss
-
-    model = cell.config.model
-    if not hasattr(model, "loss"):
-        return math.nan
-    try:
-        loss = get_loss(model.loss, reduction="none", **model.loss_kwargs()).double()
-    except (TypeError, ValueError):
-        return math.nan
-    estimates = []
-    for h in (1e-5, 1e-6):
-        t = torch.tensor([-h, 0.0, h], dtype=torch.float64)
-        with torch.no_grad():
-            rho = loss(t, torch.zeros_like(t)).reshape(-1).tolist()
-        estimates.append((rho[0] - 2 * rho[1] + rho[2]) / h**2)
-    coarse, fine = estimates
-    if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
-        return math.nan
-    return model.recon_weight * fine
 
 
 def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path) -> list:
@@ -266,15 +236,10 @@ def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path
 
 
 def _plot_sweep(ax, xs: list[float], points: list[dict], metric: str, label: str) -> None:
-    by_x: dict[float, list[float]] = {}
-    for x, row in zip(xs, points, strict=True):
-        if metric in row:
-            by_x.setdefault(x, []).append(row[metric])
-    if not by_x:
+    summary = sweep_summary(xs, points, metric)
+    if summary is None:
         return
-    order = sorted(by_x)
-    means = [statistics.fmean(by_x[x]) for x in order]
-    errors = [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0.0 for x in order]
+    order, means, errors = summary
     ax.errorbar(order, means, yerr=errors, marker="o", capsize=3, label=label)
     if min(order) > 0 and max(order) / min(order) > 20:
         ax.set_xscale("log")

@@ -4,10 +4,12 @@ and each loss's change against the baseline loss in %, as the papers print it)."
 from __future__ import annotations
 
 import csv
+import io
 import statistics
 from pathlib import Path
 from typing import NamedTuple
 
+from robustvae.files import atomic_write_text
 from robustvae.kinds import get_kind
 
 
@@ -25,13 +27,15 @@ class Table(NamedTuple):
 
 def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out_dir / "results.md").write_text(
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "results.csv", text.getvalue())
+    atomic_write_text(
+        out_dir / "results.md",
         f"# {experiment.name}\n\n{table_caption(experiment)}\n\n"
-        + markdown_table(summary_table(experiment, rows))
+        + markdown_table(summary_table(experiment, rows)),
     )
 
 

@@ -19,7 +19,6 @@ from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss, loss_
 __all__ = [
     "functional",
     "AdaptiveLoss",
-    "AdaptiveImageLoss",
     "CauchyNLL",
     "GeneralLoss",
     "L1Loss",
@@ -35,11 +34,3 @@ __all__ = [
     "log_partition",
     "set_compile",
 ]
-
-
-def __getattr__(name):
-    if name == "AdaptiveImageLoss":  # lives with the representations it transforms into
-        from robustvae.representations import AdaptiveImageLoss
-
-        return AdaptiveImageLoss
-    raise AttributeError(f"module 'robustvae.losses' has no attribute {name!r}")

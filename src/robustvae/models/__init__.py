@@ -17,7 +17,7 @@ from robustvae.models.nets import (
     MLPEncoder,
     build_nets,
 )
-from robustvae.models.reconstruction import RepresentedLoss, build_reconstruction_loss
+from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.models.vae import VAE, gaussian_kl
 from robustvae.models.wae import WAE
 
@@ -36,7 +36,6 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "ModelConfig",
-    "RepresentedLoss",
     "VAE",
     "WAE",
     "build_model",

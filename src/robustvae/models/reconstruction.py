@@ -9,45 +9,12 @@ when ``learn_scale=True`` (or ``learn_df=True``) is asked, else their scale is o
 
 from __future__ import annotations
 
-import math
+from torch import nn
 
-from torch import Tensor, nn
-
-from robustvae.losses import functional as LF
 from robustvae.losses.registry import LIKELIHOOD_LOSSES, get_loss
-from robustvae.representations import AdaptiveImageLoss, Representation
+from robustvae.representations import AdaptiveImageLoss, Representation, RepresentedLoss
 
-__all__ = ["RepresentedLoss", "build_reconstruction_loss"]
-
-
-class RepresentedLoss(nn.Module):
-    """``loss(T(input), T(target))`` for an image representation T (``Representation``).
-
-    With ``likelihood=True`` (an NLL) the value is converted to the NLL of the pixels by
-    subtracting log|det J| of T per element, as ``AdaptiveImageLoss`` does; other losses
-    are left as they are.
-    """
-
-    def __init__(self, transform: Representation, loss: nn.Module, likelihood: bool = False):
-        super().__init__()
-        self.transform = transform
-        self.loss = loss
-        self.log_det_per_element = (
-            transform.log_abs_det() / math.prod(transform.shape) if likelihood else 0.0
-        )
-
-    @property
-    def reduction(self) -> str:
-        return self.loss.reduction
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        LF.check_same_shape(input, target)
-        value = self.loss(self.transform(input), self.transform(target))
-        if not self.log_det_per_element:
-            return value
-        if self.reduction == "sum":
-            return value - self.log_det_per_element * input.numel()
-        return value - self.log_det_per_element
+__all__ = ["build_reconstruction_loss"]
 
 
 def build_reconstruction_loss(

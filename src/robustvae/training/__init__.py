@@ -3,8 +3,9 @@ parallelism."""
 
 from robustvae.training.checkpoint import load_checkpoint, save_checkpoint
 from robustvae.training.config import RunConfig
+from robustvae.training.monitor import TrainingDiverged
 from robustvae.training.rundir import RunDir
-from robustvae.training.trainer import TrainingDiverged, TrainResult, evaluate, load_run, train
+from robustvae.training.trainer import TrainResult, evaluate, load_run, train
 
 __all__ = [
     "RunConfig",

@@ -19,19 +19,16 @@ import torch
 from torch import Tensor, nn
 
 from robustvae.data import Batches
-from robustvae.images import make_grid
+from robustvae.grids import make_grid
 from robustvae.kinds import get_kind
 from robustvae.task import Task, Updates
 from robustvae.training import distributed
 from robustvae.training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from robustvae.training.config import RunConfig, changed_settings
+from robustvae.training.monitor import TermMonitor, TrainingDiverged
 from robustvae.training.rundir import RunDir
 
 EVAL_BATCH = 500
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss term or a weight became NaN or infinite."""
 
 
 @dataclass
@@ -121,9 +118,12 @@ class _Training:
             name: [pg["lr"] for pg in opt.param_groups] for name, opt in self.optimizers.items()
         }
         self.updates = Updates(self.optimizers, self._reduce_gradients, self._check_terms)
+        self.monitor = TermMonitor(
+            lag=1 if self.device.type == "cuda" else 0, agree=self._agree, where=run.last_good
+        )
         self.epoch, self.step, self.best = 0, 0, math.inf
         self.metrics: list[dict] = []
-        self.checked_values: Tensor | None = None
+        self.epoch_now, self.rows_now = 0, 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -200,33 +200,30 @@ class _Training:
         for name in self.updates.skipped:
             self.updates.skipped[name] = 0
         started = time.perf_counter()
-        sums, names, seen = torch.zeros(0), [], 0
+        monitor = self.monitor
+        monitor.start_epoch()
         bar = _progress(batches, epoch, config, config.progress and context.is_main)
         transform = task.has_batch_transform
+        self.epoch_now = epoch
         for b, batch in enumerate(bar):
             if transform:
                 batch = task.batch_transform(
                     batch, step_generator(config.seed, epoch, b, context.rank)
                 )
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            self.epoch_now = epoch
+            self.rows_now = _rows(batch)
             self.updates.begin()
             terms = task.training_step(batch, self.updates)
+            if not self.updates.logged:
+                monitor.push(terms, self.step, epoch, self.rows_now, log=True)
             self.step += 1
-            if self.updates.checked is terms:
-                values = self.checked_values
-            else:
-                values = torch.stack([v.detach().float() for v in terms.values()]).cpu()
-            if not names:
-                names, sums = list(terms), torch.zeros(len(terms))
-            rows = _rows(batch)
-            sums += values * rows
-            seen += rows
-            if hasattr(bar, "set_postfix"):
+            if hasattr(bar, "set_postfix") and monitor.last:
                 bar.set_postfix(
-                    {n: f"{v:.4g}" for n, v in zip(names, values.tolist(), strict=True)}
+                    {n: f"{v:.4g}" for n, v in zip(monitor.names, monitor.last, strict=True)}
                 )
-        train_means = distributed.all_reduce_mean(sums / max(seen, 1), context)
+        monitor.flush()
+        names = monitor.names
+        train_means = distributed.all_reduce_mean(monitor.means(), context)
         if context.distributed:
             distributed.average_buffers(task)
         first = next(iter(self.optimizers.values()))
@@ -273,26 +270,16 @@ class _Training:
 
     # ------------------------------------------------------------------ checks and reduction
 
-    def _check_terms(self, terms: dict[str, Tensor]) -> None:
-        """The one host synchronisation per step: the terms' values come to the CPU, where a
-        non-finite one stops the run (under DDP: on every rank together), naming the first
-        non-finite component before the total."""
-        values = torch.stack([v.detach().float() for v in terms.values()])
-        if self.context.distributed:
-            finite = torch.isfinite(values).float()
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-            values = torch.where(finite.bool(), values, torch.full_like(values, math.nan))
-        values = values.cpu()
-        self.checked_values = values
-        if torch.isfinite(values).all():
-            return
-        bad = [n for n, v in zip(terms, values.tolist(), strict=True) if not math.isfinite(v)]
-        name = sorted(bad, key=lambda n: n == "loss")[0]
-        value = values[list(terms).index(name)].item()
-        raise TrainingDiverged(
-            f"step {self.step} (epoch {self.epoch_now + 1}): the {name!r} term is {value}; "
-            + self.run_dir.last_good()
-        )
+    def _check_terms(self, terms: dict[str, Tensor], log: bool) -> None:
+        self.monitor.push(terms, self.step, self.epoch_now, self.rows_now, log)
+
+    def _agree(self, values: Tensor) -> Tensor:
+        """Under DDP, a NaN wherever any rank saw a non-finite value: all ranks stop together."""
+        if not self.context.distributed:
+            return values
+        finite = torch.isfinite(values).float()
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return torch.where(finite.bool(), values, torch.full_like(values, math.nan))
 
     def _reduce_gradients(self, params: list[nn.Parameter]) -> None:
         if self.context.distributed:

@@ -1,4 +1,4 @@
-"""The pictures a trained model is judged by: samples, reconstructions beside their originals,
+"""The pictures a trained autoencoder is judged by: samples, reconstructions beside their originals,
 and latent interpolations between pairs of test images (Chen et al., Figs. 2, 3 and 9)."""
 
 from __future__ import annotations
@@ -6,9 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from robustvae.images import interpolate, save_grid
+from robustvae.grids import save_grid
 from robustvae.models import AutoEncoder
+
+
+def interpolate(z_from: Tensor, z_to: Tensor, steps: int) -> Tensor:
+    """Linear paths between pairs of codes: (P, D), (P, D) → (P·steps, D), row-major by pair."""
+    t = torch.linspace(0, 1, steps, dtype=z_from.dtype, device=z_from.device)
+    path = z_from[:, None, :] + t[None, :, None] * (z_to - z_from)[:, None, :]
+    return path.reshape(-1, z_from.shape[-1])
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Image grids as PNG files (Pillow), and interpolation between latent codes."""
+"""Image grids: N×C×H×W tensors drawn as one picture, and saved as PNG files (Pillow)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,3 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: 
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     picture.save(path)
     return path
-
-
-def interpolate(z_from: Tensor, z_to: Tensor, steps: int) -> Tensor:
-    """Linear paths between pairs of codes: (P, D), (P, D) → (P·steps, D), row-major by pair."""
-    t = torch.linspace(0, 1, steps, dtype=z_from.dtype, device=z_from.device)
-    path = z_from[:, None, :] + t[None, :, None] * (z_to - z_from)[:, None, :]
-    return path.reshape(-1, z_from.shape[-1])

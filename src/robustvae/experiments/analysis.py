@@ -1,0 +1,64 @@
+"""The numbers a report plots, apart from the plotting: training curves as mean ± std over
+seeds, sweeps as mean ± std per swept value, and a loss's curvature at 0."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from robustvae.experiments.grid import Cell
+
+
+def mean_band(runs: list[list[dict]], term: str):
+    """(steps, mean, std or None) of the test ``term`` over seeds (metrics.jsonl rows of each
+    run, cut to the shortest); None when no run logged the term. std needs two runs."""
+    runs = [r for r in runs if r and term in r[0]["test"]]
+    if not runs:
+        return None
+    length = min(len(r) for r in runs)
+    steps = [row["step"] for row in runs[0][:length]]
+    values = [[r[i]["test"][term] for r in runs] for i in range(length)]
+    mean = [statistics.fmean(v) for v in values]
+    std = [statistics.stdev(v) for v in values] if len(runs) > 1 else None
+    return steps, mean, std
+
+
+def sweep_summary(xs: list[float], points: list[dict], metric: str):
+    """(sorted xs, mean, std) of ``metric`` over the rows at each x (std 0 for one row), or
+    None when no row has the metric."""
+    by_x: dict[float, list[float]] = {}
+    for x, row in zip(xs, points, strict=True):
+        if metric in row:
+            by_x.setdefault(x, []).append(row[metric])
+    if not by_x:
+        return None
+    order = sorted(by_x)
+    means = [statistics.fmean(by_x[x]) for x in order]
+    errors = [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0.0 for x in order]
+    return order, means, errors
+
+
+def curvature_at_zero(cell: Cell) -> float:
+    """λ·ρ''(0) of the cell's loss by central differences in float64; nan where ρ is not
+    twice differentiable at 0 (l1) or the loss cannot be built alone (learned parameters)."""
+    import torch
+
+    from robustvae.losses import get_loss
+
+    model = cell.config.model
+    if not hasattr(model, "loss"):
+        return math.nan
+    try:
+        loss = get_loss(model.loss, reduction="none", **model.loss_kwargs()).double()
+    except (TypeError, ValueError):
+        return math.nan
+    estimates = []
+    for h in (1e-5, 1e-6):
+        t = torch.tensor([-h, 0.0, h], dtype=torch.float64)
+        with torch.no_grad():
+            rho = loss(t, torch.zeros_like(t)).reshape(-1).tolist()
+        estimates.append((rho[0] - 2 * rho[1] + rho[2]) / h**2)
+    coarse, fine = estimates
+    if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
+        return math.nan
+    return model.recon_weight * fine
