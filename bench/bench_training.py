@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +37,9 @@ from robustvae.data import Batches, load_dataset  # noqa: E402
 from robustvae.kinds import KINDS  # noqa: E402
 from robustvae.models import build_model  # noqa: E402
 from robustvae.training import RunConfig, train  # noqa: E402
+
+
+STAT = {"pick": max}  # best of the rounds (--stat median: their median)
 
 
 def _sync(device: torch.device) -> None:
@@ -120,7 +124,7 @@ def compare(name: str, config: RunConfig, epochs: int, rounds: int, plain) -> No
         a, b = trainer(config, epochs)
         inner.append(a)
         whole.append(b)
-    m = max
+    m = STAT["pick"]
     print(
         f"{name}: plain loop {m(loop):.0f} rows/s; trainer loop {m(inner):.0f} rows/s "
         f"({m(inner) / m(loop):.3f}×); whole train() {m(whole):.0f} rows/s "
@@ -134,7 +138,7 @@ def sync_cost(name: str, config: RunConfig, epochs: int, rounds: int) -> None:
     for _ in range(rounds):
         free.append(plain_loop(config, epochs))
         synced.append(plain_loop(config, epochs, sync_each_step=True))
-    m = max
+    m = STAT["pick"]
     print(
         f"{name}: plain loop {m(free):.0f} img/s without a per-step sync, {m(synced):.0f} img/s "
         f"with one ({m(synced) / m(free):.3f}×)",
@@ -163,7 +167,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--conv-width", type=float, default=0.125)
     parser.add_argument("--only", choices=("vae", "toy", "sync", "load"), default=None)
+    parser.add_argument("--stat", choices=("best", "median"), default="best")
     args = parser.parse_args()
+    STAT["pick"] = max if args.stat == "best" else statistics.median
     register(KINDS)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"

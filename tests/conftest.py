@@ -32,3 +32,15 @@ def require_fashion_mnist() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def assert_picture(path, size=None) -> None:
+    """``path`` is a PNG of ``size`` (width, height) whose pixels are not all the same."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        assert picture.format == "PNG", path
+        if size is not None:
+            assert picture.size == tuple(size), (path, picture.size)
+        low, high = picture.convert("L").getextrema()
+        assert high > low, f"{path} is one flat colour"

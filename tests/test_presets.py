@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_picture
 from PIL import Image
 from test_data_idx import make_idx_dir
 
@@ -88,7 +89,7 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
         assert all(np.isfinite(float(r["negative_elbo_bits_per_dim"])) for r in rows)
     report = (out / "report.md").read_text()
     for cell in experiment.cells:
-        assert (out / "cells" / cell.id / "samples.png").exists()
+        assert_picture(out / "cells" / cell.id / "samples.png")
         assert f"(cells/{cell.id}/samples.png)" in report
     if name == "sweep-a-lambda":
         assert "## Sweeps" in report and list((out / "report").glob("sweep-*.png"))

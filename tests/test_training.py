@@ -178,17 +178,11 @@ def test_cli_train_then_grids(tmp_path, capsys):
     for name, size in sizes.items():
         picture = Image.open(run / f"{name}.png")
         assert picture.size == size and picture.getextrema()[1] > picture.getextrema()[0], name
-    for command in ("sample", "reconstruct", "interpolate"):
+    pictures = {"sample": "samples", "reconstruct": "reconstructions", "interpolate": "interpolations"}
+    for command, name in pictures.items():
         out = tmp_path / f"{command}.png"
         assert main([command, run, "--out", out]) == 0
-        assert (
-            Image.open(out).size
-            == sizes[
-                command.replace("sample", "samples")
-                .replace("reconstruct", "reconstructions")
-                .replace("interpolate", "interpolations")
-            ]
-        )
+        assert Image.open(out).size == sizes[name]
     assert main(["train", "--out", tmp_path / "x", "--loss", "nope"]) == 2
     assert "got 'nope'" in capsys.readouterr().err
 

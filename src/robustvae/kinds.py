@@ -63,9 +63,24 @@ def _autoencoder(name: str, summary: str) -> Kind:
     )
 
 
+def _vaegan() -> Kind:
+    from robustvae.models.vaegan import VAEGAN, VAEGANConfig
+
+    return Kind(
+        name="vaegan",
+        summary="VAE-GAN (Larsen et al.): the likelihood in a discriminator's features",
+        config=VAEGANConfig,
+        build=lambda config, shape: VAEGAN(config, shape),
+        check=lambda config, shape: config.check(shape),
+        load_data=_load_images,
+        evaluation="robustvae.evaluation.autoencoder",
+    )
+
+
 KINDS: dict[str, Kind] = {
     "vae": _autoencoder("vae", "variational autoencoder, any reconstruction loss"),
     "wae": _autoencoder("wae", "Wasserstein autoencoder (MMD), any reconstruction loss"),
+    "vaegan": _vaegan(),
 }
 
 

@@ -14,9 +14,12 @@ KL terms, decoders or discriminators:
   ``loss_terms``, then one update of the ``"model"`` group down the ``"loss"`` term.
 - ``loss_terms(batch)``: a dict of scalar tensors; the trainer averages them over the test
   split after every epoch (in eval mode, without gradients).
-- ``best_metric``: the test term whose lowest value selects ``best.safetensors``.
+- ``best_metric``: the test term whose lowest value selects ``best.safetensors`` (None: the
+  latest epoch is the best, for models whose losses rank no epochs, such as GANs).
 - ``pictures(batch)``: named image grids (N×C×H×W in [0, 1]) for TensorBoard each epoch.
-- ``end_of_epoch(epoch)``: a hook after every epoch (e.g. warnings about learned parameters).
+- ``end_of_epoch(epoch, metrics)``: a hook after every epoch, with the metrics.jsonl rows so
+  far (warnings about learned parameters; ``raise TrainingStopped(reason)`` ends an unstable
+  run cleanly, before the epoch's checkpoint is written).
 
 Batches are dicts of tensors whose first dimension is the batch.
 """
@@ -28,9 +31,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Group", "Task", "Updates"]
+__all__ = ["Group", "Task", "TrainingStopped", "Updates"]
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+class TrainingStopped(RuntimeError):
+    """Raised by a task's ``end_of_epoch`` to end an unstable run; the trainer reports the
+    reason with the last good checkpoint."""
 
 
 @dataclass
@@ -132,7 +140,7 @@ class Updates:
 class Task(nn.Module):
     """Base class of everything the trainer trains; see the module docstring."""
 
-    best_metric = "loss"
+    best_metric: str | None = "loss"
 
     def parameter_groups(self) -> dict[str, Group]:
         return {"model": Group(list(self.parameters()))}
@@ -153,5 +161,5 @@ class Task(nn.Module):
     def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}
 
-    def end_of_epoch(self, epoch: int) -> None:
+    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
         pass

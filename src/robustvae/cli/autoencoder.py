@@ -1,5 +1,5 @@
-"""The commands that draw from a trained autoencoder: ``sample``, ``reconstruct`` and
-``interpolate``."""
+"""The commands that draw from a trained model with a latent space (VAE, WAE, VAE-GAN):
+``sample``, ``reconstruct`` and ``interpolate``."""
 
 from __future__ import annotations
 
@@ -46,13 +46,12 @@ def _add_interpolate(subparsers) -> None:
 
 
 def _loaded(args):
-    from robustvae.models import AutoEncoder
     from robustvae.training import load_run
     from robustvae.training.distributed import pick_device
 
     config, model = load_run(args.run_dir, args.checkpoint, pick_device(args.device))
-    if not isinstance(model, AutoEncoder):
-        raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, not an autoencoder")
+    if not all(hasattr(model, m) for m in ("sample", "reconstruct", "encode", "decode")):
+        raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, which has no latent space")
     return config, model
 
 

@@ -47,13 +47,14 @@ def add(subparsers: argparse._SubParsersAction) -> None:
     for name, f in setting_fields().items():
         flag = "--" + name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
-        if name == "loss_params":
+        if name.endswith("_params"):  # loss_params → --loss-param KEY=VALUE, repeatable
+            single = "--" + name[:-1].replace("_", "-")
             parser.add_argument(
-                "--loss-param",
-                dest="loss_params",
+                single,
+                dest=name,
                 action="append",
                 metavar="KEY=VALUE",
-                help="a loss parameter, e.g. --loss-param a=100 (repeatable)",
+                help=f"{f.metadata.get('help', '')} (repeatable, e.g. {single} a=100)",
             )
         elif isinstance(defaults[name], bool):
             parser.add_argument(
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     for name in setting_fields():
         value = getattr(args, name)
         if value is not None:
-            flags[name] = key_values(value, "--loss-param") if name == "loss_params" else value
+            if name.endswith("_params"):
+                value = key_values(value, "--" + name[:-1].replace("_", "-"))
+            flags[name] = value
     saved = RunDir(args.out).saved_settings() if args.resume else None
     config = run_settings(saved, args.config, flags)
     try:

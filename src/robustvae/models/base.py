@@ -109,7 +109,7 @@ class AutoEncoder(Task):
         generator = torch.Generator().manual_seed(1)
         return {"samples": self.sample(64, generator=generator)}
 
-    def end_of_epoch(self, epoch: int) -> None:
+    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
         """Warn when the adaptive loss's α or c sits at a bound."""
         adaptive = self.adaptive_loss()
         if adaptive is not None:

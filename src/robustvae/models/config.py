@@ -175,7 +175,7 @@ def _image_shape(shape) -> tuple[int, int, int]:
     return shape
 
 
-def _loss_params(params) -> tuple[tuple[str, object], ...]:
+def _loss_params(params, setting: str = "loss_params") -> tuple[tuple[str, object], ...]:
     if isinstance(params, dict):
         pairs = list(params.items())
     else:
@@ -185,26 +185,26 @@ def _loss_params(params) -> tuple[tuple[str, object], ...]:
             pairs = None
         if pairs is None or any(len(p) != 2 for p in pairs):
             raise ValueError(
-                f"loss_params must be a dict or (name, value) pairs, got {params!r}"
+                f"{setting} must be a dict or (name, value) pairs, got {params!r}"
             ) from None
     names = [name for name, _ in pairs]
     if not all(isinstance(n, str) for n in names):
-        raise ValueError(f"loss_params names must be strings, got {names!r}")
+        raise ValueError(f"{setting} names must be strings, got {names!r}")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"loss_params repeats {', '.join(map(repr, duplicates))}")
+        raise ValueError(f"{setting} repeats {', '.join(map(repr, duplicates))}")
     for name, value in pairs:
         if not isinstance(value, _SCALAR_TYPES) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
             raise ValueError(
-                f"loss_params[{name!r}] must be a finite number, bool, string or None, "
+                f"{setting}[{name!r}] must be a finite number, bool, string or None, "
                 f"got {value!r}"
             )
     reserved = sorted({"reduction", "num_dims"} & set(names))
     if reserved:
         raise ValueError(
-            f"loss_params may not set {', '.join(map(repr, reserved))}: the model sets it "
+            f"{setting} may not set {', '.join(map(repr, reserved))}: the model sets it "
             "(reduction 'sum'; num_dims = the image shape for per-pixel parameters)"
         )
     return tuple(sorted(pairs))

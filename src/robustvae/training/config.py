@@ -178,12 +178,12 @@ def run_settings(
 ) -> RunConfig:
     """The settings of ``robustvae train``, later sources overriding earlier ones: the run
     being resumed (its config.json), then a TOML file, then the command line's flags. Loss
-    parameters from the flags are added to those before them."""
+    parameters (``*_params``) from the flags are added to those before them."""
     settings = dict(saved or {})
     if toml is not None:
         settings.update(RunConfig.from_toml(toml).to_dict())
     for name, value in flags.items():
-        if name == "loss_params":
-            value = {**settings.get("loss_params", {}), **value}
+        if name.endswith("_params"):
+            value = {**settings.get(name, {}), **value}
         settings[name] = value
     return RunConfig.from_dict(settings)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from robustvae.data import Batches
 from robustvae.grids import make_grid
 from robustvae.kinds import get_kind
-from robustvae.task import Task, Updates
+from robustvae.task import Task, TrainingStopped, Updates
 from robustvae.training import distributed
 from robustvae.training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from robustvae.training.config import RunConfig, changed_settings
@@ -238,7 +238,12 @@ class _Training:
         if any(self.updates.skipped.values()):
             row["skipped_updates"] = dict(self.updates.skipped)
         self.metrics.append(row)
-        task.end_of_epoch(epoch)
+        try:
+            task.end_of_epoch(epoch, self.metrics)
+        except TrainingStopped as reason:
+            raise TrainingDiverged(
+                f"stopped after epoch {epoch + 1}: {reason}; " + self.run_dir.last_good()
+            ) from None
         if context.is_main:
             self._finish_epoch(row, writer)
 
@@ -249,13 +254,16 @@ class _Training:
             _log_tensorboard(writer, row, task, self.test_set, self.device)
         self._check_weights(row)
         metric = task.best_metric
-        if metric not in row["test"]:
+        if metric is None:  # the latest is the best
+            is_best, self.best = True, None
+        elif metric not in row["test"]:
             raise ValueError(
                 f"the best-checkpoint metric {metric!r} is not among the test terms "
                 f"{sorted(row['test'])}"
             )
-        is_best = row["test"][metric] < self.best
-        self.best = min(self.best, row["test"][metric])
+        else:
+            is_best = row["test"][metric] < self.best
+            self.best = min(self.best, row["test"][metric])
         meta = {
             "config": self.config.to_dict(),
             "image_shape": list(self.item_shape),

@@ -1,0 +1,293 @@
+"""VAE-GAN (Larsen et al., 2016): a VAE whose reconstruction likelihood lives in the features
+of a GAN discriminator's layer l, trained with the GAN, as ``003_…`` writes it:
+
+    L_prior  = KL(q(z|x) ‖ N(0, σ²·I))
+    L_llike  = −log p(Dis_l(x) | z): any registry loss between Dis_l(x̃) and Dis_l(x), x̃ =
+               Dec(z), z ~ q(z|x), summed over the features (Larsen: the Gaussian N(·|·, I),
+               the registry's ``normal`` with scale 1: ½·squared L2 plus a constant)
+    L_GAN    = −log D(x) − log(1 − D(Dec(z_p))) − log(1 − D(Dec(Enc(x)))), z_p ~ p(z)
+               (the discriminator's cross-entropy, each term a batch mean)
+
+and Larsen's training rules: three parameter groups with their own optimizers (RMSProp, as the
+paper), every gradient from one forward pass, then the updates:
+
+    encoder        minimises L_prior + L_llike
+    decoder        minimises γ·L_llike − L_GAN (its fake terms; 'non_saturating' uses
+                   −log D(fake) instead, the common fix of a saturating generator)
+    discriminator  minimises L_GAN; L_llike never reaches it (each group's gradient is taken
+                   with respect to its own parameters only)
+
+The balancing rule of the authors' code (``model/aegan.py``; not in the paper): with the
+discriminator's batch costs on real images and on fakes, it skips its update while either
+cost is below equilibrium − margin (it is winning), and the decoder skips its update while
+either is above equilibrium + margin; if both would be skipped, both update. Deciding reads
+two numbers on the host: one more synchronisation per step on a GPU. ``balance=False``
+switches it off.
+
+The learned parameters of the feature loss (the adaptive loss's α and c, one per feature)
+train with the encoder, which minimises L_llike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+from robustvae.losses.registry import LOSSES, get_loss
+from robustvae.models.config import _choice, _is_int, _loss_params, _number, default_latent_dim
+from robustvae.models.nets import check_width
+from robustvae.models.vae import gaussian_kl
+from robustvae.models.vaegan_nets import SIZES, build_vaegan_nets
+from robustvae.task import Group, Task, TrainingStopped
+
+__all__ = ["VAEGAN", "VAEGANConfig", "GENERATOR_LOSSES", "balancing"]
+
+GENERATOR_LOSSES = ("saturating", "non_saturating")
+RMSPROP = {"alpha": 0.9, "eps": 1e-8}  # the authors' RMSProp: decay 0.9, eps 1e-8
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class VAEGANConfig:
+    """The settings of the ``vaegan`` kind."""
+
+    latent_dim: int | None = _help(
+        "size of z; default: 8 below 64×64 images, 64 from there (Larsen's CelebA: 128)", None
+    )
+    width: float = _help("channel/unit multiplier: 1 is Larsen's size", 1.0)
+    feature_loss: str = _help(
+        "the loss in the discriminator's feature space, a registry name; 'normal' (scale 1) "
+        "is Larsen's Gaussian",
+        "normal",
+    )
+    feature_loss_params: tuple[tuple[str, object], ...] = _help(
+        "the feature loss's parameters, e.g. a=1", ()
+    )
+    gamma: float = _help("γ > 0: the weight of L_llike against L_GAN in the decoder's loss", 1e-6)
+    vaegan_lr: float = _help(
+        "RMSProp's learning rate for the encoder, decoder and discriminator (Larsen: 3e-4; "
+        "the run's lr is not used)",
+        3e-4,
+    )
+    generator_loss: str = _help(
+        "saturating (Larsen: the decoder maximises L_GAN) | non_saturating (−log D(fake))",
+        "saturating",
+    )
+    balance: bool = _help("skip updates while the discriminator wins or loses by a margin", True)
+    equilibrium: float = _help("the balancing rule's target cost (Larsen's code: 0.68)", 0.68)
+    margin: float = _help("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
+    pinned_epochs: int = _help(
+        "stop when the discriminator tells every test image apart for this many epochs in a "
+        "row (0: never)",
+        3,
+    )
+    prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
+
+    def __post_init__(self):
+        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
+            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
+        object.__setattr__(self, "width", check_width(self.width))
+        _choice("feature_loss", self.feature_loss, tuple(LOSSES))
+        params = _loss_params(self.feature_loss_params, "feature_loss_params")
+        object.__setattr__(self, "feature_loss_params", params)
+        for name in ("gamma", "vaegan_lr", "prior_scale"):
+            object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
+        for name in ("equilibrium", "margin"):
+            object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
+        _choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
+        if not isinstance(self.balance, bool):
+            raise ValueError(f"balance must be true or false, got {self.balance!r}")
+        if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
+            raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
+        self.feature_loss_module(16)  # the loss's own constructor checks its parameters
+
+    def feature_loss_module(self, num_features: int) -> nn.Module:
+        """The feature loss over ``num_features`` features (``reduction='sum'``)."""
+        kwargs = dict(self.feature_loss_params)
+        if self.feature_loss == "adaptive" or kwargs.get("learn_scale") or kwargs.get("learn_df"):
+            kwargs["num_dims"] = num_features
+        try:
+            return get_loss(self.feature_loss, reduction="sum", **kwargs)
+        except TypeError as error:
+            raise ValueError(f"feature_loss {self.feature_loss!r}: bad parameters: {error}") from None
+
+    def check(self, image_shape: tuple[int, int, int]) -> None:
+        if tuple(image_shape[1:]) not in SIZES:
+            supported = ", ".join(f"{h}×{w}" for h, w in SIZES)
+            raise ValueError(
+                f"kind 'vaegan' takes images of {supported} pixels, got "
+                f"{image_shape[1]}×{image_shape[2]}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["feature_loss_params"] = dict(self.feature_loss_params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VAEGANConfig:
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(
+                f"unknown vaegan setting(s): {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(names)}"
+            )
+        return cls(**data)
+
+
+def balancing(real: float, fake: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
+    """(update the discriminator, update the decoder) for the discriminator's mean costs on
+    real images and on fakes (Larsen et al.'s code, ``model/aegan.py``)."""
+    low, high = equilibrium - margin, equilibrium + margin
+    train_dis = not (real < low or fake < low)  # it is winning: let the decoder catch up
+    train_dec = not (real > high or fake > high)  # it is losing: let it catch up
+    if not (train_dis or train_dec):
+        return True, True
+    return train_dis, train_dec
+
+
+class VAEGAN(Task):
+    """Encoder, decoder (the generator) and discriminator; see the module docstring.
+
+    Like a VAE it encodes (the posterior mean), decodes, reconstructs and samples, so the
+    autoencoders' evaluation and pictures apply to it.
+    """
+
+    best_metric = None  # no per-epoch quantity ranks a GAN's epochs: the best is the latest
+
+    def __init__(self, config: VAEGANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        config.check(image_shape)
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = config.latent_dim or default_latent_dim(self.image_shape)
+        nets = build_vaegan_nets(self.image_shape, self.latent_dim, config.width)
+        self.encoder, self.decoder = nets.encoder, nets.decoder
+        self.discriminator = nets.discriminator
+        self.feature_loss = config.feature_loss_module(self.discriminator.num_features)
+
+    # ------------------------------------------------------------------ the autoencoder
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"expected images shaped (N, {', '.join(map(str, self.image_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.encoder(x)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.posterior(x)[0]
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        weight = next(self.decoder.parameters())
+        device = generator.device if generator is not None else weight.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
+        return self.decode(z.to(weight.device) * self.config.prior_scale)
+
+    # ------------------------------------------------------------------ the Task interface
+
+    def parameter_groups(self) -> dict[str, Group]:
+        lr = self.config.vaegan_lr
+        return {
+            "encoder": Group(
+                [*self.encoder.parameters(), *self.feature_loss.parameters()], "rmsprop", lr, RMSPROP
+            ),
+            "decoder": Group(list(self.decoder.parameters()), "rmsprop", lr, RMSPROP),
+            "discriminator": Group(list(self.discriminator.parameters()), "rmsprop", lr, RMSPROP),
+        }
+
+    def _terms(self, x: Tensor) -> dict[str, Tensor]:
+        n = x.shape[0]
+        mean, log_var = self.posterior(x)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        x_tilde = self.decoder(z)
+        x_p = self.decoder(torch.randn_like(mean) * self.config.prior_scale)
+        # One discriminator pass over reals and both kinds of fakes (batch norm sees all three,
+        # as in the authors' code).
+        features, logits = self.discriminator(torch.cat([x, x_tilde, x_p]))
+        real, recon, sampled = logits[:n], logits[n : 2 * n], logits[2 * n :]
+        ones, zeros = torch.ones_like(real), torch.zeros_like(real)
+        cost_real = bce(real, ones)
+        cost_sampled, cost_recon = bce(sampled, zeros), bce(recon, zeros)
+        if self.config.generator_loss == "saturating":
+            dec_gan = -(cost_sampled + cost_recon)
+        else:
+            dec_gan = bce(sampled, ones) + bce(recon, ones)
+        llike = self.feature_loss(features[n : 2 * n], features[:n].detach()) / n
+        return {
+            "kl": gaussian_kl(mean, log_var, self.config.prior_scale).mean(),
+            "llike": llike,
+            "gan": cost_real + cost_sampled + cost_recon,
+            "dec_gan": dec_gan,
+            "cost_real": cost_real.detach(),
+            "cost_fake": (0.5 * (cost_sampled + cost_recon)).detach(),
+            "acc_real": (real > 0).float().mean(),
+            "acc_sampled": (sampled < 0).float().mean(),
+            "acc_recon": (recon < 0).float().mean(),
+            "sq_l2": (x_tilde.detach() - x).pow(2).sum() / n,
+        }
+
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self._terms(batch["image"])
+
+    def training_step(self, batch, updates) -> dict[str, Tensor]:
+        terms = self._terms(batch["image"])
+        train_dis, train_dec = True, True
+        if self.config.balance:
+            real, fake = torch.stack([terms["cost_real"], terms["cost_fake"]]).tolist()
+            train_dis, train_dec = balancing(real, fake, self.config.equilibrium, self.config.margin)
+        updates.backward("encoder", terms["kl"] + terms["llike"], terms, retain_graph=True)
+        if train_dec:
+            decoder_loss = self.config.gamma * terms["llike"] + terms["dec_gan"]
+            updates.backward("decoder", decoder_loss, retain_graph=True)
+        else:
+            updates.skip("decoder")
+        if train_dis:
+            updates.backward("discriminator", terms["gan"])
+        else:
+            updates.skip("discriminator")
+        updates.apply("encoder")
+        if train_dec:
+            updates.apply("decoder")
+        if train_dis:
+            updates.apply("discriminator")
+        return terms
+
+    @torch.no_grad()
+    def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        generator = torch.Generator().manual_seed(1)
+        images = batch["image"][:32]
+        pairs = torch.stack([images, self.reconstruct(images)], 1).flatten(0, 1)
+        return {"samples": self.sample(64, generator=generator), "reconstructions": pairs}
+
+    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
+        """Stop when the discriminator has been perfect on the test split for
+        ``pinned_epochs`` epochs in a row: the decoder then learns nothing from it."""
+        n = self.config.pinned_epochs
+        recent = metrics[-n:] if n else []
+        accuracies = ("acc_real", "acc_sampled", "acc_recon")
+        if n and len(recent) == n and all(
+            min(row["test"][a] for a in accuracies) >= 1.0 for row in recent
+        ):
+            raise TrainingStopped(
+                f"the discriminator has told every test image apart for {n} epochs in a row "
+                "(real, sampled and reconstructed): the decoder gets no useful gradient. Try "
+                "balance = true, a smaller width or vaegan_lr, or a larger gamma"
+            )

@@ -1,0 +1,225 @@
+"""VAE-GAN (robustvae.models.vaegan): its terms, Larsen's update rules, balancing, and a run
+through the trainer, the CLI and two-process DDP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import assert_picture
+
+from robustvae.cli import main
+from robustvae.models.vaegan import VAEGAN, VAEGANConfig, balancing
+from robustvae.models.vaegan_nets import build_vaegan_nets
+from robustvae.task import TrainingStopped, Updates
+from robustvae.training import RunConfig, TrainingDiverged, load_checkpoint, train
+
+SMALL = dict(kind="vaegan", width=0.125, progress=False, tensorboard=False, device="cpu")
+
+
+def _images(n=16, shape=(1, 28, 28), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *shape, generator=g)
+
+
+def _task(**settings):
+    torch.manual_seed(0)
+    return VAEGAN(VAEGANConfig(width=0.125, **settings), (1, 28, 28))
+
+
+@pytest.mark.parametrize("shape, features", [((1, 28, 28), (256, 7, 7)), ((3, 64, 64), (256, 8, 8))])
+def test_nets_follow_larsen(shape, features):
+    nets = build_vaegan_nets(shape, 8, 1.0)
+    x = torch.rand(4, *shape)
+    mean, log_var = nets.encoder(x)
+    assert mean.shape == log_var.shape == (4, 8)
+    out = nets.decoder(mean)
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    f, logits = nets.discriminator(x)
+    assert nets.discriminator.feature_shape == features and f.shape == (4, 256 * features[1] ** 2)
+    assert logits.shape == (4,)
+    # Layer l is read before its batch norm: the features are the last strided conv's output.
+    assert isinstance(nets.discriminator.to_features[-1], torch.nn.Conv2d)
+    convs = [m for m in nets.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert {m.kernel_size for m in convs} == {(5, 5)}
+    with pytest.raises(ValueError, match="28×28, 64×64"):
+        build_vaegan_nets((1, 32, 32), 8, 1.0)
+
+
+def test_groups_are_disjoint_and_cover_every_parameter():
+    task = _task(feature_loss="adaptive")
+    groups = task.parameter_groups()
+    assert list(groups) == ["encoder", "decoder", "discriminator"]
+    ids = [id(p) for g in groups.values() for p in g.params]
+    assert len(ids) == len(set(ids)) == len(list(task.parameters()))
+    encoder = {id(p) for p in groups["encoder"].params}
+    assert {id(p) for p in task.feature_loss.parameters()} <= encoder  # α, c learn with it
+    assert all(g.optimizer == "rmsprop" and g.lr == 3e-4 for g in groups.values())
+
+
+class _Recorder(Updates):
+    """Updates that keep each group's gradient and change no weight."""
+
+    def __init__(self, task):
+        optimizers = {n: g.build(1.0) for n, g in task.parameter_groups().items()}
+        super().__init__(optimizers, lambda params: None, lambda terms, log: None)
+        self.grads = {}
+
+    def apply(self, group):
+        params = [p for g in self.optimizers[group].param_groups for p in g["params"]]
+        self.grads[group] = [p.grad.clone() for p in params]
+
+
+def test_each_group_descends_its_own_loss_only():
+    task = _task(balance=False)
+    x = _images()
+    recorder = _Recorder(task)
+    torch.manual_seed(1)
+    task.training_step({"image": x}, recorder)
+    torch.manual_seed(1)  # the same noise: the same forward pass
+    terms = task._terms(x)
+    groups = task.parameter_groups()
+
+    def grads(loss, group):
+        return torch.autograd.grad(loss, groups[group].params, retain_graph=True, allow_unused=True)
+
+    expected = {
+        "encoder": grads(terms["kl"] + terms["llike"], "encoder"),
+        "decoder": grads(task.config.gamma * terms["llike"] + terms["dec_gan"], "decoder"),
+        "discriminator": grads(terms["gan"], "discriminator"),
+    }
+    for group, want in expected.items():
+        for got, w in zip(recorder.grads[group], want, strict=True):
+            torch.testing.assert_close(got, torch.zeros_like(got) if w is None else w)
+    # The rules matter: L_llike does reach the discriminator's parameters and L_GAN the
+    # encoder's, so a group that took them would get other gradients.
+    llike_on_dis = grads(terms["llike"], "discriminator")
+    gan_on_encoder = grads(terms["dec_gan"], "encoder")
+    assert any(g is not None and g.abs().sum() > 0 for g in llike_on_dis)
+    assert any(g is not None and g.abs().sum() > 0 for g in gan_on_encoder)
+
+
+@pytest.mark.parametrize(
+    "real, fake, expected",
+    [
+        (0.69, 0.69, (True, True)),  # near equilibrium: both learn
+        (0.2, 0.69, (False, True)),  # the discriminator wins on reals: it waits
+        (0.69, 0.1, (False, True)),  # ... or on fakes
+        (1.2, 0.69, (True, False)),  # it loses on reals: the decoder waits
+        (0.69, 1.5, (True, False)),
+        (0.1, 2.0, (True, True)),  # both rules fire: both learn
+    ],
+)
+def test_balancing_rule_of_larsens_code(real, fake, expected):
+    assert balancing(real, fake, 0.68, 0.35) == expected
+
+
+def test_balancing_skips_updates_and_counts_them():
+    # Costs are near log 2 ≈ 0.69 at the start; an equilibrium of 10 makes both "low": the
+    # discriminator counts as winning and waits, the decoder learns.
+    task = _task(equilibrium=10.0, margin=0.0)
+    recorder = _Recorder(task)
+    recorder.begin()
+    task.training_step({"image": _images()}, recorder)
+    assert recorder.skipped == {"encoder": 0, "decoder": 0, "discriminator": 1}
+    assert set(recorder.grads) == {"encoder", "decoder"}
+    unbalanced = _task(balance=False, equilibrium=10.0)
+    off = _Recorder(unbalanced)
+    off.begin()
+    unbalanced.training_step({"image": _images()}, off)
+    assert sum(off.skipped.values()) == 0 and len(off.grads) == 3
+
+
+def test_every_term_moves_in_a_few_steps(tmp_path):
+    config = RunConfig.make(**SMALL, epochs=2, batch_size=200, feature_loss="logcosh")
+    result = train(config, tmp_path)
+    first, last = (row["train"] for row in (result.metrics[0], result.metrics[-1]))
+    moved = [t for t in ("kl", "llike", "gan", "dec_gan", "sq_l2") if first[t] != last[t]]
+    assert moved == ["kl", "llike", "gan", "dec_gan", "sq_l2"]
+    assert all(0 <= last[a] <= 1 for a in ("acc_real", "acc_sampled", "acc_recon"))
+
+
+def test_resume_is_bit_for_bit_with_three_optimizers(tmp_path):
+    config = RunConfig.make(**SMALL, epochs=2, batch_size=200, feature_loss="adaptive")
+    whole = train(config, tmp_path / "whole")
+    train(config.replace(epochs=1), tmp_path / "split")
+    resumed = train(config, tmp_path / "split", resume=True)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    checkpoint = load_checkpoint(tmp_path / "split" / "latest.safetensors")
+    assert set(checkpoint.optimizers) == {"encoder", "decoder", "discriminator"}
+    # No epoch is ranked: the best checkpoint is the latest.
+    best = load_checkpoint(tmp_path / "split" / "best.safetensors")
+    assert best.meta["epoch"] == 2 and best.meta["best_metric"] is None
+
+
+def test_a_pinned_discriminator_stops_the_run_cleanly():
+    task = _task(pinned_epochs=2)
+    perfect = {"test": {"acc_real": 1.0, "acc_sampled": 1.0, "acc_recon": 1.0}}
+    imperfect = {"test": {"acc_real": 1.0, "acc_sampled": 0.99, "acc_recon": 1.0}}
+    task.end_of_epoch(1, [imperfect, perfect])  # one perfect epoch: go on
+    with pytest.raises(TrainingStopped, match="2 epochs in a row"):
+        task.end_of_epoch(2, [imperfect, perfect, perfect])
+    _task(pinned_epochs=0).end_of_epoch(2, [perfect] * 5)  # 0: never
+
+
+def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp_path):
+    # Balancing off and a learning rate 100× Larsen's: the discriminator wins in one epoch.
+    # Epoch 1 is saved; epoch 2 is the second perfect one in a row and stops the run.
+    config = RunConfig.make(
+        **SMALL, epochs=3, batch_size=500, balance=False, vaegan_lr=0.03, pinned_epochs=2
+    )
+    with pytest.raises(TrainingDiverged, match=r"stopped after epoch 2: the discriminator has"):
+        train(config, tmp_path)
+    assert load_checkpoint(tmp_path / "latest.safetensors").meta["epoch"] == 1
+
+
+def test_config_validation():
+    for bad, message in [
+        (dict(feature_loss="huber"), "feature_loss must be one of"),
+        (dict(feature_loss="logcosh", feature_loss_params={"a": -1.0}), "a must be"),
+        (dict(gamma=0.0), "gamma"),
+        (dict(generator_loss="hinge"), "saturating, non_saturating"),
+        (dict(pinned_epochs=-1), "pinned_epochs"),
+        (dict(balance="yes"), "balance"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            VAEGANConfig(**bad)
+    with pytest.raises(ValueError, match="unknown run setting.*'loss'|unknown run setting.*loss"):
+        RunConfig.make(kind="vaegan", loss="l2")
+    with pytest.raises(ValueError, match="28×28, 64×64"):
+        RunConfig.make(kind="vaegan", image_size=32)
+
+
+def test_cli_trains_a_vaegan_and_draws_from_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    flags = ["--kind", "vaegan", "--width", "0.125", "--epochs", "1", "--batch-size", "200"]
+    flags += ["--feature-loss", "logcosh", "--feature-loss-param", "a=2", "--no-progress"]
+    assert main(["train", "--out", run, *flags, "--no-tensorboard"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["feature_loss_params"] == {"a": 2} and saved["kind"] == "vaegan"
+    assert_picture(run / "samples.png", (484, 484))
+    assert_picture(run / "reconstructions.png")
+    assert main(["sample", run, "--out", tmp_path / "s.png", "-n", "16"]) == 0
+    assert_picture(tmp_path / "s.png")
+    assert main(["train", "--out", tmp_path / "x", "--kind", "vaegan", "--loss", "l1"]) == 2
+    assert "unknown run setting" in capsys.readouterr().err
+
+
+def test_two_process_ddp_trains_a_vaegan_with_consistent_ranks(tmp_path):
+    env = {**os.environ, "ROBUSTVAE_COMPILE": "0", "OMP_NUM_THREADS": "1"}
+    flags = ["--kind", "vaegan", "--width", "0.125", "--epochs", "1", "--batch-size", "200"]
+    flags += ["--no-progress", "--no-tensorboard", "--device", "cpu"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    command += ["2", "-m", "robustvae", "train", "--out", str(tmp_path / "two"), *flags]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = train(RunConfig.make(**SMALL, epochs=1, batch_size=200), tmp_path / "one")
+    (row,) = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == single.metrics[0]["step"] == 20
+    # The same global batches; the ranks draw their own noise and normalise their own halves,
+    # so the two runs agree loosely, not to float precision.
+    for term in ("kl", "sq_l2"):
+        assert row["test"][term] == pytest.approx(single.metrics[0]["test"][term], rel=0.5)
