@@ -38,7 +38,6 @@ from robustvae.kinds import KINDS  # noqa: E402
 from robustvae.models import build_model  # noqa: E402
 from robustvae.training import RunConfig, train  # noqa: E402
 
-
 STAT = {"pick": max}  # best of the rounds (--stat median: their median)
 
 

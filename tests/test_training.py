@@ -178,7 +178,11 @@ def test_cli_train_then_grids(tmp_path, capsys):
     for name, size in sizes.items():
         picture = Image.open(run / f"{name}.png")
         assert picture.size == size and picture.getextrema()[1] > picture.getextrema()[0], name
-    pictures = {"sample": "samples", "reconstruct": "reconstructions", "interpolate": "interpolations"}
+    pictures = {
+        "sample": "samples",
+        "reconstruct": "reconstructions",
+        "interpolate": "interpolations",
+    }
     for command, name in pictures.items():
         out = tmp_path / f"{command}.png"
         assert main([command, run, "--out", out]) == 0

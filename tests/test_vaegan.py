@@ -29,7 +29,9 @@ def _task(**settings):
     return VAEGAN(VAEGANConfig(width=0.125, **settings), (1, 28, 28))
 
 
-@pytest.mark.parametrize("shape, features", [((1, 28, 28), (256, 7, 7)), ((3, 64, 64), (256, 8, 8))])
+@pytest.mark.parametrize(
+    "shape, features", [((1, 28, 28), (256, 7, 7)), ((3, 64, 64), (256, 8, 8))]
+)
 def test_nets_follow_larsen(shape, features):
     nets = build_vaegan_nets(shape, 8, 1.0)
     x = torch.rand(4, *shape)
@@ -42,7 +44,9 @@ def test_nets_follow_larsen(shape, features):
     assert logits.shape == (4,)
     # Layer l is read before its batch norm: the features are the last strided conv's output.
     assert isinstance(nets.discriminator.to_features[-1], torch.nn.Conv2d)
-    convs = [m for m in nets.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    convs = [
+        m for m in nets.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
     assert {m.kernel_size for m in convs} == {(5, 5)}
     with pytest.raises(ValueError, match="28×28, 64×64"):
         build_vaegan_nets((1, 32, 32), 8, 1.0)

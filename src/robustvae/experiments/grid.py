@@ -18,6 +18,10 @@ field) expanded into cells, each a RunConfig with a stable id.
     label = "l2"                    # labelled "l2 (recon_weight=5)", plotted in the report
     loss = "l2"
     recon_weight = [0.5, 5.0, 50.0]
+    [[losses]]                      # an entry may set any run setting, the kind too: the
+    label = "vaegan-logcosh"        # losses of a VAE-GAN live in its discriminator's features
+    kind = "vaegan"
+    feature_loss = "logcosh"
     [[overrides]]                   # settings for the cells that match `when` (grid axes or
     when = { arch = "mlp" }         # the loss label); applied last, not part of cell ids
     width = 1.0
@@ -77,7 +81,7 @@ def slug(value: Any) -> str:
 
 def _loss_variants(entry: dict, where: str) -> list[tuple[str, dict, Sweep | None]]:
     """One (label, settings, sweep) per value of the entry's list-valued setting, if any."""
-    label = str(entry.get("label", entry["loss"]))
+    label = str(entry.get("label", entry.get("loss")))
     settings = {k: v for k, v in entry.items() if k != "label"}
     params = dict(settings.get("loss_params", {}))
     swept = [("loss_params", k) for k, v in params.items() if isinstance(v, list)]
@@ -140,8 +144,11 @@ def load_experiment(
         raise ValueError(f"{path}: 'loss' is not a [grid] axis; list the losses as [[losses]]")
     variants = []
     for entry in losses:
-        if "loss" not in entry:
-            raise ValueError(f"{path}: every [[losses]] entry needs a 'loss' name")
+        if "loss" not in entry and "label" not in entry:
+            raise ValueError(
+                f"{path}: every [[losses]] entry needs a 'loss' name or a 'label' (an entry of "
+                'another kind, e.g. kind = "vaegan" with its feature_loss, needs a label)'
+            )
         clash = sorted(set(entry) & set(grid))
         if clash:
             raise ValueError(f"{path}: {clash} is both a [grid] axis and set by a [[losses]] entry")

@@ -198,8 +198,7 @@ def _loss_params(params, setting: str = "loss_params") -> tuple[tuple[str, objec
             isinstance(value, float) and not math.isfinite(value)
         ):
             raise ValueError(
-                f"{setting}[{name!r}] must be a finite number, bool, string or None, "
-                f"got {value!r}"
+                f"{setting}[{name!r}] must be a finite number, bool, string or None, got {value!r}"
             )
     reserved = sorted({"reduction", "num_dims"} & set(names))
     if reserved:
