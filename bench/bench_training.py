@@ -8,11 +8,13 @@
    of the same model, optimiser, batches and steps, run in the same process. Runs alternate
    so that drift in machine speed hits both, and the best of the rounds counts.
 2. The same for VAE (Conv, width 1/8; ``--conv-width`` on a GPU) with logcosh (a = 100).
-3. The two-group adversarial toy of tests/toys.py (two SGD optimizers, both gradients from one
+3. The VAE-GAN (Conv, width 1/8 or ``--conv-width``), against a hand-written loop with its
+   three RMSProp optimizers, the same terms and the same balancing rule.
+4. The two-group adversarial toy of tests/toys.py (two SGD optimizers, both gradients from one
    forward pass), against a hand-written two-optimizer loop.
-4. The plain loop again with one host synchronisation per step (the trainer's finite check:
+5. The plain loop again with one host synchronisation per step (the trainer's finite check:
    the step's terms copied to the host), to show what that check costs.
-5. Full Fashion-MNIST (70k) load time, cold (empty cache) and warm.
+6. Full Fashion-MNIST (70k) load time, cold (empty cache) and warm.
 """
 
 from __future__ import annotations
@@ -102,6 +104,51 @@ def plain_two_group_loop(epochs: int, device: torch.device) -> float:
     return rows / seconds
 
 
+def plain_vaegan_loop(config: RunConfig, epochs: int) -> float:
+    """images/s of a hand-written three-optimizer VAE-GAN loop: the same nets, terms, balancing
+    rule, RMSProp settings and batches as the trainer's."""
+    from robustvae.models.vaegan import RMSPROP, VAEGAN, balancing
+
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    data = load_dataset(config.dataset, "train")
+    task = VAEGAN(config.model, data.item_shape).to(device)
+    lr = config.model.vaegan_lr
+    nets = {
+        "encoder": [*task.encoder.parameters(), *task.feature_loss.parameters()],
+        "decoder": list(task.decoder.parameters()),
+        "discriminator": list(task.discriminator.parameters()),
+    }
+    optimizers = {n: torch.optim.RMSprop(p, lr=lr, **RMSPROP) for n, p in nets.items()}
+    batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
+    gamma, eq, margin = config.model.gamma, config.model.equilibrium, config.model.margin
+    images_seen, seconds = 0, 0.0
+    for epoch in range(epochs):
+        batches.set_epoch(epoch)
+        _sync(device)
+        start = time.perf_counter()
+        for batch in batches:
+            x = batch["image"].to(device, non_blocking=True)
+            terms = task._terms(x)
+            real, fake = torch.stack([terms["cost_real"], terms["cost_fake"]]).tolist()
+            train_dis, train_dec = balancing(real, fake, eq, margin)
+            losses = {
+                "encoder": terms["kl"] + terms["llike"],
+                "decoder": gamma * terms["llike"] + terms["dec_gan"],
+                "discriminator": terms["gan"],
+            }
+            chosen = ["encoder"] + ["decoder"] * train_dec + ["discriminator"] * train_dis
+            for name in chosen:
+                optimizers[name].zero_grad(set_to_none=True)
+                losses[name].backward(inputs=nets[name], retain_graph=True)
+            for name in chosen:
+                optimizers[name].step()
+            images_seen += len(x)
+        _sync(device)
+        seconds += time.perf_counter() - start
+    return images_seen / seconds
+
+
 def trainer(config: RunConfig, epochs: int) -> tuple[float, float]:
     """(rows/s of the training loop, rows/s of the whole train() call)."""
     with tempfile.TemporaryDirectory() as run_dir:
@@ -165,7 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--conv-width", type=float, default=0.125)
-    parser.add_argument("--only", choices=("vae", "toy", "sync", "load"), default=None)
+    parser.add_argument("--only", choices=("vae", "vaegan", "toy", "sync", "load"), default=None)
     parser.add_argument("--stat", choices=("best", "median"), default="best")
     args = parser.parse_args()
     STAT["pick"] = max if args.stat == "best" else statistics.median
@@ -184,6 +231,14 @@ def main() -> None:
                 lambda: plain_loop(base, args.epochs))  # fmt: skip
         compare(f"VAE Conv w{args.conv_width:g} logcosh", conv, conv_epochs, args.rounds,
                 lambda: plain_loop(conv, conv_epochs))  # fmt: skip
+    if args.only in (None, "vaegan"):
+        vaegan = RunConfig.make(
+            kind="vaegan", width=args.conv_width, progress=False, tensorboard=False,
+            device=args.device,
+        )  # fmt: skip
+        gan_epochs = conv_epochs
+        compare(f"VAE-GAN w{args.conv_width:g}", vaegan, gan_epochs, args.rounds,
+                lambda: plain_vaegan_loop(vaegan, gan_epochs))  # fmt: skip
     if args.only in (None, "toy"):
         toy = RunConfig.make(
             kind="gan-toy", hidden=256, batch_size=32, progress=False, tensorboard=False,

@@ -227,3 +227,23 @@ def test_two_process_ddp_trains_a_vaegan_with_consistent_ranks(tmp_path):
     # so the two runs agree loosely, not to float precision.
     for term in ("kl", "sq_l2"):
         assert row["test"][term] == pytest.approx(single.metrics[0]["test"][term], rel=0.5)
+
+
+def test_a_step_runs_with_fused_losses_on():
+    # L_llike is backpropagated into the encoder and the decoder from one graph; a compiled
+    # (fused) reduction may free its buffers after one backward ("compiled with non-empty
+    # donated buffers", seen in a grid run), so the feature loss is summed eagerly.
+    from robustvae.losses import set_compile
+    from robustvae.losses.fused import compile_enabled
+
+    before = compile_enabled()
+    set_compile(True)
+    try:
+        task = _task(feature_loss="logcosh", balance=False)
+        recorder = _Recorder(task)
+        recorder.begin()
+        task.training_step({"image": _images(n=8)}, recorder)  # 8 × 12,544 features: fused size
+        assert set(recorder.grads) == {"encoder", "decoder", "discriminator"}
+        assert task.feature_loss.reduction == "none"
+    finally:
+        set_compile(before)

@@ -114,12 +114,14 @@ class VAEGANConfig:
         self.feature_loss_module(16)  # the loss's own constructor checks its parameters
 
     def feature_loss_module(self, num_features: int) -> nn.Module:
-        """The feature loss over ``num_features`` features (``reduction='sum'``)."""
+        """The feature loss over ``num_features`` features, per element (``reduction='none'``):
+        L_llike is backpropagated into two groups from one graph, which a compiled (fused)
+        reduction cannot do (its backward frees its buffers), so the sum is taken eagerly."""
         kwargs = dict(self.feature_loss_params)
         if self.feature_loss == "adaptive" or kwargs.get("learn_scale") or kwargs.get("learn_df"):
             kwargs["num_dims"] = num_features
         try:
-            return get_loss(self.feature_loss, reduction="sum", **kwargs)
+            return get_loss(self.feature_loss, reduction="none", **kwargs)
         except TypeError as error:
             raise ValueError(
                 f"feature_loss {self.feature_loss!r}: bad parameters: {error}"
@@ -239,7 +241,7 @@ class VAEGAN(Task):
             dec_gan = -(cost_sampled + cost_recon)
         else:
             dec_gan = bce(sampled, ones) + bce(recon, ones)
-        llike = self.feature_loss(features[n : 2 * n], features[:n].detach()) / n
+        llike = self.feature_loss(features[n : 2 * n], features[:n].detach()).sum() / n
         return {
             "kl": gaussian_kl(mean, log_var, self.config.prior_scale).mean(),
             "llike": llike,
