@@ -39,9 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_sync.py needs CUDA")
+    arch = {} if args.kind == "vaegan" else {"arch": args.arch}  # the VAE-GAN has its own nets
     base = RunConfig.make(
-        kind=args.kind, arch=args.arch, width=args.width, device="cuda", progress=False,
-        tensorboard=False, epochs=1,
+        kind=args.kind, width=args.width, device="cuda", progress=False, tensorboard=False,
+        epochs=1, **arch,
     )  # fmt: skip
     forty, eighty = count_syncs(base), count_syncs(base.replace(batch_size=50))
     print(

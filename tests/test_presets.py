@@ -53,6 +53,7 @@ TINY = {
     "barron-vae": ("representation=wavelet,*", 1 / 32, 4),
     "barron-vae-fashion": ("representation=dct,*", 0.05, 4),
     "sweep-a-lambda": ("*", 0.02, 13),
+    "vaegan-similarity": ("seed=0,*", 0.05, 5),
 }
 
 

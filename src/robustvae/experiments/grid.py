@@ -19,9 +19,10 @@ field) expanded into cells, each a RunConfig with a stable id.
     loss = "l2"
     recon_weight = [0.5, 5.0, 50.0]
     [[losses]]                      # an entry may set any run setting, the kind too: the
-    label = "vaegan-logcosh"        # losses of a VAE-GAN live in its discriminator's features
-    kind = "vaegan"
-    feature_loss = "logcosh"
+    label = "vaegan-logcosh"        # losses of a VAE-GAN live in its discriminator's features.
+    kind = "vaegan"                 # Setting a grid axis (here kind) pins it: one cell per
+    feature_loss = "logcosh"        # combination of the other axes; an axis the kind has no
+    arch = "conv"                   # setting for (arch) only labels its cells
     [[overrides]]                   # settings for the cells that match `when` (grid axes or
     when = { arch = "mlp" }         # the loss label); applied last, not part of cell ids
     width = 1.0
@@ -38,7 +39,7 @@ import fnmatch
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,21 @@ def _loss_variants(entry: dict, where: str) -> list[tuple[str, dict, Sweep | Non
     return variants
 
 
+def _drop_axes_the_kind_lacks(merged: dict, grid: dict) -> None:
+    """A grid axis that the cell's kind has no setting for (``arch`` for a VAE-GAN, which has
+    its own nets) labels the cell but is not passed to its config."""
+    from robustvae.kinds import KINDS
+    from robustvae.training.config import RunConfig as Run
+
+    kind = KINDS.get(merged.get("kind", "vae"))
+    if kind is None:
+        return  # RunConfig names the unknown kind
+    valid = set(Run.run_keys()) | {f.name for f in fields(kind.config)}
+    for axis in grid:
+        if axis not in valid:
+            merged.pop(axis, None)
+
+
 def _matches(when: dict, axes: dict, sweep: Sweep | None) -> bool:
     for key, wanted in when.items():
         options = wanted if isinstance(wanted, list) else [wanted]
@@ -149,9 +165,6 @@ def load_experiment(
                 f"{path}: every [[losses]] entry needs a 'loss' name or a 'label' (an entry of "
                 'another kind, e.g. kind = "vaegan" with its feature_loss, needs a label)'
             )
-        clash = sorted(set(entry) & set(grid))
-        if clash:
-            raise ValueError(f"{path}: {clash} is both a [grid] axis and set by a [[losses]] entry")
         variants += _loss_variants(entry, str(path))
     fixed_by_grid = sorted(set(settings or {}) & (set(grid) | {k for e in losses for k in e}))
     if fixed_by_grid:
@@ -181,8 +194,13 @@ def load_experiment(
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values, strict=True))
         for label, loss_settings, sweep in variants:
-            cell_axes = {**point, "loss": label}
+            # An entry that sets a grid axis pins it: one cell per combination of the others.
+            pinned = {k: v for k, v in loss_settings.items() if k in grid}
+            if any(point[k] != grid[k][0] for k in pinned):
+                continue
+            cell_axes = {**point, **pinned, "loss": label}
             merged = {**base, **point, **loss_settings}
+            _drop_axes_the_kind_lacks(merged, grid)
             for i, override in enumerate(overrides):
                 if _matches(override["when"], cell_axes, sweep):
                     merged.update({k: v for k, v in override.items() if k != "when"})
