@@ -44,3 +44,16 @@ def assert_picture(path, size=None) -> None:
             assert picture.size == tuple(size), (path, picture.size)
         low, high = picture.convert("L").getextrema()
         assert high > low, f"{path} is one flat colour"
+
+
+@pytest.fixture
+def toys(monkeypatch):
+    """The toy kinds of tests/toys.py, registered for one test."""
+    from toys import register
+
+    from robustvae.kinds import KINDS
+
+    registry = dict(KINDS)
+    register(registry)
+    for name in ("gan-toy", "paired-toy"):
+        monkeypatch.setitem(KINDS, name, registry[name])

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from toys import register
 
 from robustvae.kinds import KINDS
 from robustvae.task import Updates
@@ -19,15 +18,8 @@ from robustvae.training import RunConfig, load_checkpoint, load_run, train
 from robustvae.training.trainer import evaluate, step_generator
 
 QUIET = dict(progress=False, tensorboard=False, device="cpu")
+pytestmark = pytest.mark.usefixtures("toys")
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(autouse=True)
-def toys(monkeypatch):
-    registry = dict(KINDS)
-    register(registry)
-    for name in ("gan-toy", "paired-toy"):
-        monkeypatch.setitem(KINDS, name, registry[name])
 
 
 def _strip(rows):

@@ -393,9 +393,15 @@ def test_presets_overrides_reach_their_cells():
     assert {c.model.color for i, c in barron.items() if "pixels" in i} == {"rgb"}
     assert {c.model.color for i, c in barron.items() if "pixels" not in i} == {"yuv"}
     assert barron["representation=dct,seed=0,loss=adaptive"].model.loss_kwargs()["alpha_hi"] == 3.0
+    assert celeba["kind=vaegan,arch=conv,seed=0,loss=vaegan"].epochs == 38
+    assert celeba["kind=vaegan,arch=conv,seed=0,loss=vaegan"].model.latent_dim == 128
     for name in ("quick-mnist5k", "fashion-mnist"):
-        widths = {(c.model.arch, c.model.width) for c in cells(name).values()}
+        configs = cells(name)
+        widths = {(c.model.arch, c.model.width) for c in configs.values() if c.kind != "vaegan"}
         assert widths == {("mlp", 1.0), ("conv", 0.125)}, name
+        # The VAE-GAN row: the conv override reaches it (its arch axis only labels it).
+        (gan,) = [(i, c) for i, c in configs.items() if c.kind == "vaegan"][:1]
+        assert "arch=conv" in gan[0] and gan[1].model.width == 0.125, name
 
 
 def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
@@ -407,3 +413,22 @@ def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
         run_experiment(path, out, progress=lambda *_: None, only=only, evaluate=fast)
     assert [row["cell"] for row in _rows(out)] == ["seed=0,loss=l2", "seed=1,loss=l2"]
     assert "l2 | " in (out / "results.md").read_text()
+
+
+def test_an_entry_that_sets_a_grid_axis_pins_it(tmp_path):
+    path = tmp_path / "pinned.toml"
+    path.write_text(
+        "[base]\ndataset = 'mnist-5k'\n[grid]\nkind = ['vae', 'wae']\narch = ['mlp', 'conv']\n"
+        "seed = [0, 1]\n[[losses]]\nloss = 'l2'\n[[losses]]\nlabel = 'gan'\nkind = 'vaegan'\n"
+        "arch = 'conv'\n[[overrides]]\nwhen = { arch = 'conv' }\nwidth = 0.125\n"
+    )
+    cells = {c.id: c for c in load_experiment(path).cells}
+    assert len(cells) == 8 + 2  # the grid's l2 cells, and one VAE-GAN cell per seed
+    gan = [c for c in cells.values() if c.axes["loss"] == "gan"]
+    assert [c.id for c in gan] == [
+        "kind=vaegan,arch=conv,seed=0,loss=gan",
+        "kind=vaegan,arch=conv,seed=1,loss=gan",
+    ]
+    # arch labels the VAE-GAN's cells (it has its own nets); the conv override reaches them.
+    assert all(c.config.kind == "vaegan" and c.config.model.width == 0.125 for c in gan)
+    assert "arch" not in gan[0].config.to_dict()

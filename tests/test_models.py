@@ -504,5 +504,5 @@ def test_run_settings_resolve_against_the_data_shape():
         settings.resolve("vae", (1, 32, 32))
     with pytest.raises(ValueError, match="a must be"):  # checked before any data is known
         AutoencoderConfig(loss="logcosh", loss_params={"a": -1.0})
-    with pytest.raises(ValueError, match="unknown model config key.*'image_shape'"):
+    with pytest.raises(ValueError, match="unknown AutoencoderConfig setting.*'image_shape'"):
         AutoencoderConfig.from_dict({"image_shape": [1, 28, 28]})

@@ -8,10 +8,8 @@ import pytest
 import torch
 from conftest import DEVICES, require_fashion_mnist
 from PIL import Image
-from toys import register
 
 from robustvae.cli import main
-from robustvae.kinds import KINDS
 from robustvae.models import AutoEncoder
 from robustvae.training import (
     RunConfig,
@@ -25,15 +23,6 @@ from robustvae.training import checkpoint as ckpt_module
 
 SMALL = dict(dataset="mnist-5k", width=0.2, epochs=2, progress=False, tensorboard=False)
 QUIET = dict(progress=False, tensorboard=False, device="cpu")
-
-
-@pytest.fixture
-def toys(monkeypatch):
-    """The toy kinds of tests/toys.py, registered for one test."""
-    registry = dict(KINDS)
-    register(registry)
-    for name in ("gan-toy", "paired-toy"):
-        monkeypatch.setitem(KINDS, name, registry[name])
 
 
 def weights(model):

@@ -14,7 +14,7 @@ from robustvae.models.nets import ARCHS, CONV_SIZES, check_width
 from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.representations import COLORS, REPRESENTATIONS
 
-__all__ = ["AutoencoderConfig", "ModelConfig", "KINDS", "default_latent_dim"]
+__all__ = ["AutoencoderConfig", "FlatSettings", "ModelConfig", "KINDS", "default_latent_dim"]
 
 KINDS = ("vae", "wae")
 _SCALAR_TYPES = (bool, int, float, str, type(None))
@@ -24,8 +24,38 @@ def _help(text: str, default):
     return field(default=default, metadata={"help": text})
 
 
+class FlatSettings:
+    """``to_dict`` and ``from_dict`` for a kind's frozen, flat settings dataclass: ``*_params``
+    pairs become tables and other tuples lists; unknown keys are an error."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_params"):
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Inverse of ``to_dict``; unknown keys are an error, missing ones take defaults."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__} settings must be a table, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} setting(s): {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(names)}"
+            )
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(FlatSettings):
     """The settings of the ``vae`` and ``wae`` kinds: nets, latent size, reconstruction loss and
     the objective's weights. Everything a run can set; the data's image shape comes later
     (``resolve``). The help text of each field is the CLI's ``--help``."""
@@ -79,28 +109,6 @@ class AutoencoderConfig:
         """The model these settings describe for images of ``image_shape``."""
         settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(AutoencoderConfig)}
         return ModelConfig(**settings, kind=kind, image_shape=tuple(image_shape))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples as lists, ``loss_params`` as a dict)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["loss_params"] = dict(self.loss_params)
-        if "image_shape" in out:
-            out["image_shape"] = list(out["image_shape"])
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        """Inverse of ``to_dict``; unknown keys are an error, missing ones take defaults."""
-        if not isinstance(data, dict):
-            raise ValueError(f"a model config must be a dict, got {type(data).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown model config key(s): {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(names)}"
-            )
-        return cls(**data)
 
 
 def default_latent_dim(image_shape: tuple[int, int, int]) -> int:

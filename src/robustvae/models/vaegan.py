@@ -30,16 +30,21 @@ train with the encoder, which minimises L_llike.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from robustvae.losses.registry import LOSSES, get_loss
-from robustvae.models.config import _choice, _is_int, _loss_params, _number, default_latent_dim
+from robustvae.models.config import (
+    FlatSettings,
+    _choice,
+    _is_int,
+    _loss_params,
+    _number,
+    default_latent_dim,
+)
 from robustvae.models.nets import check_width
 from robustvae.models.vae import gaussian_kl
 from robustvae.models.vaegan_nets import SIZES, build_vaegan_nets
@@ -56,7 +61,7 @@ def _help(text: str, default):
 
 
 @dataclass(frozen=True)
-class VAEGANConfig:
+class VAEGANConfig(FlatSettings):
     """The settings of the ``vaegan`` kind."""
 
     latent_dim: int | None = _help(
@@ -134,22 +139,6 @@ class VAEGANConfig:
                 f"kind 'vaegan' takes images of {supported} pixels, got "
                 f"{image_shape[1]}×{image_shape[2]}"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["feature_loss_params"] = dict(self.feature_loss_params)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VAEGANConfig:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown vaegan setting(s): {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(names)}"
-            )
-        return cls(**data)
 
 
 def balancing(real: float, fake: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
