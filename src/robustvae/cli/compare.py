@@ -99,17 +99,29 @@ def _add_report(subparsers) -> None:
         help="results tables and report of the cells of a grid finished so far",
         description="Write OUT/results.csv, results.md, report.html and report.md from the "
         "cells of EXPERIMENT that have finished, training nothing: look at a long grid while "
-        "it runs. Takes compare's --out, --set and --only.",
+        "it runs. Takes compare's --out, --set and --only. With --results CSV it prints the "
+        "Markdown table of a committed results file (docs/results/) and writes nothing.",
     )
     _add_grid_arguments(parser)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="CSV",
+        help="print the table of this results.csv (e.g. docs/results/quick-mnist5k.csv)",
+    )
     parser.set_defaults(handler=_run_report)
 
 
 def _run_report(args) -> int:
     from robustvae.experiments import load_experiment, report_experiment
 
-    out = args.out or Path("runs") / args.experiment.stem
     settings = key_values(args.settings, "--set")
+    if args.results is not None:  # a committed results.csv: print its table, write nothing
+        from robustvae.experiments.results import results_table
+
+        print(results_table(load_experiment(args.experiment, settings), args.results), end="")
+        return 0
+    out = args.out or Path("runs") / args.experiment.stem
     experiment = report_experiment(args.experiment, out, settings, args.only)
     total = len(load_experiment(args.experiment, settings, args.only).cells)
     print((out / "results.md").read_text())

@@ -95,3 +95,32 @@ def markdown_table(table: Table) -> str:
     rule = ["---" if i < table.label_columns else "---:" for i in range(len(table.header))]
     lines = ["| " + " | ".join(cells) + " |" for cells in [table.header, rule, *table.body]]
     return "\n".join(lines) + "\n"
+
+
+def _number_or_text(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """The rows of a results.csv, numbers as floats and empty cells left out (as
+    ``write_results`` wrote them from the cells' evaluations)."""
+    with open(path, newline="") as f:
+        return [
+            {k: _number_or_text(v) if k not in ("cell",) else v for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
+
+
+def results_table(experiment, path: str | Path) -> str:
+    """The Markdown results table of ``experiment`` rendered from a committed results.csv:
+    what ``robustvae report EXPERIMENT --results CSV`` prints and the README holds."""
+    rows = read_results(path)
+    for row in rows:  # grid axes are written as text; restore them as the grid has them
+        cell = next((c for c in experiment.cells if c.id == row["cell"]), None)
+        if cell is None:
+            raise ValueError(f"{path}: cell {row['cell']!r} is not a cell of {experiment.name}")
+        row.update(cell.axes)
+    return markdown_table(summary_table(experiment, rows))

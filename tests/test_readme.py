@@ -1,0 +1,54 @@
+"""The README's results tables are generated: each one is the rendering of a committed results
+file (docs/results/<preset>.csv) by ``robustvae report PRESET --results CSV``, and every
+Markdown table in the README and the docs has the same number of cells in every row."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from robustvae.cli import main
+from robustvae.experiments import load_experiment
+from robustvae.experiments.results import results_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = sorted((ROOT / "docs" / "results").glob("*.csv"))
+
+
+def test_there_are_committed_results():
+    assert {p.stem for p in RESULTS} >= {"quick-mnist5k", "vaegan-similarity"}
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)
+def test_each_results_table_in_the_readme_is_rendered_from_its_file(path, capsys):
+    preset = ROOT / "experiments" / f"{path.stem}.toml"
+    table = results_table(load_experiment(preset), path)
+    assert table in (ROOT / "README.md").read_text(), f"README's {path.stem} table is stale"
+    assert main(["report", preset, "--results", path]) == 0
+    assert capsys.readouterr().out == table
+
+
+def _tables(text: str) -> list[list[str]]:
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.lstrip().startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+@pytest.mark.parametrize("path", ["README.md", "BENCHMARKS.md", *(
+    str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("*.md"))
+)])  # fmt: skip
+def test_every_markdown_table_has_as_many_cells_in_every_row(path):
+    for table in _tables((ROOT / path).read_text()):
+        counts = {len(re.findall(r"(?<!\\)\|", row)) for row in table}
+        assert len(counts) == 1, f"{path}: a table's rows have {sorted(counts)} bars:\n{table[0]}"
+
+
+def test_the_check_catches_a_ragged_table():
+    ragged = "| a | b |\n| --- | --- |\n| 1 | 2 | 3 |\n"
+    (table,) = _tables(ragged)
+    assert len({len(re.findall(r"(?<!\\)\|", row)) for row in table}) == 2
