@@ -238,7 +238,7 @@ def test_folder_errors(tmp_path):
     _gray(tmp_path / "mixed" / "a.png", (10, 10))
     _gray(tmp_path / "mixed" / "b.png", (12, 10))
     with pytest.raises(
-        ValueError, match=r"b\.png: image is 12×10 but .*a\.png is 10×10.*image_size"
+        ValueError, match=r"b\.png: image is 12×10 but .*a\.png is 10×10.*image_size \(--image-size"
     ):
         load_dataset("folder", "all", root=tmp_path / "mixed", cache_dir=tmp_path / "c")
     assert len(load_dataset("folder", "all", root=tmp_path / "mixed", image_size=8)) == 2

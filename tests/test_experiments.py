@@ -432,3 +432,15 @@ def test_an_entry_that_sets_a_grid_axis_pins_it(tmp_path):
     # arch labels the VAE-GAN's cells (it has its own nets); the conv override reaches them.
     assert all(c.config.kind == "vaegan" and c.config.model.width == 0.125 for c in gan)
     assert "arch" not in gan[0].config.to_dict()
+
+
+def test_only_matches_key_value_parts_in_any_order():
+    from robustvae.experiments.grid import matches_only
+
+    cell = "kind=vae,arch=mlp,seed=0,loss=logcosh"
+    assert matches_only(cell, "arch=mlp*")  # the README's example, on a grid with kind first
+    assert matches_only(cell, "seed=0,kind=vae")
+    assert matches_only(cell, "kind=vae,arch=mlp,*")  # a whole-id glob still works
+    assert matches_only(cell, "loss=l[2o]*")
+    assert not matches_only(cell, "arch=conv*")
+    assert not matches_only(cell, "seed=0,kind=wae")

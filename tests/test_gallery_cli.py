@@ -110,3 +110,21 @@ def test_python_dash_m_help():
     )
     assert result.returncode == 0
     assert "gallery" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command, wanted",
+    [
+        ("train", ["l2, l1, logcosh, general, adaptive", "vae | wae | vaegan", "mlp | conv"]),
+        ("train", ["mnist-5k | fashion-mnist | mnist | celeba | folder", "--feature-loss-param"]),
+        ("evaluate", ["(default: 1000)", "(default: 10000)", "skip FID"]),
+        ("interpolate", ["--pairs PAIRS", "one row each (default: 8)", "ends included"]),
+        ("sample", ["seeds the prior draws"]),
+    ],
+)
+def test_help_lists_the_choices_and_defaults(command, wanted, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for piece in wanted:
+        assert piece in text, piece

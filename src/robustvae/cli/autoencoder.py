@@ -11,7 +11,12 @@ def _add_run_command(subparsers, name: str, help: str, handler) -> argparse.Argu
     parser = subparsers.add_parser(name, help=help, description=help)
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a directory made by train")
     parser.add_argument("--out", type=Path, help="PNG file (default: RUN_DIR/<name>.png)")
-    parser.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint to draw from (default: best)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     parser.set_defaults(handler=handler)
     return parser
@@ -22,7 +27,9 @@ def _add_sample(subparsers) -> None:
         subparsers, "sample", "decode samples of the prior into a PNG grid", _run_sample
     )
     parser.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the prior draws (default: %(default)s)"
+    )
 
 
 def _add_reconstruct(subparsers) -> None:
@@ -41,8 +48,12 @@ def _add_interpolate(subparsers) -> None:
         "decode straight lines between the codes of pairs of test images",
         _run_interpolate,
     )
-    parser.add_argument("--pairs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--pairs", type=int, default=8, help="pairs of test images, one row each (default: 8)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=10, help="images along each line, ends included (default: 10)"
+    )
 
 
 def _loaded(args):

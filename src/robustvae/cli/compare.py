@@ -138,13 +138,19 @@ def _add_evaluate(subparsers) -> None:
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     parser.add_argument(
-        "--images", type=int, default=DEFAULTS["images"], help="images for sharpness etc."
+        "--images",
+        type=int,
+        default=DEFAULTS["images"],
+        help="test images for sharpness, SSIM and errors (default: %(default)s)",
     )
     parser.add_argument(
-        "--samples", type=int, default=DEFAULTS["samples"], help="generated samples for FID"
+        "--samples",
+        type=int,
+        default=DEFAULTS["samples"],
+        help="generated samples for FID (default: %(default)s)",
     )
-    parser.add_argument("--no-fid", dest="fid", action="store_false")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     parser.add_argument(
         "--inception", metavar="WEIGHTS", help="also FID in Inception features (local file)"
     )

@@ -22,6 +22,7 @@ def add(subparsers: argparse._SubParsersAction) -> None:
     import dataclasses
 
     from robustvae.kinds import KINDS
+    from robustvae.losses import LOSSES
     from robustvae.training import RunConfig
     from robustvae.training.config import setting_fields
 
@@ -47,6 +48,8 @@ def add(subparsers: argparse._SubParsersAction) -> None:
     for name, f in setting_fields().items():
         flag = "--" + name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
+        if name in ("loss", "feature_loss"):
+            help_text += "; one of: " + ", ".join(LOSSES)
         if name.endswith("_params"):  # loss_params → --loss-param KEY=VALUE, repeatable
             single = "--" + name[:-1].replace("_", "-")
             parser.add_argument(

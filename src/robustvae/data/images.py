@@ -231,7 +231,8 @@ def decode_images(
             elif a.shape[:2] != first:
                 raise ValueError(
                     f"{src}: image is {a.shape[1]}×{a.shape[0]} but {sources[0]} is "
-                    f"{first[1]}×{first[0]}; pass image_size to resize them all"
+                    f"{first[1]}×{first[0]}; pass image_size (--image-size on the command "
+                    "line) to resize them all"
                 )
             if out is not None:
                 _place(out, i, a)

@@ -133,6 +133,16 @@ def _matches(when: dict, axes: dict, sweep: Sweep | None) -> bool:
     return True
 
 
+def matches_only(cell_id: str, pattern: str) -> bool:
+    """``--only``: the whole id matches the shell-style ``pattern``, or every comma-separated
+    part of the pattern matches some ``key=value`` part of the id, in any order
+    (``'arch=mlp*'`` and ``'seed=0,kind=wae'`` pick cells whatever axis comes first)."""
+    if fnmatch.fnmatchcase(cell_id, pattern):
+        return True
+    parts = cell_id.split(",")
+    return all(any(fnmatch.fnmatchcase(p, want) for p in parts) for want in pattern.split(","))
+
+
 def load_experiment(
     path: str | Path, settings: dict[str, Any] | None = None, only: str | None = None
 ) -> Experiment:
@@ -224,7 +234,7 @@ def load_experiment(
         twice = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"{path}: two cells would share the id(s) {twice}; rename a label")
     if only is not None:
-        cells = [c for c in cells if fnmatch.fnmatchcase(c.id, only)]
+        cells = [c for c in cells if matches_only(c.id, only)]
         if not cells:
             raise ValueError(f"{path}: no cell matches --only {only!r}")
     description = " ".join(str(spec.get("description", "")).split())
