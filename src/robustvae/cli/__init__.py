@@ -45,10 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
-        return args.handler(args)
+        status = args.handler(args)
     except (ValueError, OSError) as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        status = 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+        status = 130
+    if argv is None:  # the command itself, not a call from Python: a torchrun worker ends here
+        from robustvae.training.distributed import end_worker
+
+        end_worker(status)
+    return status
