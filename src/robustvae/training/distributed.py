@@ -104,8 +104,8 @@ def end_worker(status: int) -> None:
 
     After the process group is torn down, gloo's threads sometimes abort the interpreter's
     shutdown ("terminate called without an active exception", seen here in 2 of about 20
-    two-process runs under load), and torchrun then reports a finished run as failed. Only processes that
-    torchrun started (WORLD_SIZE > 1) end this way; anything else returns.
+    two-process runs under load), and torchrun then reports a finished run as failed. Only
+    processes that torchrun started (WORLD_SIZE > 1) end this way; anything else returns.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
