@@ -48,6 +48,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _rows_per_second(batches: Batches, epochs: int, device: torch.device, step) -> float:
+    """Rows per second of ``step(batch) -> rows`` over ``epochs`` epochs of ``batches``."""
+    rows, seconds = 0, 0.0
+    for epoch in range(epochs):
+        batches.set_epoch(epoch)
+        _sync(device)
+        start = time.perf_counter()
+        for batch in batches:
+            rows += step(batch)
+        _sync(device)
+        seconds += time.perf_counter() - start
+    return rows / seconds
+
+
 def plain_loop(config: RunConfig, epochs: int, sync_each_step: bool = False) -> float:
     """images/s of a hand-written loop: same model, Adam, batches and number of steps.
     ``sync_each_step`` copies the step's terms to the host, as the trainer's finite check does."""
@@ -57,23 +71,18 @@ def plain_loop(config: RunConfig, epochs: int, sync_each_step: bool = False) -> 
     model = build_model(config.model.resolve(config.kind, data.item_shape)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
-    images_seen, seconds = 0, 0.0
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        _sync(device)
-        start = time.perf_counter()
-        for batch in batches:
-            images = batch["image"].to(device, non_blocking=True)
-            terms = model(images)
-            if sync_each_step:
-                torch.stack([v.detach().float() for v in terms.values()]).cpu()
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            images_seen += len(images)
-        _sync(device)
-        seconds += time.perf_counter() - start
-    return images_seen / seconds
+
+    def step(batch) -> int:
+        images = batch["image"].to(device, non_blocking=True)
+        terms = model(images)
+        if sync_each_step:
+            torch.stack([v.detach().float() for v in terms.values()]).cpu()
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return len(images)
+
+    return _rows_per_second(batches, epochs, device, step)
 
 
 def plain_two_group_loop(epochs: int, device: torch.device) -> float:
@@ -83,25 +92,20 @@ def plain_two_group_loop(epochs: int, device: torch.device) -> float:
     dis = torch.optim.SGD(task.discriminator.parameters(), lr=0.05)
     gen = torch.optim.SGD(task.generator.parameters(), lr=0.05)
     batches = Batches(load_gan_data(None)[0], 32, shuffle=True, seed=0)
-    rows, seconds = 0, 0.0
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        _sync(device)
-        start = time.perf_counter()
-        for batch in batches:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            terms = task.loss_terms(batch)  # the same terms the trainer logs
-            dis.zero_grad(set_to_none=True)
-            d_loss = terms["d_real"] + terms["d_fake"]
-            d_loss.backward(inputs=list(task.discriminator.parameters()), retain_graph=True)
-            gen.zero_grad(set_to_none=True)
-            terms["g_loss"].backward(inputs=list(task.generator.parameters()))
-            dis.step()
-            gen.step()
-            rows += len(batch["point"])
-        _sync(device)
-        seconds += time.perf_counter() - start
-    return rows / seconds
+
+    def step(batch) -> int:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        terms = task.loss_terms(batch)  # the same terms the trainer logs
+        dis.zero_grad(set_to_none=True)
+        d_loss = terms["d_real"] + terms["d_fake"]
+        d_loss.backward(inputs=list(task.discriminator.parameters()), retain_graph=True)
+        gen.zero_grad(set_to_none=True)
+        terms["g_loss"].backward(inputs=list(task.generator.parameters()))
+        dis.step()
+        gen.step()
+        return len(batch["point"])
+
+    return _rows_per_second(batches, epochs, device, step)
 
 
 def plain_vaegan_loop(config: RunConfig, epochs: int) -> float:
@@ -122,31 +126,26 @@ def plain_vaegan_loop(config: RunConfig, epochs: int) -> float:
     optimizers = {n: torch.optim.RMSprop(p, lr=lr, **RMSPROP) for n, p in nets.items()}
     batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
     gamma, eq, margin = config.model.gamma, config.model.equilibrium, config.model.margin
-    images_seen, seconds = 0, 0.0
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        _sync(device)
-        start = time.perf_counter()
-        for batch in batches:
-            x = batch["image"].to(device, non_blocking=True)
-            terms = task._terms(x)
-            real, fake = torch.stack([terms["cost_real"], terms["cost_fake"]]).tolist()
-            train_dis, train_dec = balancing(real, fake, eq, margin)
-            losses = {
-                "encoder": terms["kl"] + terms["llike"],
-                "decoder": gamma * terms["llike"] + terms["dec_gan"],
-                "discriminator": terms["gan"],
-            }
-            chosen = ["encoder"] + ["decoder"] * train_dec + ["discriminator"] * train_dis
-            for name in chosen:
-                optimizers[name].zero_grad(set_to_none=True)
-                losses[name].backward(inputs=nets[name], retain_graph=True)
-            for name in chosen:
-                optimizers[name].step()
-            images_seen += len(x)
-        _sync(device)
-        seconds += time.perf_counter() - start
-    return images_seen / seconds
+
+    def step(batch) -> int:
+        x = batch["image"].to(device, non_blocking=True)
+        terms = task._terms(x)
+        real, fake = torch.stack([terms["cost_real"], terms["cost_fake"]]).tolist()
+        train_dis, train_dec = balancing(real, fake, eq, margin)
+        losses = {
+            "encoder": terms["kl"] + terms["llike"],
+            "decoder": gamma * terms["llike"] + terms["dec_gan"],
+            "discriminator": terms["gan"],
+        }
+        chosen = ["encoder"] + ["decoder"] * train_dec + ["discriminator"] * train_dis
+        for name in chosen:
+            optimizers[name].zero_grad(set_to_none=True)
+            losses[name].backward(inputs=nets[name], retain_graph=True)
+        for name in chosen:
+            optimizers[name].step()
+        return len(x)
+
+    return _rows_per_second(batches, epochs, device, step)
 
 
 def trainer(config: RunConfig, epochs: int) -> tuple[float, float]:
