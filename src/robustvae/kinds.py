@@ -77,10 +77,39 @@ def _vaegan() -> Kind:
     )
 
 
+def _restoration_data(run) -> tuple:
+    from robustvae.restoration.data import load_images, tile
+
+    if run.image_size is not None:
+        raise ValueError(
+            "image_size does not apply to the restore kind: it trains on crops of the images "
+            "at their own size (see crop)"
+        )
+    crop = run.model.crop
+    train = tile(load_images(run.dataset, "train", run.data_root), 2 * crop, crop)
+    test = tile(load_images(run.dataset, "test", run.data_root), 2 * crop, 2 * crop)
+    return train, test
+
+
+def _restore() -> Kind:
+    from robustvae.restoration.model import Restorer, RestorerConfig
+
+    return Kind(
+        name="restore",
+        summary="Noise2Noise restorer (Lehtinen et al.): noisy → noisy, any loss",
+        config=RestorerConfig,
+        build=lambda config, shape: Restorer(config, shape),
+        check=lambda config, shape: config.check(shape),
+        load_data=_restoration_data,
+        evaluation="robustvae.evaluation.restoration",
+    )
+
+
 KINDS: dict[str, Kind] = {
     "vae": _autoencoder("vae", "variational autoencoder, any reconstruction loss"),
     "wae": _autoencoder("wae", "Wasserstein autoencoder (MMD), any reconstruction loss"),
     "vaegan": _vaegan(),
+    "restore": _restore(),
 }
 
 

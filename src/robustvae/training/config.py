@@ -49,7 +49,11 @@ class RunConfig:
     ``from_dict``; ``model`` is the kind's config (its defaults when left out)."""
 
     # data
-    dataset: str = _help("mnist-5k | fashion-mnist | mnist | celeba | folder", "mnist-5k")
+    dataset: str = _help(
+        "mnist-5k | fashion-mnist | mnist | celeba | folder (autoencoders); photos | folder "
+        "(restore)",
+        "mnist-5k",
+    )
     data_root: str | None = _help("directory of the data (defaults per dataset)", None)
     image_size: int | None = _help("resize to this (celeba: 64; folder: required)", None)
     # model

@@ -1,0 +1,169 @@
+"""The corruptions of Noise2Noise (Lehtinen et al., 2018), each deterministic for a generator:
+
+- ``text``: random strings in random fonts, sizes, colours and positions, drawn opaquely with
+  Pillow until a fraction ``level`` of the pixels is covered (the mask is measured after every
+  string; a string that would overshoot by more than ``TEXT_TOLERANCE`` is redrawn, up to
+  ``TEXT_RETRIES`` times). Text is not zero-mean noise: what a net trained on it outputs
+  depends on the loss (L2 → the mean, L1 → the median).
+- ``gaussian``: additive N(0, σ²) with σ = ``level`` (images in [0, 1]; not clipped, so the
+  noise stays zero-mean as Noise2Noise requires).
+- ``poisson``: Poisson(λ·x)/λ with λ = ``level`` (smaller λ: more noise; not clipped).
+
+Levels are drawn per image from a range while training (``draw_levels``); a test set uses one
+fixed level. Images are float N×C×H×W in [0, 1], 1 or 3 channels.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "NOISES",
+    "LEVELS",
+    "FONT_DIRS",
+    "corrupt",
+    "draw_levels",
+    "fonts",
+    "text_overlay",
+]
+
+NOISES = ("text", "gaussian", "poisson")
+#: Per noise: (training range low, high, test level), Noise2Noise's: text coverage 0–50%,
+#: test 25%; σ 0–50 (of 255), test 25; λ up to 50, test 30 (λ > 0: from 1).
+LEVELS: dict[str, tuple[float, float, float]] = {
+    "text": (0.0, 0.5, 0.25),
+    "gaussian": (0.0, 50 / 255, 25 / 255),
+    "poisson": (1.0, 50.0, 30.0),
+}
+#: Where TrueType fonts are looked for (Debian's fonts-dejavu-core installs into the first).
+FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"))
+#: Text height in pixels: fixed in pixels, not relative to the image, so text on a whole test
+#: image looks like text on a training crop.
+FONT_SIZES = (10, 28)
+CHARACTERS = string.ascii_letters + string.digits + "!?.,:;-+&#@%"
+TEXT_TOLERANCE = 0.01
+TEXT_RETRIES = 20
+
+
+def check_levels(noise: str, low: float, high: float, test: float) -> None:
+    """ValueError unless the levels make sense for ``noise``."""
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of: {', '.join(NOISES)}; got {noise!r}")
+    bounds = {"text": (0.0, 1.0), "gaussian": (0.0, float("inf")), "poisson": (0.0, None)}
+    lo_bound, hi_bound = bounds[noise]
+    for name, value in (("noise_min", low), ("noise_max", high), ("noise_test", test)):
+        if noise == "poisson" and not value > 0:
+            raise ValueError(f"{name} (λ of poisson noise) must be > 0, got {value!r}")
+        if not lo_bound <= value <= (hi_bound or float("inf")):
+            raise ValueError(
+                f"{name} for {noise} noise must be in [{lo_bound}, {hi_bound}], got {value!r}"
+            )
+    if low > high:
+        raise ValueError(f"noise_min must be ≤ noise_max, got {low!r} > {high!r}")
+
+
+def draw_levels(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
+    """``n`` levels uniform in [low, high] (float64)."""
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def corrupt(images: Tensor, noise: str, levels: Tensor, generator: torch.Generator) -> Tensor:
+    """``images`` corrupted by ``noise``, image i at ``levels[i]``; draws only from
+    ``generator`` (a CPU generator), so the result is a function of it."""
+    if images.dim() != 4:
+        raise ValueError(f"images must be N×C×H×W, got shape {tuple(images.shape)}")
+    levels = torch.as_tensor(levels, dtype=torch.float64).reshape(-1)
+    if len(levels) != len(images):
+        raise ValueError(f"need one level per image: {len(levels)} for {len(images)} images")
+    shape = (-1, 1, 1, 1)
+    if noise == "gaussian":
+        sigma = levels.to(images.dtype).view(shape)
+        return images + sigma * torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    if noise == "poisson":
+        lam = levels.to(images.dtype).view(shape)
+        counts = torch.poisson(images.clamp(min=0) * lam, generator=generator)
+        return counts / lam
+    if noise == "text":
+        seeds = torch.randint(0, 2**62, (len(images),), generator=generator).tolist()
+        out = [
+            text_overlay(image, float(level), np.random.default_rng(seed))[0]
+            for image, level, seed in zip(images, levels.tolist(), seeds, strict=True)
+        ]
+        return torch.stack(out)
+    raise ValueError(f"noise must be one of: {', '.join(NOISES)}; got {noise!r}")
+
+
+@functools.cache
+def fonts() -> tuple[Path, ...]:
+    """Every TrueType/OpenType font file under ``FONT_DIRS``, sorted (the text corruption's
+    font families; the same installed fonts give the same text)."""
+    found = sorted(
+        p for d in FONT_DIRS if d.is_dir() for p in d.rglob("*") if p.suffix in (".ttf", ".otf")
+    )
+    if not found:
+        raise ValueError(
+            "the text corruption needs TrueType fonts and found none under "
+            + ", ".join(map(str, FONT_DIRS))
+            + " (Debian: apt-get install fonts-dejavu-core)"
+        )
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=512)
+def _font(path: Path, size: int):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(path), size)
+
+
+def _random_text(rng: np.random.Generator) -> str:
+    length = int(rng.integers(3, 13))
+    return "".join(CHARACTERS[i] for i in rng.integers(0, len(CHARACTERS), length))
+
+
+def _string_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """One random string's pixels (bool H×W): random font, size and position (it may run off
+    the edges), drawn without antialiasing so that a pixel is text or not."""
+    from PIL import Image, ImageDraw
+
+    font = _font(fonts()[int(rng.integers(len(fonts())))], int(rng.integers(*FONT_SIZES)) + 1)
+    text = _random_text(rng)
+    canvas = Image.new("1", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.fontmode = "1"
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = int(rng.integers(-(right - left) // 2, max(width - (right - left) // 2, 1)))
+    y = int(rng.integers(-(bottom - top) // 2, max(height - (bottom - top) // 2, 1)))
+    draw.text((x - left, y - top), text, fill=1, font=font)
+    return np.asarray(canvas, dtype=bool)
+
+
+def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    """(image with text over ``coverage`` of its pixels, the text's bool H×W mask).
+
+    Strings are added until the covered fraction reaches ``coverage``; each has one random
+    colour (one grey level on a 1-channel image). Later strings cover earlier ones."""
+    channels, height, width = image.shape
+    out = image.detach().cpu().numpy().copy()
+    mask = np.zeros((height, width), dtype=bool)
+    total = height * width
+    covered = 0
+    while covered < coverage * total:
+        for _ in range(TEXT_RETRIES):
+            pixels = _string_mask(height, width, rng)
+            grown = mask | pixels
+            count = int(grown.sum())
+            if count / total <= coverage + TEXT_TOLERANCE:
+                break
+        if count == covered:  # nothing new (a string off the image): draw another
+            continue
+        colour = rng.random(channels, dtype=np.float64).astype(out.dtype)
+        out[:, pixels] = colour[:, None]
+        mask, covered = grown, count
+    return torch.from_numpy(out).to(image.device), torch.from_numpy(mask)

@@ -1,0 +1,206 @@
+"""The ``restore`` kind: a Noise2Noise restorer (Lehtinen et al., 2018) trained with any
+registry loss, as in Appendix D of the log-cosh paper (``001_…``).
+
+Each training step takes a random ``crop``×``crop`` window of each tile (with a random flip),
+corrupts it twice, independently, and trains the U-Net to map one corruption to the other:
+the net never sees a clean image (``clean_targets`` trains on clean targets instead, the N2C
+baseline). With zero-mean noise the L2 minimiser is the clean image; with text it is not, and
+the loss decides what the net learns: L2 the mean of the observations (shifted towards the
+text's colours), L1 their median.
+
+The loss is compared per pixel (``representation='pixels'``), or in a DCT or wavelet
+representation of the crop. Learned loss parameters (the adaptive loss's α and c, a
+likelihood's scale with ``learn_scale``) are one per channel in pixels, one per coefficient
+of the crop in a representation. The ``loss`` term is the loss per element (its sum over
+the batch divided by the number of values); ``clean_mse`` is the mean squared error against
+the clean crop, logged to watch training (no gradient flows from it).
+
+In eval mode (test terms) crops are centred and corrupted at ``noise_test``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
+from robustvae.models.config import FlatSettings, _choice, _is_int, _loss_params
+from robustvae.models.nets import check_width
+from robustvae.models.reconstruction import build_reconstruction_loss
+from robustvae.representations import COLORS, REPRESENTATIONS
+from robustvae.restoration.corruption import LEVELS, NOISES, check_levels, corrupt, draw_levels
+from robustvae.restoration.unet import MULTIPLE, UNet
+from robustvae.task import Group, Task
+
+__all__ = ["Restorer", "RestorerConfig"]
+
+ADAM = {"betas": (0.9, 0.99), "eps": 1e-8}  # Noise2Noise's Adam
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class RestorerConfig(FlatSettings):
+    """The settings of the ``restore`` kind."""
+
+    width: float = _help("channel multiplier of the U-Net: 1 is Noise2Noise's 48/96", 1.0)
+    loss: str = _help("the restoration loss, a robustvae.losses registry name", "l2")
+    loss_params: tuple[tuple[str, object], ...] = _help("the loss's parameters, e.g. a=10", ())
+    representation: str = _help("pixels | dct | wavelet: where the loss compares images", "pixels")
+    color: str = _help("rgb | yuv (3-channel images only)", "rgb")
+    noise: str = _help("text | gaussian | poisson: the corruption", "text")
+    noise_min: float | None = _help(
+        "lowest training level: text coverage, gaussian σ (of 1) or poisson λ; default per "
+        "noise (Noise2Noise): text 0–0.5, test 0.25; σ 0–50/255, test 25/255; λ 1–50, test 30",
+        None,
+    )
+    noise_max: float | None = _help("highest training level (default per noise)", None)
+    noise_test: float | None = _help("the level of test images (default per noise)", None)
+    crop: int = _help("training crop side in pixels, a multiple of 32", 64)
+    clean_targets: bool = _help("train on clean targets (N2C) instead of noisy ones (N2N)", False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "width", check_width(self.width))
+        _choice("loss", self.loss, tuple(LOSSES))
+        object.__setattr__(self, "loss_params", _loss_params(self.loss_params))
+        _choice("representation", self.representation, REPRESENTATIONS)
+        _choice("color", self.color, COLORS)
+        _choice("noise", self.noise, NOISES)
+        for name in ("noise_min", "noise_max", "noise_test"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        check_levels(self.noise, *self.levels())
+        if not _is_int(self.crop) or self.crop < MULTIPLE or self.crop % MULTIPLE:
+            raise ValueError(
+                f"crop must be a multiple of {MULTIPLE} (≥ {MULTIPLE}), got {self.crop!r}"
+            )
+        if not isinstance(self.clean_targets, bool):
+            raise ValueError(f"clean_targets must be true or false, got {self.clean_targets!r}")
+        self.check((3 if self.color == "yuv" else 1, self.crop, self.crop))
+
+    def levels(self) -> tuple[float, float, float]:
+        """(training low, high, test level), defaults filled in."""
+        low, high, test = LEVELS[self.noise]
+        pick = lambda value, default: default if value is None else float(value)  # noqa: E731
+        return pick(self.noise_min, low), pick(self.noise_max, high), pick(self.noise_test, test)
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """ValueError unless these settings can train on images of ``shape`` (C, …)."""
+        channels = shape[0]
+        if self.color == "yuv" and channels != 3:
+            raise ValueError(f"color 'yuv' needs 3-channel images, got {channels} channel(s)")
+        self.loss_module(channels)
+
+    def loss_module(self, channels: int) -> nn.Module:
+        """The loss (``reduction='sum'``) for crops of ``channels`` channels."""
+        kwargs = dict(self.loss_params)
+        per_channel = self.representation == "pixels" and self.color == "rgb"
+        learns = self.loss == "adaptive" or (
+            self.loss in LIKELIHOOD_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df"))
+        )
+        if per_channel and learns:
+            try:
+                return get_loss(self.loss, num_dims=channels, reduction="sum", **kwargs)
+            except TypeError as error:
+                raise ValueError(f"loss {self.loss!r}: bad loss_params: {error}") from None
+        shape = (channels, self.crop, self.crop)
+        return build_reconstruction_loss(self.loss, kwargs, shape, self.representation, self.color)
+
+
+class Restorer(Task):
+    """The Noise2Noise U-Net and its loss, for images of ``shape`` (C, …)."""
+
+    def __init__(self, config: RestorerConfig, shape: tuple[int, ...]):
+        super().__init__()
+        config.check(shape)
+        self.config = config
+        self.channels = shape[0]
+        self.net = UNet(self.channels, config.width)
+        self.loss = config.loss_module(self.channels)
+        self.per_channel = getattr(self.loss, "dims", None) == (self.channels,)
+
+    def parameter_groups(self) -> dict[str, Group]:
+        return {"model": Group(list(self.parameters()), "adam", options=dict(ADAM))}
+
+    has_batch_transform = True
+
+    def batch_transform(self, batch: dict[str, Tensor], generator: torch.Generator):
+        """A random (training) or centred (eval) crop of each tile, flipped at random while
+        training; ``input`` and ``target`` two independent corruptions of it (``target`` the
+        clean crop with ``clean_targets``)."""
+        tiles = batch["clean"]
+        n, _, size, _ = tiles.shape
+        crop = self.config.crop
+        if size < crop:
+            raise ValueError(f"tiles of {size} pixels are smaller than the crop ({crop})")
+        low, high, test = self.config.levels()
+        if self.training:
+            offsets = torch.randint(0, size - crop + 1, (n, 2), generator=generator).tolist()
+            flips = torch.rand(n, generator=generator) < 0.5
+        else:
+            offsets = [((size - crop) // 2,) * 2] * n
+            flips = torch.zeros(n, dtype=torch.bool)
+        clean = (
+            torch.stack(
+                [t[:, r : r + crop, c : c + crop] for t, (r, c) in zip(tiles, offsets, strict=True)]
+            ).float()
+            / 255.0
+        )
+        clean = torch.where(flips.view(-1, 1, 1, 1), clean.flip(-1), clean)
+
+        def levels():
+            if self.training:
+                return draw_levels(n, low, high, generator)
+            return torch.full((n,), test, dtype=torch.float64)
+
+        noisy = corrupt(clean, self.config.noise, levels(), generator)
+        if self.config.clean_targets:
+            target = clean
+        else:
+            target = corrupt(clean, self.config.noise, levels(), generator)
+        return {"input": noisy, "target": target, "clean": clean}
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        output = self.net(batch["input"])
+        target = batch["target"]
+        if self.per_channel:  # learned parameters per channel: channels last
+            value = self.loss(output.movedim(1, -1), target.movedim(1, -1))
+        else:
+            value = self.loss(output, target)
+        with torch.no_grad():
+            clean_mse = (output - batch["clean"]).square().mean()
+        return {"loss": value / output.numel(), "clean_mse": clean_mse}
+
+    def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        batch = self.batch_transform({"clean": batch["clean"][:8].cpu()}, generator)
+        device = next(self.parameters()).device
+        output = self.net(batch["input"].to(device)).cpu().clamp(0, 1)
+        rows = [batch["input"].clamp(0, 1), output, batch["clean"]]
+        return {"restorations": torch.cat(rows)}
+
+    def adaptive_loss(self) -> nn.Module | None:
+        from robustvae.losses.adaptive import AdaptiveLoss
+
+        return next((m for m in self.loss.modules() if isinstance(m, AdaptiveLoss)), None)
+
+    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
+        adaptive = self.adaptive_loss()
+        if adaptive is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                adaptive.warn_if_at_bounds()
