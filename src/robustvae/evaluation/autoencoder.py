@@ -43,6 +43,28 @@ COLUMNS = (
 )
 #: The pictures the report shows side by side (PNG files in the run directory).
 PANELS = ("samples", "reconstructions", "interpolations")
+PICTURES_NOTE = "Rows of reconstructions alternate originals and their reconstructions."
+LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
+
+
+def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
+    """The test terms the report plots against steps: the −ELBO when every run is a VAE with
+    a likelihood loss, squared L2, and the latent terms the runs logged."""
+    likelihoods = all(
+        c.kind == "vae" and getattr(c.model, "loss", None) in LIKELIHOOD_LOSSES for c in configs
+    )
+    terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
+    terms.append(("sq_l2", "test squared L2 (sum over pixels)"))
+    return terms + [
+        (name, title)
+        for name, title in LATENT_TERMS
+        if any(name in h[0]["test"] for h in histories.values() if h)
+    ]
+
+
+def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list:
+    """No figures beyond the shared ones."""
+    return []
 
 
 @torch.no_grad()

@@ -2,10 +2,11 @@
 results.csv, with pictures under ``report/``:
 
 - the results table (mean ± std over seeds, % against the baseline);
-- every cell's samples, reconstructions and interpolations, the losses side by side (first
-  seed of each group);
-- training curves: the test reconstruction error measured in squared L2 for every model, and
-  the latent term (KL for a VAE, MMD for a WAE), against steps (Chen et al., Fig. 6a/b);
+- every cell's pictures (its kind's ``PANELS``: samples, reconstructions, restorations …),
+  the losses side by side (first seed of each group);
+- training curves: the test terms each kind's evaluator names (``curve_terms``: squared L2
+  and the latent term of an autoencoder, Chen et al., Fig. 6a/b) against steps;
+- each kind's own figures (``report_blocks``: a restorer's Fig. 10 and 11);
 - sweep plots for losses with a swept setting: FID and squared L2 against the loss's
   curvature at 0, λ·ρ''(0) (a for logcosh, 2λ for λ-scaled l2; Chen et al., Fig. 6c).
 """
@@ -34,15 +35,14 @@ from robustvae.experiments.results import (  # noqa: E402
 )
 from robustvae.files import atomic_write_text  # noqa: E402
 from robustvae.kinds import get_kind  # noqa: E402
-from robustvae.losses import LIKELIHOOD_LOSSES  # noqa: E402
 
 CURVATURE = "curvature of the loss at 0, λ·ρ''(0)"
-LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
 SWEEP_METRICS = (
     ("fid", "FID (lower is better)"),
     ("fid_inception", "FID, Inception (lower is better)"),
     ("sharpness_generated", "sharpness of samples"),
     ("sq_l2", "test squared L2"),
+    ("ssim", "SSIM of restored test images (higher is better)"),
 )
 
 
@@ -65,9 +65,13 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
     cells = {cell.id: cell for cell in experiment.cells}
     sections = [
         Section("Results", [table_caption(experiment), summary_table(experiment, rows)]),
-        Section("Samples, reconstructions and interpolations", _picture_tables(experiment)),
+        Section("Pictures", _picture_tables(experiment)),
         Section("Training curves", _curves(experiment, out_dir)),
     ]
+    for kind in dict.fromkeys(c.config.kind for c in experiment.cells):
+        blocks = get_kind(kind).evaluator().report_blocks(experiment, rows, out_dir)
+        if blocks:
+            sections.append(Section(get_kind(kind).summary, blocks))
     sweeps = _sweeps(experiment, rows, cells, out_dir)
     if sweeps:
         sections.append(Section("Sweeps", sweeps))
@@ -82,7 +86,8 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
 
 def _picture_tables(experiment: Experiment) -> list:
     """Per group of cells that differ only in the loss: one table, a column per loss."""
-    blocks: list = ["Rows of reconstructions alternate originals and their reconstructions."]
+    notes = [get_kind(k).evaluator().PICTURES_NOTE for k in {c.config.kind for c in experiment.cells}]
+    blocks: list = [" ".join(sorted(notes))]
     seeds = {c.axes.get("seed") for c in experiment.cells}
     first_seed = next((c.axes["seed"] for c in experiment.cells if "seed" in c.axes), None)
     if len(seeds) > 1:
@@ -118,16 +123,11 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
         groups.setdefault(key, []).append(cell)
     for key, members in groups.items():
         histories = {c.id: RunDir(out_dir / "cells" / c.id).read_metrics() for c in members}
-        likelihoods = all(
-            c.config.kind == "vae" and getattr(c.config.model, "loss", None) in LIKELIHOOD_LOSSES
-            for c in members
-        )
-        terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
-        terms += [("sq_l2", "test squared L2 (sum over pixels)")] + [
-            (name, title)
-            for name, title in LATENT_TERMS
-            if any(name in h[0]["test"] for h in histories.values() if h)
-        ]
+        kinds = {c.config.kind for c in members}
+        if len(kinds) > 1:
+            continue  # kinds log different terms: no shared axes
+        evaluator = get_kind(kinds.pop()).evaluator()
+        terms = evaluator.curve_terms([c.config for c in members], histories)
         wide = 2.2 if len({c.axes["loss"] for c in members}) > 6 else 0.0
         fig, axes = plt.subplots(
             1,
@@ -146,7 +146,7 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
             ax.set_xlabel("step")
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
-            if term == "sq_l2":
+            if term in ("sq_l2", "clean_mse"):
                 ax.set_yscale("log")
         _legend(fig, axes[0][-1], len({c.axes["loss"] for c in members}))
         name = "curves-" + (slug("-".join(f"{a}-{v}" for a, v in key)) or "all") + ".png"
@@ -192,7 +192,7 @@ def _sweeps(experiment: Experiment, rows: list[dict], cells: dict, out_dir: Path
         return []
     blocks: list = []
     metrics = [(k, title) for k, title in SWEEP_METRICS if any(k in r for r in swept)][:2]
-    if "sq_l2" not in [k for k, _ in metrics]:
+    if "sq_l2" not in [k for k, _ in metrics] and any("sq_l2" in r for r in swept):
         metrics.append(("sq_l2", "test squared L2"))
     others = [a for a in experiment.axes if a not in ("loss", "seed")]
     for key, members in group_by(swept, others, ()).items():

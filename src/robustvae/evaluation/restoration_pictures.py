@@ -1,0 +1,172 @@
+"""The pictures a restorer is judged by (the log-cosh paper's Appendix D):
+
+- ``crops_grid``: corrupted test crops, their restorations and the clean crops (per run);
+- ``scatter``: Fig. 10, one point per test image, the SSIM of one loss against another's, the
+  diagonal, and the number of points above it (red: below);
+- ``example_grid``: Fig. 11, a clean image, its corrupted input and each loss's restoration,
+  with 1 − SSIM (of the whole image) under each.
+
+``report_figures`` draws the last two for a grid's report from the cells' evaluations.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from robustvae.grids import save_grid  # noqa: E402
+
+CROP = 160
+
+
+def _centre(image: torch.Tensor, size: int) -> torch.Tensor:
+    _, height, width = image.shape
+    side = min(size, height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[:, top : top + side, left : left + side]
+
+
+def crops_grid(inputs, outputs, cleans, path: str | Path) -> Path:
+    """Three rows: centre crops of the inputs, of the restorations, of the clean images."""
+    side = min(min(x.shape[-2:]) for x in cleans + [torch.zeros(1, CROP, CROP)])
+    rows = [
+        torch.stack([_centre(x.clamp(0, 1), side) for x in group])
+        for group in (inputs, outputs, cleans)
+    ]
+    return save_grid(torch.cat(rows), path, nrow=len(cleans))
+
+
+def scatter(ax, xs: list[float], ys: list[float], x_label: str, y_label: str) -> int:
+    """Fig. 10's panel on ``ax``: returns the number of points above the diagonal."""
+    above = [y > x for x, y in zip(xs, ys, strict=True)]
+    colours = ["tab:blue" if a else "tab:red" for a in above]
+    ax.scatter(xs, ys, c=colours, s=18, zorder=3)
+    low = min(xs + ys) - 0.02
+    high = min(1.0, max(xs + ys) + 0.02)
+    ax.plot([low, high], [low, high], color="tab:green", lw=1, zorder=2)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"SSIM ({x_label})")
+    ax.set_ylabel(f"SSIM ({y_label})")
+    ax.set_title(f"{y_label} above the diagonal: {sum(above)} of {len(above)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    return sum(above)
+
+
+def scatter_figure(per_loss: dict[str, dict[str, float]], focus: str, path: Path) -> dict:
+    """One panel per other loss: ``focus``'s SSIM (y) against it (x), image by image.
+    ``per_loss``: label → {image name: SSIM}. Returns {other label: points above}."""
+    others = [label for label in per_loss if label != focus]
+    fig, axes = plt.subplots(1, len(others), figsize=(4.2 * len(others), 4.4), squeeze=False)
+    counts = {}
+    names = list(per_loss[focus])
+    for ax, other in zip(axes[0], others, strict=True):
+        xs = [per_loss[other][n] for n in names]
+        ys = [per_loss[focus][n] for n in names]
+        counts[other] = scatter(ax, xs, ys, other, focus)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return counts
+
+
+def example_grid(
+    clean: torch.Tensor,
+    noisy: torch.Tensor,
+    restored: dict[str, torch.Tensor],
+    one_minus_ssim: dict[str, float],
+    path: Path,
+    crop: int = 256,
+) -> Path:
+    """Fig. 11: clean, input and each restoration (centre crops of ``crop`` pixels), with
+    1 − SSIM of the whole image under each (``one_minus_ssim`` has 'input' and each label)."""
+    panels = [("clean target", clean, None), ("input", noisy, one_minus_ssim["input"])]
+    panels += [(label, image, one_minus_ssim[label]) for label, image in restored.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+    for ax, (title, image, score) in zip(axes[0], panels, strict=True):
+        picture = _centre(image.clamp(0, 1), crop).permute(1, 2, 0).numpy()
+        ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if score is not None:
+            ax.set_xlabel(f"1 − SSIM {score:.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def focus_loss(labels: list[str]) -> str:
+    """The loss whose SSIM goes on the y axis: logcosh when present (the paper's), else the
+    first label."""
+    return next((label for label in labels if label.startswith("logcosh")), labels[0])
+
+
+def report_figures(experiment, out_dir: Path) -> list:
+    """Fig. 10 and Fig. 11 for a grid's restore cells (per-image SSIM averaged over seeds)."""
+    from robustvae.evaluation.restoration import corrupt_test_images, restore_images
+    from robustvae.experiments.report import Figure
+    from robustvae.restoration.data import load_images
+    from robustvae.training import RunDir, load_run
+
+    cells = [c for c in experiment.cells if c.config.kind == "restore"]
+    groups: dict[tuple, dict[str, list]] = {}
+    for cell in cells:
+        key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
+        groups.setdefault(key, {}).setdefault(cell.axes["loss"], []).append(cell)
+    blocks: list = []
+    for key, by_loss in groups.items():
+        if len(by_loss) < 2:
+            continue
+        caption = ", ".join(f"{a} = {v}" for a, v in key)
+        stem = "-".join(f"{a}-{v}" for a, v in key) or "all"
+        per_loss = {}
+        for label, members in by_loss.items():
+            rows = [RunDir(out_dir / "cells" / c.id).read_evaluation()["per_image"] for c in members]
+            per_loss[label] = {
+                r["name"]: statistics.fmean(run[i]["ssim"] for run in rows)
+                for i, r in enumerate(rows[0])
+            }
+        focus = focus_loss(list(per_loss))
+        path = out_dir / "report" / f"ssim-scatter-{stem}.png"
+        counts = scatter_figure(per_loss, focus, path)
+        n = len(per_loss[focus])
+        said = "; ".join(f"above {other}'s on {k} of {n}" for other, k in counts.items())
+        blocks.append(
+            Figure(
+                f"report/{path.name}",
+                f"Fig. 10: SSIM of each test image, {focus} (y) against the others (x), "
+                f"mean over seeds: {focus} is {said}. {caption}",
+            )
+        )
+        first = {label: members[0] for label, members in by_loss.items()}
+        config = first[focus].config
+        images = load_images(config.dataset, "test", config.data_root)[:1]
+        seed = RunDir(out_dir / "cells" / first[focus].id).read_evaluation()["settings"]["seed"]
+        level = config.model.levels()[2]
+        noisy = corrupt_test_images(images, config.model.noise, level, seed)
+        restored, scores = {}, {}
+        for label, cell in first.items():
+            run = out_dir / "cells" / cell.id
+            _, task = load_run(run)
+            restored[label] = restore_images(task, noisy, "cpu")[0]
+            row = RunDir(run).read_evaluation()["per_image"][0]
+            scores[label], scores["input"] = 1 - row["ssim"], 1 - row["input_ssim"]
+        grid = out_dir / "report" / f"examples-{stem}.png"
+        example_grid(images[0].image, noisy[0], restored, scores, grid)
+        blocks.append(
+            Figure(
+                f"report/{grid.name}",
+                f"Fig. 11: test image {images[0].name!r} (centre crop), first seed; 1 − SSIM of "
+                f"the whole image. {caption}",
+            )
+        )
+    return blocks
