@@ -4,6 +4,7 @@
     robustvae sample | reconstruct | interpolate RUN_DIR     PNG grids from a trained autoencoder
     robustvae evaluate RUN_DIR        the kind's metrics, written to RUN_DIR/evaluation.json
     robustvae compare | report EXPERIMENT.toml               grids of runs, tables and reports
+    robustvae restore corrupt | train | apply | evaluate     Noise2Noise restoration
     robustvae demo [--out DIR]        the main job: l2 against logcosh VAEs on mnist-5k
     robustvae data download mnist     fetch MNIST (checksums verified)
     robustvae gallery [--out DIR]     plot every registered loss and the general distribution
@@ -20,10 +21,10 @@ import sys
 from collections.abc import Sequence
 
 from robustvae import __version__
-from robustvae.cli import autoencoder, compare, data, demo, gallery, train
+from robustvae.cli import autoencoder, compare, data, demo, gallery, restore, train
 from robustvae.cli.common import PROG
 
-GROUPS = (train, autoencoder, compare, demo, data, gallery)
+GROUPS = (train, autoencoder, compare, restore, demo, data, gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:

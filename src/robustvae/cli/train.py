@@ -19,12 +19,7 @@ def _flag_type(owner: type, name: str):
 
 
 def add(subparsers: argparse._SubParsersAction) -> None:
-    import dataclasses
-
     from robustvae.kinds import KINDS
-    from robustvae.losses import LOSSES
-    from robustvae.training import RunConfig
-    from robustvae.training.config import setting_fields
 
     parser = subparsers.add_parser(
         "train",
@@ -36,18 +31,36 @@ def add(subparsers: argparse._SubParsersAction) -> None:
             "belong to a kind: a flag of another kind is an error."
         ),
     )
+    add_setting_flags(parser, list(KINDS))
+    parser.set_defaults(handler=run)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, kinds: list[str]) -> None:
+    """--out, --config, --resume, and one flag per run setting and per setting of ``kinds``."""
+    import dataclasses
+
+    from robustvae.kinds import KINDS
+    from robustvae.losses import LOSSES
+    from robustvae.training import RunConfig
+    from robustvae.training.config import setting_fields
+
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory")
     parser.add_argument("--config", type=Path, help="a TOML file of run settings")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest")
     owners = {f.name: RunConfig for f in dataclasses.fields(RunConfig)}
     defaults = RunConfig().to_dict()
-    for kind in KINDS.values():
-        for f in dataclasses.fields(kind.config):
-            owners.setdefault(f.name, kind.config)
+    for kind in kinds:
+        for f in dataclasses.fields(KINDS[kind].config):
+            owners.setdefault(f.name, KINDS[kind].config)
             defaults.setdefault(f.name, f.default)
     for name, f in setting_fields().items():
-        flag = "--" + name.replace("_", "-")
+        if name not in owners:
+            continue
         help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
+        if owners[name] is not RunConfig:
+            f = next(g for g in dataclasses.fields(owners[name]) if g.name == name)
+            help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
+        flag = "--" + name.replace("_", "-")
         if name in ("loss", "feature_loss"):
             help_text += "; one of: " + ", ".join(LOSSES)
         if name.endswith("_params"):  # loss_params → --loss-param KEY=VALUE, repeatable
@@ -66,22 +79,23 @@ def add(subparsers: argparse._SubParsersAction) -> None:
         else:
             kind = _flag_type(owners[name], name)
             parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, base: dict | None = None) -> int:
+    """Train with the flags of ``args``; ``base``: settings beneath the TOML file and the
+    flags of a new run (``restore train``'s kind and dataset)."""
     from robustvae.evaluation import draw_run
     from robustvae.training import RunDir, TrainingDiverged, train
     from robustvae.training.config import run_settings, setting_fields
 
     flags = {}
     for name in setting_fields():
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         if value is not None:
             if name.endswith("_params"):
                 value = key_values(value, "--" + name[:-1].replace("_", "-"))
             flags[name] = value
-    saved = RunDir(args.out).saved_settings() if args.resume else None
+    saved = RunDir(args.out).saved_settings() if args.resume else base
     config = run_settings(saved, args.config, flags)
     try:
         result = train(config, args.out, resume=args.resume)

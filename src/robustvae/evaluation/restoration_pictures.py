@@ -130,7 +130,9 @@ def report_figures(experiment, out_dir: Path) -> list:
         stem = "-".join(f"{a}-{v}" for a, v in key) or "all"
         per_loss = {}
         for label, members in by_loss.items():
-            rows = [RunDir(out_dir / "cells" / c.id).read_evaluation()["per_image"] for c in members]
+            rows = [
+                RunDir(out_dir / "cells" / c.id).read_evaluation()["per_image"] for c in members
+            ]
             per_loss[label] = {
                 r["name"]: statistics.fmean(run[i]["ssim"] for run in rows)
                 for i, r in enumerate(rows[0])

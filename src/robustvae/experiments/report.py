@@ -86,7 +86,9 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
 
 def _picture_tables(experiment: Experiment) -> list:
     """Per group of cells that differ only in the loss: one table, a column per loss."""
-    notes = [get_kind(k).evaluator().PICTURES_NOTE for k in {c.config.kind for c in experiment.cells}]
+    notes = [
+        get_kind(k).evaluator().PICTURES_NOTE for k in {c.config.kind for c in experiment.cells}
+    ]
     blocks: list = [" ".join(sorted(notes))]
     seeds = {c.axes.get("seed") for c in experiment.cells}
     first_seed = next((c.axes["seed"] for c in experiment.cells if "seed" in c.axes), None)

@@ -4,12 +4,11 @@ and each loss's change against the baseline loss in %, as the papers print it)."
 from __future__ import annotations
 
 import csv
-import io
 import statistics
 from pathlib import Path
 from typing import NamedTuple
 
-from robustvae.files import atomic_write_text
+from robustvae.files import atomic_write_text, write_csv
 from robustvae.kinds import get_kind
 
 
@@ -26,12 +25,7 @@ class Table(NamedTuple):
 
 
 def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_dir / "results.csv", text.getvalue())
+    write_csv(out_dir / "results.csv", rows)
     atomic_write_text(
         out_dir / "results.md",
         f"# {experiment.name}\n\n{table_caption(experiment)}\n\n"

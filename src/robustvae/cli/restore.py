@@ -1,0 +1,235 @@
+"""``robustvae restore``: Noise2Noise restoration with any loss.
+
+    robustvae restore corrupt IN OUT --noise text --level 0.3 --seed 0
+    robustvae restore train --out RUN --loss logcosh --loss-param a=10 …
+    robustvae restore apply RUN IN OUT [--tile 512]
+    robustvae restore evaluate RUN… [--test DIR] --out DIR
+
+IN and OUT are image files, or folders (every image under IN, written under OUT with the same
+relative names as PNG).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="image restoration: corrupt, train, apply and evaluate Noise2Noise restorers",
+        description="Noise2Noise image restoration with any loss: corrupt, train, apply, evaluate.",
+    )
+    commands = parser.add_subparsers(dest="restore_command", metavar="COMMAND", required=True)
+    _add_corrupt(commands)
+    _add_train(commands)
+    _add_apply(commands)
+    _add_evaluate(commands)
+
+
+def _add_corrupt(commands) -> None:
+    from robustvae.restoration.corruption import LEVELS, NOISES
+
+    defaults = ", ".join(f"{n} {LEVELS[n][2]:.4g}" for n in NOISES)
+    parser = commands.add_parser(
+        "corrupt",
+        help="write corrupted copies of images (to build test sets)",
+        description=(
+            "Corrupt an image, or every image in a folder, deterministically: the corruption "
+            "of an image depends only on --seed and its name (its path relative to IN for a "
+            "folder; its file name otherwise), as restore evaluate corrupts its test images."
+        ),
+    )
+    parser.add_argument("input", type=Path, metavar="IN", help="an image file or a folder")
+    parser.add_argument("output", type=Path, metavar="OUT", help="a PNG file or a folder")
+    parser.add_argument("--noise", choices=NOISES, default="text", help="default: text")
+    parser.add_argument(
+        "--level",
+        "--coverage",
+        type=float,
+        help=f"text coverage, gaussian σ (of 1) or poisson λ (defaults: {defaults})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="default: 0")
+    parser.set_defaults(handler=_run_corrupt)
+
+
+def _add_train(commands) -> None:
+    from robustvae.cli.train import add_setting_flags
+
+    parser = commands.add_parser(
+        "train",
+        help="train a restorer (robustvae train --kind restore, on the bundled photos)",
+        description=(
+            "Train a Noise2Noise restorer: as robustvae train with kind 'restore' and dataset "
+            "'photos' unless given (--dataset folder --data-root DIR for your own images)."
+        ),
+    )
+    add_setting_flags(parser, ["restore"])
+    parser.set_defaults(handler=_run_train)
+
+
+def _add_run_options(parser) -> None:
+    parser.add_argument(
+        "--checkpoint", choices=("best", "latest"), default="best", help="default: best"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+
+
+def _add_apply(commands) -> None:
+    parser = commands.add_parser(
+        "apply",
+        help="restore images of any size with a trained restorer",
+        description=(
+            "Restore an image, or every image in a folder. Images are padded to multiples of "
+            "32; large ones are restored in tiles with enough overlap that the result equals "
+            "one pass to float rounding. The image must have the channels the model was "
+            "trained on (1 or 3; alpha is dropped)."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN", help="a restore run directory")
+    parser.add_argument("input", type=Path, metavar="IN", help="an image file or a folder")
+    parser.add_argument("output", type=Path, metavar="OUT", help="a PNG file or a folder")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="restore images larger than TILE×TILE in tiles of this side, a multiple of 32; "
+        "0: always in one pass (default: 512)",
+    )
+    _add_run_options(parser)
+    parser.set_defaults(handler=_run_apply)
+
+
+def _add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="SSIM and PSNR of every test image for several runs, with Fig. 10/11 plots",
+        description=(
+            "Corrupt the test images once (the first run's noise at its test level, seeded by "
+            "--seed and each image's name), restore them with every run, and write "
+            "per_image.csv, summary.csv, ssim-scatter.png (Fig. 10: log-cosh, or the first "
+            "run, against each other run) and examples.png (Fig. 11) into --out."
+        ),
+    )
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN", help="restore runs")
+    parser.add_argument(
+        "--test",
+        type=Path,
+        help="a folder of clean test images (default: the first run's test split)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the CSVs and plots")
+    parser.add_argument("--level", type=float, help="the corruption level (default: the run's)")
+    parser.add_argument("--images", type=int, help="use only the first N test images")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the corruption (default: 0)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _pairs(input: Path, output: Path) -> list[tuple[str, Path, Path]]:
+    """(name, source, destination) for a file or every image under a folder."""
+    from robustvae.data.images import list_folder
+
+    if input.is_dir():
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"{output}: IN is a folder, so OUT must be a folder")
+        sources = list_folder(input)
+        if not sources:
+            raise ValueError(f"{input}: no images found")
+        return [(s.name, s.path, (output / s.name).with_suffix(".png")) for s in sources]
+    if not input.exists():
+        raise FileNotFoundError(f"{input}: no such file or folder")
+    if output.is_dir():
+        output = output / (input.stem + ".png")
+    return [(input.name, input, output)]
+
+
+def _run_corrupt(args) -> int:
+    import torch
+
+    from robustvae.data.image_file import bit_depth, read_image, write_image
+    from robustvae.evaluation.restoration import test_generator
+    from robustvae.restoration.corruption import LEVELS, check_levels, corrupt
+
+    level = LEVELS[args.noise][2] if args.level is None else args.level
+    check_levels(args.noise, level, level, level)
+    for name, source, destination in _pairs(args.input, args.output):
+        image = read_image(source)
+        noisy = corrupt(
+            image[None], args.noise, torch.tensor([level]), test_generator(name, args.seed)
+        )
+        bits = bit_depth(source) if image.shape[0] == 1 else 8
+        print(write_image(destination, noisy[0], bits))
+    return 0
+
+
+def _run_train(args) -> int:
+    from robustvae.cli import train
+
+    return train.run(args, base={"kind": "restore", "dataset": "photos"})
+
+
+def _load(args):
+    from robustvae.training import load_run
+    from robustvae.training.distributed import pick_device
+
+    device = pick_device(args.device)
+    config, task = load_run(args.run_dir, args.checkpoint, device)
+    if config.kind != "restore":
+        raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, not a restorer")
+    return config, task, device
+
+
+def _run_apply(args) -> int:
+    from robustvae.data.image_file import bit_depth, read_image, write_image
+    from robustvae.restoration.apply import restore
+
+    if args.tile < 0 or args.tile % 32:
+        raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    config, task, device = _load(args)
+    for _, source, destination in _pairs(args.input, args.output):
+        image = read_image(source)
+        if image.shape[0] != task.channels:
+            raise ValueError(
+                f"{source} has {image.shape[0]} channel(s), the model in {args.run_dir} restores "
+                f"{task.channels}-channel images; convert it first (e.g. to "
+                f"{'RGB' if task.channels == 3 else 'greyscale'})"
+            )
+        large = args.tile and max(image.shape[-2:]) > args.tile
+        output = restore(task.net, image.to(device), args.tile if large else None)
+        bits = bit_depth(source) if image.shape[0] == 1 else 8
+        print(write_image(destination, output.cpu(), bits))
+    return 0
+
+
+def _run_evaluate(args) -> int:
+    from robustvae.evaluation.restoration import compare_runs
+    from robustvae.restoration.data import load_folder, load_images
+    from robustvae.training import RunConfig, RunDir
+    from robustvae.training.distributed import pick_device
+
+    for run in args.run_dirs:
+        if RunDir(run).saved_settings() is None:
+            raise ValueError(f"{run} holds no run (no config.json)")
+    if args.test is not None:
+        images = load_folder(args.test, "all")
+    else:
+        config = RunConfig.from_dict(RunDir(args.run_dirs[0]).saved_settings())
+        images = load_images(config.dataset, "test", config.data_root)
+    if args.images is not None:
+        images = images[: args.images]
+    device = str(pick_device(args.device))
+    _, summary = compare_runs(args.run_dirs, images, args.out, device, args.seed, level=args.level)
+    width = max(len(row["run"]) for row in summary)
+    print(f"{'run':<{width}}  {'SSIM':>15}  {'PSNR (dB)':>13}  images")
+    for row in summary:
+        ssim = f"{row['ssim']:.4f} ± {row['ssim_std']:.3f}"
+        psnr = f"{row['psnr']:.2f} ± {row['psnr_std']:.2f}"
+        print(f"{row['run']:<{width}}  {ssim:>15}  {psnr:>13}  {row['images']}")
+    for name in ("per_image.csv", "summary.csv", "ssim-scatter.png", "examples.png"):
+        if (args.out / name).exists():
+            print(args.out / name, file=sys.stderr)
+    return 0
