@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_losses.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_restoration.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts

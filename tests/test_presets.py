@@ -54,6 +54,7 @@ TINY = {
     "barron-vae-fashion": ("representation=dct,*", 0.05, 4),
     "sweep-a-lambda": ("*", 0.02, 13),
     "vaegan-similarity": ("seed=0,*", 0.05, 5),
+    "text-removal": ("seed=0,*", 0.05, 4),
 }
 
 
@@ -72,6 +73,10 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
         settings.update(data_root=str(tmp_path / "data"), batch_size=20)
     elif dataset == "celeba":
         settings.update(data_root=str(_celeba(tmp_path / "data")), batch_size=4)
+    elif dataset == "photos":  # the restorer: a folder of photo crops instead of the photos
+        from test_restoration import _folder
+
+        settings.update(dataset="folder", data_root=str(_folder(tmp_path)), crop=32, batch_size=4)
     out = tmp_path / "out"
     experiment = run_experiment(
         preset,
@@ -85,10 +90,17 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["cell"] for r in rows] == [c.id for c in experiment.cells]
+    report = (out / "report.md").read_text()
+    if dataset == "photos":
+        assert all(0 < float(r["ssim"]) <= 1 for r in rows)
+        for cell in experiment.cells:
+            assert_picture(out / "cells" / cell.id / "restorations.png")
+        assert "ssim-scatter-all.png" in report and "examples-all.png" in report
+        assert_picture(out / "report" / "ssim-scatter-all.png")
+        return
     assert all(np.isfinite(float(r["sharpness_generated"])) for r in rows)
     if name.startswith("barron"):  # likelihoods: the negative ELBO in bits per dimension
         assert all(np.isfinite(float(r["negative_elbo_bits_per_dim"])) for r in rows)
-    report = (out / "report.md").read_text()
     for cell in experiment.cells:
         assert_picture(out / "cells" / cell.id / "samples.png")
         assert f"(cells/{cell.id}/samples.png)" in report

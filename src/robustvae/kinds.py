@@ -13,8 +13,10 @@ A kind is one module plus one ``Kind`` entry in ``KINDS``:
 - ``evaluation``: the module of its evaluation side, imported on use. It defines
   ``evaluate(run_dir, settings, device) -> dict`` (written to ``evaluation.json``),
   ``draw(run_dir, device)`` (the run's pictures, PNG files in the run directory),
-  ``COLUMNS`` ((key, title) pairs of its results-table columns) and ``PANELS`` (the pictures
-  the report shows side by side).
+  ``COLUMNS`` ((key, title) pairs of its results-table columns), ``PANELS`` (the pictures
+  the report shows side by side) and ``PICTURES_NOTE`` (how to read them),
+  ``curve_terms(configs, histories)`` (the (test term, title) pairs the report plots against
+  steps) and ``report_blocks(experiment, rows, out_dir)`` (the kind's own report figures).
 """
 
 from __future__ import annotations
