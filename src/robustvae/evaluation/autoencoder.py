@@ -62,7 +62,7 @@ def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
     ]
 
 
-def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list:
+def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
     """No figures beyond the shared ones."""
     return []
 

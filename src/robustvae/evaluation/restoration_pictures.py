@@ -6,12 +6,10 @@
 - ``example_grid``: Fig. 11, a clean image, its corrupted input and each loss's restoration,
   with 1 − SSIM (of the whole image) under each.
 
-``report_figures`` draws the last two for a grid's report from the cells' evaluations.
 """
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 import matplotlib
@@ -108,67 +106,3 @@ def focus_loss(labels: list[str]) -> str:
     """The loss whose SSIM goes on the y axis: logcosh when present (the paper's), else the
     first label."""
     return next((label for label in labels if label.startswith("logcosh")), labels[0])
-
-
-def report_figures(experiment, out_dir: Path) -> list:
-    """Fig. 10 and Fig. 11 for a grid's restore cells (per-image SSIM averaged over seeds)."""
-    from robustvae.evaluation.restoration import corrupt_test_images, restore_images
-    from robustvae.experiments.report import Figure
-    from robustvae.restoration.data import load_images
-    from robustvae.training import RunDir, load_run
-
-    cells = [c for c in experiment.cells if c.config.kind == "restore"]
-    groups: dict[tuple, dict[str, list]] = {}
-    for cell in cells:
-        key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
-        groups.setdefault(key, {}).setdefault(cell.axes["loss"], []).append(cell)
-    blocks: list = []
-    for key, by_loss in groups.items():
-        if len(by_loss) < 2:
-            continue
-        caption = ", ".join(f"{a} = {v}" for a, v in key)
-        stem = "-".join(f"{a}-{v}" for a, v in key) or "all"
-        per_loss = {}
-        for label, members in by_loss.items():
-            rows = [
-                RunDir(out_dir / "cells" / c.id).read_evaluation()["per_image"] for c in members
-            ]
-            per_loss[label] = {
-                r["name"]: statistics.fmean(run[i]["ssim"] for run in rows)
-                for i, r in enumerate(rows[0])
-            }
-        focus = focus_loss(list(per_loss))
-        path = out_dir / "report" / f"ssim-scatter-{stem}.png"
-        counts = scatter_figure(per_loss, focus, path)
-        n = len(per_loss[focus])
-        said = "; ".join(f"above {other}'s on {k} of {n}" for other, k in counts.items())
-        blocks.append(
-            Figure(
-                f"report/{path.name}",
-                f"Fig. 10: SSIM of each test image, {focus} (y) against the others (x), "
-                f"mean over seeds: {focus} is {said}. {caption}",
-            )
-        )
-        first = {label: members[0] for label, members in by_loss.items()}
-        config = first[focus].config
-        images = load_images(config.dataset, "test", config.data_root)[:1]
-        seed = RunDir(out_dir / "cells" / first[focus].id).read_evaluation()["settings"]["seed"]
-        level = config.model.levels()[2]
-        noisy = corrupt_test_images(images, config.model.noise, level, seed)
-        restored, scores = {}, {}
-        for label, cell in first.items():
-            run = out_dir / "cells" / cell.id
-            _, task = load_run(run)
-            restored[label] = restore_images(task, noisy, "cpu")[0]
-            row = RunDir(run).read_evaluation()["per_image"][0]
-            scores[label], scores["input"] = 1 - row["ssim"], 1 - row["input_ssim"]
-        grid = out_dir / "report" / f"examples-{stem}.png"
-        example_grid(images[0].image, noisy[0], restored, scores, grid)
-        blocks.append(
-            Figure(
-                f"report/{grid.name}",
-                f"Fig. 11: test image {images[0].name!r} (centre crop), first seed; 1 − SSIM of "
-                f"the whole image. {caption}",
-            )
-        )
-    return blocks

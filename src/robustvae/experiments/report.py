@@ -69,8 +69,9 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
         Section("Training curves", _curves(experiment, out_dir)),
     ]
     for kind in dict.fromkeys(c.config.kind for c in experiment.cells):
-        blocks = get_kind(kind).evaluator().report_blocks(experiment, rows, out_dir)
-        if blocks:
+        figures = get_kind(kind).evaluator().report_blocks(experiment, rows, out_dir)
+        if figures:
+            blocks = [Figure(path, caption) for path, caption in figures]
             sections.append(Section(get_kind(kind).summary, blocks))
     sweeps = _sweeps(experiment, rows, cells, out_dir)
     if sweeps:
