@@ -144,8 +144,8 @@ def test_tiled_restoration_equals_one_pass(shape):
     tiled = restore(net, image, tile=64)
     assert whole.shape == shape
     torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
-    short = restore(net, image, tile=64, margin=32)  # a margin below the reach is not exact
-    assert (short - whole).abs().max() > 1e-4
+    bare = restore(net, image, tile=64, margin=0)  # without context tile edges show
+    assert (bare - whole).abs().max() > 1e-3
     assert MARGIN >= RECEPTIVE_RADIUS and MARGIN % MULTIPLE == 0
 
 
@@ -356,7 +356,7 @@ def test_bad_images_get_one_line(trained, tmp_path, capsys):
 def test_sixteen_bit_greyscale_is_read_and_written_at_full_precision(tmp_path):
     values = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16 + 3).astype(np.uint16)
     path = tmp_path / "deep.png"
-    Image.fromarray(values, "I;16").save(path)
+    Image.fromarray(values).save(path)
     image = read_image(path)
     assert image.shape == (1, 64, 64)
     assert torch.allclose(image[0].double(), torch.from_numpy(values / 65535.0), atol=1e-7)
@@ -372,9 +372,9 @@ def test_apply_restores_a_sixteen_bit_grey_image_with_a_grey_model(tmp_path):
     config = RunConfig.make(epochs=1, batch_size=4, progress=False, tensorboard=False, **settings)
     train(config, tmp_path / "grey")
     deep = tmp_path / "deep.png"
-    Image.fromarray(
-        (np.random.default_rng(0).random((70, 90)) * 65535).astype(np.uint16), "I;16"
-    ).save(deep)
+    Image.fromarray((np.random.default_rng(0).random((70, 90)) * 65535).astype(np.uint16)).save(
+        deep
+    )
     assert main(["restore", "apply", tmp_path / "grey", deep, tmp_path / "out.png"]) == 0
     with Image.open(tmp_path / "out.png") as out:
         assert out.mode.startswith("I;16") and out.size == (90, 70)

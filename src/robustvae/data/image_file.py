@@ -89,7 +89,7 @@ def write_image(path: str | Path, image: Tensor, bits: int = 8) -> Path:
     if bits == 16:
         if a.shape[0] != 1 or path.suffix.lower() != ".png":
             raise ValueError("16-bit output is a greyscale PNG: 1 channel and a .png name")
-        pil = Image.fromarray(np.rint(a[0] * 65535).astype(np.uint16), "I;16")
+        pil = Image.fromarray(np.rint(a[0] * 65535).astype(np.uint16))
     elif bits == 8:
         b = np.rint(a * 255).astype(np.uint8)
         pil = (

@@ -24,12 +24,12 @@ from robustvae.restoration.data import NamedImage, load_images
 from robustvae.training import load_run
 
 #: (key, title) of the results-table columns, in order.
+#: The corrupted inputs' scores (``input_ssim``, ``input_psnr``) are the same in every row of a
+#: grid: they are in evaluation.json and results.csv, not in the table.
 COLUMNS = (
     ("ssim", "SSIM"),
     ("one_minus_ssim", "1 − SSIM"),
     ("psnr", "PSNR (dB)"),
-    ("input_ssim", "SSIM of the input"),
-    ("input_psnr", "PSNR of the input"),
 )
 #: The pictures the report shows side by side.
 PANELS = ("restorations",)
@@ -242,11 +242,7 @@ def compare_runs(
     kinds = {config.kind for config, _ in loaded}
     if kinds != {"restore"}:
         raise ValueError(f"restore evaluate takes restore runs, got kinds {sorted(kinds)}")
-    labels = [run_label(config) for config, _ in loaded]
-    if len(set(labels)) < len(labels):
-        labels = [Path(run).name for run in run_dirs]
-    if len(set(labels)) < len(labels):
-        labels = [str(run) for run in run_dirs]
+    labels = _unique([run_label(config) for config, _ in loaded], run_dirs)
     first = loaded[0][0].model
     noise = noise or first.noise
     level = first.levels()[2] if level is None else level
@@ -284,6 +280,19 @@ def compare_runs(
     restored = {label: outputs[label][0] for label in labels}
     example_grid(cleans[0], inputs[0], restored, one_minus, out_dir / "examples.png")
     return rows, summary
+
+
+def _unique(labels: list[str], run_dirs: list[Path]) -> list[str]:
+    """Loss labels, else folder names, else paths; repeats numbered (the same run twice)."""
+    for candidate in (labels, [Path(r).name for r in run_dirs], [str(r) for r in run_dirs]):
+        if len(set(candidate)) == len(candidate):
+            return candidate
+    seen: dict[str, int] = {}
+    out = []
+    for label in map(str, run_dirs):
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
 
 
 def _mean_std(rows: list[dict], ssim: str, psnr: str) -> dict:

@@ -62,6 +62,8 @@ def scatter_figure(per_loss: dict[str, dict[str, float]], focus: str, path: Path
     """One panel per other loss: ``focus``'s SSIM (y) against it (x), image by image.
     ``per_loss``: label → {image name: SSIM}. Returns {other label: points above}."""
     others = [label for label in per_loss if label != focus]
+    if not others:
+        raise ValueError("a scatter plot needs two runs")
     fig, axes = plt.subplots(1, len(others), figsize=(4.2 * len(others), 4.4), squeeze=False)
     counts = {}
     names = list(per_loss[focus])
