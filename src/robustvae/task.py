@@ -17,6 +17,9 @@ KL terms, decoders or discriminators:
 - ``best_metric``: the test term whose lowest value selects ``best.safetensors`` (None: the
   latest epoch is the best, for models whose losses rank no epochs, such as GANs).
 - ``pictures(batch)``: named image grids (N×C×H×W in [0, 1]) for TensorBoard each epoch.
+- ``set_loss_param(name, value)``: set a fixed parameter of the task's loss (the trainer's
+  annealing schedule calls it before every epoch; ValueError if the loss has no such fixed
+  parameter). The default refuses: a kind opts in.
 - ``end_of_epoch(epoch, metrics)``: a hook after every epoch, with the metrics.jsonl rows so
   far (warnings about learned parameters; ``raise TrainingStopped(reason)`` ends an unstable
   run cleanly, before the epoch's checkpoint is written).
@@ -160,6 +163,9 @@ class Task(nn.Module):
 
     def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}
+
+    def set_loss_param(self, name: str, value: float) -> None:
+        raise ValueError(f"{type(self).__name__} has no loss parameter that can be annealed")
 
     def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
         pass

@@ -117,6 +117,18 @@ class AutoEncoder(Task):
                 warnings.simplefilter("always")
                 adaptive.warn_if_at_bounds()
 
+    def set_loss_param(self, name: str, value: float) -> None:
+        """Rebuild the reconstruction loss with one fixed parameter changed (annealing)."""
+        from robustvae.losses.registry import with_parameter
+        from robustvae.models.reconstruction import build_reconstruction_loss
+
+        c = self.config
+        build = lambda params: build_reconstruction_loss(  # noqa: E731
+            c.loss, params, c.image_shape, c.representation, c.color
+        )
+        loss = with_parameter(c.loss, c.loss_kwargs(), name, value, build)
+        self.recon_loss = loss.to(next(self.parameters()).device)
+
     def adaptive_loss(self) -> nn.Module | None:
         """The ``AdaptiveLoss`` inside the reconstruction loss (for its α, c and
         ``warn_if_at_bounds``), or None."""

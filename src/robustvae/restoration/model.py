@@ -102,9 +102,10 @@ class RestorerConfig(FlatSettings):
             raise ValueError(f"color 'yuv' needs 3-channel images, got {channels} channel(s)")
         self.loss_module(channels)
 
-    def loss_module(self, channels: int) -> nn.Module:
-        """The loss (``reduction='sum'``) for crops of ``channels`` channels."""
-        kwargs = dict(self.loss_params)
+    def loss_module(self, channels: int, params: dict | None = None) -> nn.Module:
+        """The loss (``reduction='sum'``) for crops of ``channels`` channels, with
+        ``params`` instead of ``loss_params`` when given."""
+        kwargs = dict(self.loss_params) if params is None else dict(params)
         per_channel = self.representation == "pixels" and self.color == "rgb"
         learns = self.loss == "adaptive" or (
             self.loss in LIKELIHOOD_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df"))
@@ -192,6 +193,14 @@ class Restorer(Task):
         output = self.net(batch["input"].to(device)).cpu().clamp(0, 1)
         rows = [batch["input"].clamp(0, 1), output, batch["clean"]]
         return {"restorations": torch.cat(rows)}
+
+    def set_loss_param(self, name: str, value: float) -> None:
+        """Rebuild the loss with one fixed parameter changed (annealing)."""
+        from robustvae.losses.registry import with_parameter
+
+        build = lambda params: self.config.loss_module(self.channels, params)  # noqa: E731
+        loss = with_parameter(self.config.loss, dict(self.config.loss_params), name, value, build)
+        self.loss = loss.to(next(self.parameters()).device)
 
     def adaptive_loss(self) -> nn.Module | None:
         from robustvae.losses.adaptive import AdaptiveLoss

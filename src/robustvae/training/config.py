@@ -18,6 +18,7 @@ from typing import Any
 
 from robustvae.data import known_shape
 from robustvae.kinds import KINDS, get_kind
+from robustvae.training.schedule import parse_anneal
 
 SCHEDULES = ("none", "celeba")
 DEVICES = ("auto", "cpu", "cuda")
@@ -64,6 +65,12 @@ class RunConfig:
     batch_size: int = _help("the global batch (split across DDP processes)", 100)
     lr: float = _help("learning rate (each parameter group may scale or replace it)", 1e-3)
     schedule: str = _help("none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)", "none")
+    anneal: str | None = _help(
+        "NAME=START:END: move a fixed loss parameter from START (first epoch) to END (last), "
+        "e.g. alpha=2:0",
+        None,
+    )
+    anneal_shape: str = _help("linear | cosine: the annealing's path", "linear")
     seed: int = _help("seeds the initialisation, the shuffles and the noise", 0)
     device: str = _help("auto | cpu | cuda", "auto")
     # output
@@ -88,6 +95,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        parse_anneal(self.anneal, self.anneal_shape)
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         shape = known_shape(self.dataset, self.image_size)

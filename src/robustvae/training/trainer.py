@@ -27,6 +27,7 @@ from robustvae.training.checkpoint import load_checkpoint, save_checkpoint, set_
 from robustvae.training.config import RunConfig, changed_settings
 from robustvae.training.monitor import TermMonitor, TrainingDiverged
 from robustvae.training.rundir import RunDir
+from robustvae.training.schedule import lr_factor, parse_anneal
 
 EVAL_BATCH = 500
 
@@ -37,14 +38,6 @@ class TrainResult:
     model: Task
     metrics: list[dict]
     is_main: bool = True  # False on DDP ranks other than 0, which write nothing
-
-
-def lr_factor(schedule: str, epoch: int) -> float:
-    """The learning-rate multiplier in ``epoch`` (0-based). 'celeba' follows Chen et al.:
-    halve after 30 epochs, then divide by 5 after 50."""
-    if schedule == "celeba":
-        return 1.0 if epoch < 30 else 0.5 if epoch < 50 else 0.1
-    return 1.0
 
 
 def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
@@ -112,6 +105,9 @@ class _Training:
         self.train_set, self.test_set = kind.load_data(config)
         self.item_shape = tuple(self.train_set.item_shape)
         self.task = kind.build(config.model, self.item_shape).to(self.device)
+        self.anneal = parse_anneal(config.anneal, config.anneal_shape)
+        if self.anneal is not None:  # a parameter the loss cannot take fails before training
+            self.task.set_loss_param(self.anneal.name, self.anneal.value(0, config.epochs))
         groups = self.task.parameter_groups()
         self.optimizers = {name: g.build(config.lr) for name, g in groups.items()}
         self.base_lrs = {
@@ -196,6 +192,10 @@ class _Training:
         for name, optimizer in self.optimizers.items():
             for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
                 group["lr"] = base * factor
+        annealed = None
+        if self.anneal is not None:
+            annealed = {self.anneal.name: self.anneal.value(epoch, config.epochs)}
+            task.set_loss_param(self.anneal.name, annealed[self.anneal.name])
         batches.set_epoch(epoch)
         for name in self.updates.skipped:
             self.updates.skipped[name] = 0
@@ -235,6 +235,8 @@ class _Training:
             "train": dict(zip(names, train_means.tolist(), strict=True)),
             "test": evaluate(task, self.test_set, self.device, config.seed),
         }
+        if annealed is not None:
+            row["anneal"] = annealed
         if any(self.updates.skipped.values()):
             row["skipped_updates"] = dict(self.updates.skipped)
         self.metrics.append(row)
@@ -359,5 +361,9 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
     task = get_kind(config.kind).build(config.model, shape)
+    anneal = parse_anneal(config.anneal, config.anneal_shape)
+    if anneal is not None:  # the loss as it was in the checkpoint's epoch
+        epoch = max(int(checkpoint.meta.get("epoch", 1)) - 1, 0)
+        task.set_loss_param(anneal.name, anneal.value(epoch, config.epochs))
     load_weights(task, checkpoint.model, path)
     return config, task.to(device).eval()
