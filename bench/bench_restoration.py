@@ -25,11 +25,11 @@ import torch
 
 from robustvae.data import Batches
 from robustvae.kinds import KINDS
-from robustvae.restoration.apply import restore
 from robustvae.restoration.model import ADAM, Restorer
-from robustvae.restoration.unet import UNet
+from robustvae.tiling import run_tiled
 from robustvae.training import RunConfig, train
 from robustvae.training.trainer import step_generator
+from robustvae.unet import UNet
 
 
 def _sync(device: torch.device) -> None:
@@ -104,7 +104,7 @@ def _megapixels_per_second(net, image, tile, rounds: int, device) -> float:
     for _ in range(rounds):
         _sync(device)
         start = time.perf_counter()
-        restore(net, image, tile)
+        run_tiled(net, image, tile)
         _sync(device)
         best = max(best, image.shape[-1] * image.shape[-2] / 1e6 / (time.perf_counter() - start))
     return best
@@ -117,7 +117,7 @@ def bench_apply(args) -> None:
     net = UNet(3, args.apply_width).to(device).eval()
     photo = next(i for i in load_images("photos", "train") if i.name == "retina").image
     image = photo.to(device)  # 640×640
-    restore(net, image[:, :64, :64])  # warm-up
+    run_tiled(net, image[:, :64, :64])  # warm-up
     one = _megapixels_per_second(net, image, None, args.rounds, device)
     print(
         f"restore apply, width {args.apply_width}, {image.shape[-1]}×{image.shape[-2]}: one pass "

@@ -13,11 +13,11 @@ from PIL import Image
 from robustvae.cli import main
 from robustvae.data.image_file import read_image, write_image
 from robustvae.data.images import hash_unit
-from robustvae.restoration.apply import MARGIN, restore
 from robustvae.restoration.corruption import corrupt, draw_levels, text_overlay
 from robustvae.restoration.data import PHOTOS_TEST, PHOTOS_TRAIN, load_images, tile
 from robustvae.restoration.model import Restorer, RestorerConfig
-from robustvae.restoration.unet import MULTIPLE, RECEPTIVE_RADIUS, UNet
+from robustvae.tiling import MARGIN, run_tiled
+from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS, UNet
 
 
 def _photo(size=(96, 128)) -> torch.Tensor:
@@ -140,11 +140,11 @@ def test_an_output_pixel_sees_no_further_than_the_receptive_radius():
 def test_tiled_restoration_equals_one_pass(shape):
     net = UNet(shape[0], 0.25).eval()
     image = torch.rand(shape, generator=_generator())
-    whole = restore(net, image)
-    tiled = restore(net, image, tile=64)
+    whole = run_tiled(net, image)
+    tiled = run_tiled(net, image, tile=64)
     assert whole.shape == shape
     torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
-    bare = restore(net, image, tile=64, margin=0)  # without context tile edges show
+    bare = run_tiled(net, image, tile=64, margin=0)  # without context tile edges show
     assert (bare - whole).abs().max() > 1e-3
     assert MARGIN >= RECEPTIVE_RADIUS and MARGIN % MULTIPLE == 0
 

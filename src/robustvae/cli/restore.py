@@ -185,7 +185,7 @@ def _load(args):
 
 def _run_apply(args) -> int:
     from robustvae.data.image_file import bit_depth, read_image, write_image
-    from robustvae.restoration.apply import restore
+    from robustvae.tiling import run_tiled
 
     if args.tile < 0 or args.tile % 32:
         raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
@@ -199,7 +199,7 @@ def _run_apply(args) -> int:
                 f"{'RGB' if task.channels == 3 else 'greyscale'})"
             )
         large = args.tile and max(image.shape[-2:]) > args.tile
-        output = restore(task.net, image.to(device), args.tile if large else None)
+        output = run_tiled(task.net, image.to(device), args.tile if large else None)
         bits = bit_depth(source) if image.shape[0] == 1 else 8
         print(write_image(destination, output.cpu(), bits))
     return 0

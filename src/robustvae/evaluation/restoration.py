@@ -18,9 +18,9 @@ import torch
 
 from robustvae.files import write_csv
 from robustvae.metrics import quality
-from robustvae.restoration.apply import restore
 from robustvae.restoration.corruption import corrupt
 from robustvae.restoration.data import NamedImage, load_images
+from robustvae.tiling import run_tiled
 from robustvae.training import load_run
 
 #: (key, title) of the results-table columns, in order.
@@ -63,7 +63,7 @@ def restore_images(task, inputs: list[torch.Tensor], device) -> list[torch.Tenso
         out = []
         for image in inputs:
             tile = None if image.shape[-1] * image.shape[-2] <= ONE_PASS_PIXELS else TILE
-            out.append(restore(task.net, image.to(device), tile).cpu().clamp(0, 1))
+            out.append(run_tiled(task.net, image.to(device), tile).cpu().clamp(0, 1))
         return out
     finally:
         task.train(was_training)

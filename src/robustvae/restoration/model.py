@@ -33,8 +33,8 @@ from robustvae.models.nets import check_width
 from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.representations import COLORS, REPRESENTATIONS
 from robustvae.restoration.corruption import LEVELS, NOISES, check_levels, corrupt, draw_levels
-from robustvae.restoration.unet import MULTIPLE, UNet
 from robustvae.task import Group, Task
+from robustvae.unet import MULTIPLE, UNet
 
 __all__ = ["Restorer", "RestorerConfig"]
 

@@ -1,4 +1,5 @@
-"""Restore a whole image of any size with the U-Net, in one pass or in tiles.
+"""Run a fully convolutional net (the restorer's and the depth net's U-Net) on a whole image of
+any size, in one pass or in tiles.
 
 The image is padded (edge replication) to multiples of 32 and run through the net; the output
 is cropped back. Tiled, the padded image is cut into cores of ``tile`` pixels (a multiple of
@@ -18,9 +19,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from robustvae.restoration.unet import MULTIPLE, RECEPTIVE_RADIUS
+from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS
 
-__all__ = ["MARGIN", "restore", "tile_windows"]
+__all__ = ["MARGIN", "run_tiled", "tile_windows"]
 
 MARGIN = math.ceil(RECEPTIVE_RADIUS / MULTIPLE) * MULTIPLE
 
@@ -42,22 +43,24 @@ def tile_windows(size: int, tile: int, margin: int) -> list[tuple[int, int, int,
 
 
 @torch.no_grad()
-def restore(net, image: Tensor, tile: int | None = None, margin: int = MARGIN) -> Tensor:
-    """``net`` applied to ``image`` (C×H×W, on the net's device), returning C×H×W.
+def run_tiled(net, image: Tensor, tile: int | None = None, margin: int = MARGIN) -> Tensor:
+    """``net`` applied to ``image`` (C×H×W, on the net's device), returning C'×H×W.
 
     ``tile`` None runs one pass; else cores of ``tile`` pixels with ``margin`` pixels of
     context (both multiples of 32)."""
     if image.dim() != 3:
-        raise ValueError(f"restore takes one C×H×W image, got shape {tuple(image.shape)}")
+        raise ValueError(f"run_tiled takes one C×H×W image, got shape {tuple(image.shape)}")
     for name, value in (("tile", tile), ("margin", margin)):
         if value is not None and (value < 0 or value % MULTIPLE or (name == "tile" and not value)):
             raise ValueError(f"{name} must be a positive multiple of {MULTIPLE}, got {value!r}")
     padded, height, width = _pad(image)
     if tile is None or (padded.shape[-1] <= tile and padded.shape[-2] <= tile):
         return net(padded[None])[0, :, :height, :width]
-    out = torch.empty_like(padded)
+    out = None
     for r0, r1, cr0, cr1 in tile_windows(padded.shape[-2], tile, margin):
         for c0, c1, cc0, cc1 in tile_windows(padded.shape[-1], tile, margin):
             window = net(padded[None, :, r0:r1, c0:c1])[0]
+            if out is None:
+                out = window.new_empty((window.shape[0], *padded.shape[-2:]))
             out[:, cr0:cr1, cc0:cc1] = window[:, cr0 - r0 : cr1 - r0, cc0 - c0 : cc1 - c0]
     return out[:, :height, :width]

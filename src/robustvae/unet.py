@@ -1,4 +1,5 @@
-"""Noise2Noise's U-Net (Lehtinen et al., 2018, Table 2), with a width multiplier.
+"""Noise2Noise's U-Net (Lehtinen et al., 2018, Table 2), with a width multiplier: the
+restorer's net, and the depth net's (stereo pair in, disparity out).
 
 Encoder: two 3×3 convolutions of 48 channels, then five times max-pool 2×2 followed by a 3×3
 convolution of 48. Decoder: five times nearest upsampling ×2, concatenation with the pooled
@@ -6,7 +7,7 @@ encoder features of that size (the input itself at the top), and
 two 3×3 convolutions of 96 channels (64 and 32 at the top), then a linear 3×3 convolution to
 the image's channels. Leaky ReLU (slope 0.1) after every convolution but the last; no
 normalisation, so the output at a pixel depends on its neighbourhood only, which is what makes
-tiled inference exact (``robustvae.restoration.apply``).
+tiled inference exact (``robustvae.tiling``).
 
 The input's height and width must be multiples of ``MULTIPLE`` (2⁵, five poolings).
 """
@@ -36,10 +37,11 @@ def _channels(base: int, width: float) -> int:
 
 
 class UNet(nn.Module):
-    """``UNet(channels, width)``: images N×C×H×W → N×C×H×W (H, W multiples of 32).
-    ``width`` 1 is the paper's size (48/96 channels)."""
+    """``UNet(channels, width, out_channels)``: images N×C×H×W → N×C'×H×W (H, W multiples of
+    32; C' = ``out_channels``, by default C). ``width`` 1 is the paper's size (48/96
+    channels)."""
 
-    def __init__(self, channels: int = 3, width: float = 1.0):
+    def __init__(self, channels: int = 3, width: float = 1.0, out_channels: int | None = None):
         super().__init__()
         e, d = _channels(48, width), _channels(96, width)
         top_a, top_b = _channels(64, width), _channels(32, width)
@@ -52,14 +54,14 @@ class UNet(nn.Module):
         self.top = nn.Sequential(
             _conv(d + channels, top_a), _Leaky(), _conv(top_a, top_b), _Leaky()
         )
-        self.out = _conv(top_b, channels)
+        self.out = _conv(top_b, out_channels or channels)
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
         if height % MULTIPLE or width % MULTIPLE:
             raise ValueError(
                 f"the U-Net takes images whose sides are multiples of {MULTIPLE}, got "
-                f"{height}×{width} (restoration.apply pads them)"
+                f"{height}×{width} (robustvae.tiling pads them)"
             )
         h = F.leaky_relu(self.enc1(F.leaky_relu(self.enc0(x), 0.1)), 0.1)
         skips = [x]
