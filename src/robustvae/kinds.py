@@ -107,11 +107,49 @@ def _restore() -> Kind:
     )
 
 
+def _stereo_data(run) -> tuple:
+    from robustvae.depth.data import SCENES, load_folder, load_scene, stereo_tiles
+
+    if run.image_size is not None:
+        raise ValueError("image_size does not apply to the depth kind: it trains on crops")
+    crop, margin = run.model.crop, run.model.max_disparity
+    if run.dataset in SCENES:  # train on one bundled scene, test on the other
+        other = next(name for name in SCENES if name != run.dataset)
+        train, test = [load_scene(run.dataset)], [load_scene(other)]
+    elif run.dataset == "stereo-folder":
+        if run.data_root is None:
+            raise ValueError("dataset 'stereo-folder' needs data_root (--data-root DIR)")
+        train = test = load_folder(run.data_root)
+    else:
+        raise ValueError(
+            f"the depth kind trains on: {', '.join(SCENES)}, stereo-folder; got {run.dataset!r}"
+        )
+    return (
+        stereo_tiles(train, 2 * crop, crop // 4, margin),
+        stereo_tiles(test, 2 * crop, 2 * crop, margin),
+    )
+
+
+def _depth() -> Kind:
+    from robustvae.depth.model import DepthConfig, DepthTask
+
+    return Kind(
+        name="depth",
+        summary="self-supervised stereo disparity (Barron's depth experiment), any loss",
+        config=DepthConfig,
+        build=lambda config, shape: DepthTask(config, shape),
+        check=lambda config, shape: config.check(shape),
+        load_data=_stereo_data,
+        evaluation="robustvae.evaluation.depth",
+    )
+
+
 KINDS: dict[str, Kind] = {
     "vae": _autoencoder("vae", "variational autoencoder, any reconstruction loss"),
     "wae": _autoencoder("wae", "Wasserstein autoencoder (MMD), any reconstruction loss"),
     "vaegan": _vaegan(),
     "restore": _restore(),
+    "depth": _depth(),
 }
 
 

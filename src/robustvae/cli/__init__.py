@@ -5,6 +5,7 @@
     robustvae evaluate RUN_DIR        the kind's metrics, written to RUN_DIR/evaluation.json
     robustvae compare | report EXPERIMENT.toml               grids of runs, tables and reports
     robustvae restore corrupt | train | apply | evaluate     Noise2Noise restoration
+    robustvae depth train | evaluate | predict               self-supervised stereo disparity
     robustvae demo [--out DIR]        the main job: l2 against logcosh VAEs on mnist-5k
     robustvae data download mnist     fetch MNIST (checksums verified)
     robustvae gallery [--out DIR]     plot every registered loss and the general distribution
@@ -21,10 +22,10 @@ import sys
 from collections.abc import Sequence
 
 from robustvae import __version__
-from robustvae.cli import autoencoder, compare, data, demo, gallery, restore, train
+from robustvae.cli import autoencoder, compare, data, demo, depth, gallery, restore, train
 from robustvae.cli.common import PROG
 
-GROUPS = (train, autoencoder, compare, restore, demo, data, gallery)
+GROUPS = (train, autoencoder, compare, restore, depth, demo, data, gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:

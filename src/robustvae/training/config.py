@@ -52,7 +52,7 @@ class RunConfig:
     # data
     dataset: str = _help(
         "mnist-5k | fashion-mnist | mnist | celeba | folder (autoencoders); photos | folder "
-        "(restore)",
+        "(restore); motorcycle | aloe | stereo-folder (depth)",
         "mnist-5k",
     )
     data_root: str | None = _help("directory of the data (defaults per dataset)", None)

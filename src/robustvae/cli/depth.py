@@ -1,0 +1,206 @@
+"""``robustvae depth``: self-supervised stereo disparity with any photometric loss.
+
+robustvae depth train --out RUN --loss general --loss-param alpha=0 --loss-param scale=0.01
+robustvae depth evaluate RUN… [--scene motorcycle --scene aloe | --scene DIR] --out DIR
+robustvae depth predict RUN left.png right.png out.png
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "depth",
+        help="stereo depth: train, evaluate and apply self-supervised disparity nets",
+        description="Self-supervised stereo disparity with any photometric loss.",
+    )
+    commands = parser.add_subparsers(dest="depth_command", metavar="COMMAND", required=True)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_predict(commands)
+
+
+def _add_train(commands) -> None:
+    from robustvae.cli.train import add_setting_flags
+
+    parser = commands.add_parser(
+        "train",
+        help="train a disparity net (robustvae train --kind depth, on the motorcycle scene)",
+        description=(
+            "Train a self-supervised disparity net: as robustvae train with kind 'depth' and "
+            "dataset 'motorcycle' unless given ('aloe', or 'stereo-folder' with --data-root)."
+        ),
+    )
+    add_setting_flags(parser, ["depth"])
+    parser.set_defaults(handler=_run_train)
+
+
+def _add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="depth-estimation errors of runs on whole scenes, as CSV, Markdown and PNGs",
+        description=(
+            "Score each run's disparity on whole scenes against their ground truth: AbsRel, "
+            "SqRel, RMS, logRMS, δ<1.25, δ<1.25², δ<1.25³ and their Avg (on known pixels "
+            "up to the run's max_disparity). Writes metrics.csv, metrics.md and one "
+            "<run>-disparity.png per run into --out."
+        ),
+    )
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN", help="depth runs")
+    parser.add_argument(
+        "--scene",
+        action="append",
+        help="motorcycle | aloe | a folder of pairs (repeatable; default: motorcycle and aloe)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the tables and PNGs")
+    parser.add_argument(
+        "--median-scaling", action="store_true", help="scale predictions by median(gt)/median(pred)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _add_predict(commands) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="the disparity of a rectified pair of any size",
+        description=(
+            "Predict the left view's disparity. OUT.png is a 16-bit PNG in KITTI's encoding "
+            "(disparity × 256); OUT.pfm is float32. Large pairs run in exact tiles."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN", help="a depth run directory")
+    parser.add_argument("left", type=Path, metavar="LEFT", help="the left view")
+    parser.add_argument("right", type=Path, metavar="RIGHT", help="the right view")
+    parser.add_argument("output", type=Path, metavar="OUT", help="a .png or .pfm file")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="pairs larger than TILE×TILE run in tiles of this side, a multiple of 32 (0: never)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    parser.set_defaults(handler=_run_predict)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _run_train(args) -> int:
+    from robustvae.cli import train
+
+    return train.run(args, base={"kind": "depth", "dataset": "motorcycle"})
+
+
+def _load(run_dir: Path, device):
+    from robustvae.training import load_run
+
+    config, task = load_run(run_dir, "best", device)
+    if config.kind != "depth":
+        raise ValueError(f"{run_dir} holds a {config.kind!r} model, not a depth net")
+    return config, task
+
+
+def _scenes(names: list[str] | None):
+    from robustvae.depth.data import SCENES, load_folder, load_scene
+
+    scenes = []
+    for name in names or list(SCENES):
+        if name in SCENES:
+            scenes.append(load_scene(name))
+        else:
+            found = [s for s in load_folder(name) if s.disparity is not None]
+            if not found:
+                raise ValueError(f"{name}: no pair with ground-truth disparity to score")
+            scenes += found
+    return scenes
+
+
+def run_label(config) -> str:
+    model = config.model
+    params = ", ".join(f"{k}={v}" for k, v in model.loss_params)
+    label = model.loss + (f" ({params})" if params else "")
+    return label + (f", {config.anneal} {config.anneal_shape}" if config.anneal else "")
+
+
+def _run_evaluate(args) -> int:
+    from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
+    from robustvae.evaluation.depth import predict
+    from robustvae.evaluation.depth_pictures import disparity_figure
+    from robustvae.files import atomic_write_text, write_csv
+    from robustvae.training.distributed import pick_device
+
+    device = pick_device(args.device)
+    scenes = _scenes(args.scene)
+    rows = []
+    for run in args.run_dirs:
+        config, task = _load(run, device)
+        label = run_label(config)
+        predicted = []
+        for scene in scenes:
+            disparity = predict(task, scene, device)
+            predicted.append((scene, disparity))
+            mask = valid_mask(scene.disparity, 0.0, float(config.model.max_disparity))
+            scores = depth_metrics(disparity, scene.disparity, mask, args.median_scaling)
+            rows.append({"run": str(run), "label": label, "scene": scene.name, **scores})
+        figure = args.out / f"{Path(run).name}-disparity.png"
+        args.out.mkdir(parents=True, exist_ok=True)
+        disparity_figure(predicted, float(config.model.max_disparity), figure)
+        print(figure, file=sys.stderr)
+    write_csv(args.out / "metrics.csv", rows)
+    header = ["run", "scene", *METRICS]
+    lines = ["| " + " | ".join(header) + " |", "| --- | --- |" + " ---: |" * len(METRICS)]
+    for row in rows:
+        values = [f"{row[k]:.4g}" for k in METRICS]
+        lines.append("| " + " | ".join([row["label"], row["scene"], *values]) + " |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(args.out / "metrics.md", table)
+    print(table, end="")
+    return 0
+
+
+def _write_pfm(path: Path, disparity) -> Path:
+    import numpy as np
+
+    from robustvae.files import atomic_write
+
+    a = np.ascontiguousarray(disparity.numpy()[::-1], dtype="<f4")
+    header = f"Pf\n{a.shape[1]} {a.shape[0]}\n-1.0\n".encode()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(header + a.tobytes()))
+
+
+def _run_predict(args) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from robustvae.data.image_file import read_image
+    from robustvae.files import atomic_write
+    from robustvae.tiling import run_tiled
+    from robustvae.training.distributed import pick_device
+
+    if args.tile < 0 or args.tile % 32:
+        raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    if args.output.suffix.lower() not in (".png", ".pfm"):
+        raise ValueError(f"{args.output}: write a .png (16-bit, KITTI's ×256) or a .pfm")
+    device = pick_device(args.device)
+    _, task = _load(args.run_dir, device)
+    left, right = read_image(args.left), read_image(args.right)
+    if left.shape != right.shape:
+        raise ValueError(
+            f"{args.left} is {left.shape[2]}×{left.shape[1]} but {args.right} is "
+            f"{right.shape[2]}×{right.shape[1]}: a rectified pair has one size"
+        )
+    pair = torch.cat([left.expand(3, -1, -1), right.expand(3, -1, -1)]).to(device)
+    large = args.tile and max(pair.shape[-2:]) > args.tile
+    disparity = run_tiled(task.eval(), pair, args.tile if large else None)[0].cpu()
+    if args.output.suffix.lower() == ".pfm":
+        print(_write_pfm(args.output, disparity))
+        return 0
+    encoded = np.clip(np.rint(disparity.numpy() * 256), 1, 65535).astype(np.uint16)
+    image = Image.fromarray(encoded)
+    print(atomic_write(args.output, lambda tmp: image.save(tmp, format="PNG")))
+    return 0
