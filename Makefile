@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_losses.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_restoration.py
+	$(PY) bench/bench_depth.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts

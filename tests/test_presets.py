@@ -55,6 +55,7 @@ TINY = {
     "sweep-a-lambda": ("*", 0.02, 13),
     "vaegan-similarity": ("seed=0,*", 0.05, 5),
     "text-removal": ("seed=0,*", 0.05, 4),
+    "stereo-depth": ("seed=0,*", 0.05, 6),
 }
 
 
@@ -77,6 +78,8 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
         from test_restoration import _folder
 
         settings.update(dataset="folder", data_root=str(_folder(tmp_path)), crop=32, batch_size=4)
+    elif dataset == "motorcycle":  # the real scenes; bigger crops, few steps
+        settings.update(crop=64, max_disparity=64, batch_size=64)
     out = tmp_path / "out"
     experiment = run_experiment(
         preset,
@@ -97,6 +100,12 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
             assert_picture(out / "cells" / cell.id / "restorations.png")
         assert "ssim-scatter-all.png" in report and "examples-all.png" in report
         assert_picture(out / "report" / "ssim-scatter-all.png")
+        return
+    if dataset == "motorcycle":
+        assert all(float(r["avg"]) > 0 and float(r["fit_avg"]) > 0 for r in rows)
+        for cell in experiment.cells:
+            assert_picture(out / "cells" / cell.id / "disparity.png")
+        assert "annealed" in report
         return
     assert all(np.isfinite(float(r["sharpness_generated"])) for r in rows)
     if name.startswith("barron"):  # likelihoods: the negative ELBO in bits per dimension

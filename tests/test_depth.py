@@ -1,0 +1,377 @@
+"""The depth kind: warping, smoothness, the metrics (and the seed table's Avg), stereo data in
+every layout, a few training steps, the annealing schedule, and ``robustvae depth``."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robustvae.cli import main
+from robustvae.depth.data import (
+    StereoScene,
+    load_folder,
+    load_scene,
+    read_disparity,
+    stereo_tiles,
+)
+from robustvae.depth.metrics import average_error, depth_metrics, disparity_to_depth, valid_mask
+from robustvae.depth.model import DepthConfig, DepthTask
+from robustvae.depth.warp import edge_aware_smoothness, warp_right_to_left
+from robustvae.training.schedule import Anneal, parse_anneal
+
+# ----------------------------------------------------------------------------- warping
+
+
+def test_a_known_shift_warps_back_exactly_and_borders_repeat_the_edge():
+    torch.manual_seed(0)
+    left = torch.rand(2, 3, 16, 40)
+    shift = 5
+    right = torch.zeros_like(left)  # left[y, x] = right[y, x − 5]
+    right[..., : 40 - shift] = left[..., shift:]
+    disparity = torch.full((2, 1, 16, 40), float(shift))
+    warped = warp_right_to_left(right, disparity)
+    torch.testing.assert_close(warped[..., shift:], left[..., shift:], rtol=0, atol=1e-5)
+    # columns whose match falls left of the right view take its first column
+    torch.testing.assert_close(warped[..., :shift], right[..., :1].expand(-1, -1, -1, shift))
+
+
+def test_a_wider_right_crop_holds_every_match():
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, 8, 60)
+    margin, d = 12, 7.0  # the left crop is columns 20..39, the right crop 8..39
+    left = image[..., 20 + 0 : 40]
+    right_view = torch.roll(image, -int(d), -1)  # right[x] = image[x + d]: left[x] = right[x − d]
+    right = right_view[..., 20 - margin : 40]
+    warped = warp_right_to_left(right, torch.full((1, 1, 8, 20), d), offset=margin)
+    torch.testing.assert_close(warped, left, rtol=0, atol=1e-5)
+
+
+def test_fractional_disparity_interpolates_linearly():
+    right = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 1, 2, 10).contiguous()
+    warped = warp_right_to_left(right, torch.full((1, 1, 2, 10), 2.5))
+    torch.testing.assert_close(warped[0, 0, 0, 3:], torch.arange(3.0, 10.0) - 2.5)
+
+
+def test_smoothness_is_zero_for_constant_disparity_and_forgives_edges():
+    image = torch.zeros(1, 3, 8, 8)
+    image[..., 4:] = 1.0  # an edge between columns 3 and 4
+    flat = torch.full((1, 1, 8, 8), 3.0)
+    assert edge_aware_smoothness(flat, image).item() == 0.0
+    step_at_edge = flat.clone()
+    step_at_edge[..., 4:] = 6.0
+    step_elsewhere = flat.clone()
+    step_elsewhere[..., 2:] = 6.0
+    assert edge_aware_smoothness(step_at_edge, image) < edge_aware_smoothness(step_elsewhere, image)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_against_hand_computed_values():
+    pred, gt = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([2.0, 2.0, 2.0])
+    m = depth_metrics(pred, gt)
+    assert m["abs_rel"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert m["sq_rel"] == pytest.approx((0.5 + 0 + 2) / 3)
+    assert m["rms"] == pytest.approx(math.sqrt(5 / 3))
+    assert m["log_rms"] == pytest.approx(math.sqrt(2 * math.log(2) ** 2 / 3))
+    assert (m["a1"], m["a2"], m["a3"]) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    assert m["pixels"] == 3
+    assert depth_metrics(pred, gt, median_scaling=True)["abs_rel"] == pytest.approx(0.5)
+
+
+def _avg_range(row: dict, digits: float = 0.0005) -> tuple[float, float]:
+    """The Avg over every value the row's 3-digit roundings stand for (errors raise the Avg,
+    accuracies lower it)."""
+    errors, accuracies = ("abs_rel", "sq_rel", "rms", "log_rms"), ("a1", "a2", "a3")
+    low = {**{k: row[k] - digits for k in errors}, **{k: row[k] + digits for k in accuracies}}
+    high = {**{k: row[k] + digits for k in errors}, **{k: row[k] - digits for k in accuracies}}
+    return average_error(low), average_error(high)
+
+
+KEYS = ("abs_rel", "sq_rel", "rms", "log_rms", "a1", "a2", "a3")
+
+
+@pytest.mark.parametrize(
+    "values,printed",
+    [  # the seed table's "Baseline reproduced" and "Ours, adaptive" rows
+        ((0.208, 2.773, 7.085, 0.286, 0.726, 0.895, 0.953), 0.398),
+        ((0.181, 2.144, 6.454, 0.254, 0.766, 0.916, 0.965), 0.332),
+    ],
+)
+def test_avg_reproduces_the_seed_tables_column(values, printed):
+    row = dict(zip(KEYS, values, strict=True))
+    assert average_error(row) == pytest.approx(printed, abs=0.001)
+    low, high = _avg_range(row)  # the printed Avg was computed from unrounded values
+    assert low <= printed + 0.0005 and printed - 0.0005 <= high
+    assert high - low < 0.003
+
+
+def test_unknown_ground_truth_is_masked_whatever_its_encoding():
+    gt = torch.tensor([2.0, math.inf, 0.0, math.nan, 4.0])
+    pred = torch.tensor([2.0, 100.0, 100.0, 100.0, 2.0])
+    assert valid_mask(gt).tolist() == [True, False, False, False, True]
+    m = depth_metrics(pred, gt)
+    assert m["pixels"] == 2 and m["abs_rel"] == pytest.approx(0.25)
+    assert depth_metrics(pred, gt, mask=torch.tensor([1, 1, 1, 1, 0]))["abs_rel"] == 0.0
+    with pytest.raises(ValueError, match="no valid pixels"):
+        depth_metrics(pred, torch.full((5,), math.inf))
+    assert valid_mask(torch.tensor([50.0, 150.0]), 0, 128).tolist() == [True, False]
+
+
+def test_disparity_to_depth():
+    depth = disparity_to_depth(torch.tensor([10.0, 0.0, -3.0]), focal=100.0, baseline=0.5)
+    assert depth[0].item() == pytest.approx(5.0) and math.isinf(depth[1]) and math.isinf(depth[2])
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("name", ["motorcycle", "aloe"])
+def test_bundled_scenes_warp_into_each_other_with_their_ground_truth(name):
+    scene = load_scene(name)
+    assert scene.left.shape == scene.right.shape and scene.left.shape[0] == 3
+    truth = scene.disparity
+    known = torch.isfinite(truth)
+    assert 0.9 < known.float().mean() < 0.98 and truth[known].min() > 5
+    assert truth[known].max() < 75  # both scenes span the same range of disparities
+    warped = warp_right_to_left(scene.right[None], torch.nan_to_num(truth)[None, None])[0]
+    before = (scene.left - scene.right).mean(0).abs()[known].mean() * 255
+    after = (scene.left - warped).mean(0).abs()[known].mean() * 255
+    assert before > 25 and after < 10, (before, after)
+
+
+def test_stereo_tiles_keep_the_right_view_reaching_further_left():
+    scene = load_scene("motorcycle")
+    tiles = stereo_tiles([scene], 128, 64, 32)
+    assert tiles.left.shape[1:] == (3, 128, 128) and tiles.right.shape[1:] == (3, 128, 160)
+    # the second tile of the first row starts at column 64: its right tile at column 32
+    expected = (scene.right[:, :128, 32:192] * 255).round().to(torch.uint8)
+    assert torch.equal(tiles.right[1], expected)
+    # the first tile's right view is the image's first column repeated on the left
+    assert torch.equal(tiles.right[0, :, :, 0], tiles.right[0, :, :, 31])
+
+
+def _pair_files(size=(96, 160)):
+    """Left, right and disparity of a window of the real motorcycle pair."""
+    import skimage.data
+
+    h, w = size
+    window = (slice(200, 200 + h), slice(300, 300 + w))
+    return tuple(a[window] for a in skimage.data.stereo_motorcycle())
+
+
+def _write_pfm(path, array):
+    a = np.ascontiguousarray(array[::-1], dtype="<f4")
+    path.write_bytes(f"Pf\n{a.shape[1]} {a.shape[0]}\n-1.0\n".encode() + a.tobytes())
+
+
+@pytest.mark.parametrize("layout", ["kitti", "middlebury", "plain"])
+def test_stereo_folders_load_in_every_layout(tmp_path, layout):
+    left, right, truth = _pair_files()
+    if layout == "kitti":
+        for d in ("image_2", "image_3", "disp_occ_0"):
+            (tmp_path / d).mkdir()
+        Image.fromarray(left).save(tmp_path / "image_2" / "000000_10.png")
+        Image.fromarray(right).save(tmp_path / "image_3" / "000000_10.png")
+        encoded = np.where(np.isfinite(truth), np.rint(truth * 256), 0).astype(np.uint16)
+        Image.fromarray(encoded).save(tmp_path / "disp_occ_0" / "000000_10.png")
+    elif layout == "middlebury":
+        scene = tmp_path / "Motorcycle-perfect"
+        scene.mkdir()
+        Image.fromarray(left).save(scene / "im0.png")
+        Image.fromarray(right).save(scene / "im1.png")
+        _write_pfm(scene / "disp0.pfm", truth)
+    else:
+        for d in ("left", "right"):
+            (tmp_path / d).mkdir()
+        Image.fromarray(left).save(tmp_path / "left" / "a.png")
+        Image.fromarray(right).save(tmp_path / "right" / "a.png")
+    (scene,) = load_folder(tmp_path)
+    assert scene.left.shape == (3, 96, 160)
+    if layout == "plain":
+        assert scene.disparity is None
+        return
+    known = np.isfinite(truth)
+    got = scene.disparity.numpy()
+    assert np.array_equal(np.isfinite(got), known)
+    tolerance = 1 / 512 if layout == "kitti" else 0
+    assert np.abs(got[known] - truth[known]).max() <= tolerance
+
+
+def test_bad_stereo_input_is_one_clear_line(tmp_path):
+    with pytest.raises(ValueError, match="no stereo pairs found"):
+        load_folder(tmp_path)
+    bad = tmp_path / "x.pfm"
+    bad.write_bytes(b"P6\n1 1\n255\n")
+    with pytest.raises(ValueError, match="not a PFM file"):
+        read_disparity(bad)
+    with pytest.raises(ValueError, match="left is"):
+        StereoScene("s", torch.rand(3, 4, 4), torch.rand(3, 4, 5))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _crops(n=4):
+    task = DepthTask(DepthConfig(width=0.25, crop=64, max_disparity=64), (3, 64, 64))
+    tiles = stereo_tiles([load_scene("motorcycle")], 128, 128, 64)
+    batch = {k: v[6 : 6 + n] for k, v in tiles.tensors.items()}
+    return task, task.batch_transform(batch, torch.Generator().manual_seed(0))
+
+
+def test_a_few_steps_lower_the_photometric_loss():
+    torch.manual_seed(0)
+    task, batch = _crops()
+    optimizer = torch.optim.Adam(task.parameters(), 1e-3)
+    first = None
+    for _ in range(40):
+        terms = task.loss_terms(batch)
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        first = first if first is not None else terms["photometric"].item()
+    assert task.loss_terms(batch)["photometric"].item() < 0.8 * first
+
+
+def test_crops_match_between_the_views_and_disparity_stays_in_range():
+    task, batch = _crops()
+    margin = batch["right"].shape[-1] - batch["left"].shape[-1]
+    assert margin == 64 and batch["left"].shape[-1] == 64
+    disparity = task.disparity(batch["left"], batch["right"][..., margin:])
+    assert disparity.min() >= 0 and disparity.max() <= 64
+    terms = task.loss_terms(batch)
+    assert set(terms) == {"loss", "photometric", "smoothness", "gt_epe"}
+    assert 0 < terms["gt_epe"] < 64
+
+
+def test_the_general_loss_is_weighted_by_its_scale_and_adaptive_is_per_channel():
+    config = DepthConfig(loss="general", loss_params={"alpha": 1.0, "scale": 0.01})
+    assert config.loss_weight() == 0.01
+    task = DepthTask(DepthConfig(loss="adaptive", loss_params={"learn_scale": False}), (3, 1, 1))
+    assert task.per_channel and task.adaptive_loss().alpha().shape == (3,)
+    assert not task.adaptive_loss().latent_scale.latent.requires_grad
+    with pytest.raises(ValueError, match="RGB pairs"):
+        DepthTask(DepthConfig(), (1, 64, 64))
+    with pytest.raises(ValueError, match="crop must be a multiple of 32"):
+        DepthConfig(crop=100)
+
+
+# ----------------------------------------------------------------------------- annealing
+
+
+def test_anneal_schedules_reach_both_ends():
+    linear = Anneal("alpha", 2.0, 0.0, "linear")
+    assert [linear.value(e, 5) for e in range(5)] == [2.0, 1.5, 1.0, 0.5, 0.0]
+    cosine = Anneal("alpha", 2.0, 0.0, "cosine")
+    values = [cosine.value(e, 5) for e in range(5)]
+    assert values[0] == 2.0 and values[-1] == 0.0 and values[2] == pytest.approx(1.0)
+    assert values[1] > 1.5 and values[3] < 0.5  # slow at both ends
+    assert Anneal("a", 1.0, 3.0).value(0, 1) == 3.0  # one epoch: the end value
+    assert parse_anneal("alpha = 2 : -1e-3") == Anneal("alpha", 2.0, -0.001)
+    for bad in ("alpha", "alpha=2", "=2:0", "alpha=x:0"):
+        with pytest.raises(ValueError, match="NAME=START:END"):
+            parse_anneal(bad)
+    with pytest.raises(ValueError, match="anneal_shape"):
+        parse_anneal("alpha=2:0", "step")
+
+
+def test_the_trainer_anneals_a_loss_parameter_every_epoch_and_on_load(tmp_path):
+    from robustvae.training import RunConfig, load_run, train
+
+    config = RunConfig.make(
+        kind="vae",
+        loss="general",
+        loss_params={"alpha": 2.0, "scale": 0.1},
+        anneal="alpha=2:0",
+        epochs=3,
+        progress=False,
+        tensorboard=False,
+    )
+    result = train(config, tmp_path / "run")
+    assert [row["anneal"] for row in result.metrics] == [{"alpha": a} for a in (2.0, 1.0, 0.0)]
+    assert result.model.recon_loss.alpha == 0.0
+    _, loaded = load_run(tmp_path / "run", "latest")
+    assert loaded.recon_loss.alpha == 0.0
+
+
+def test_annealing_is_refused_where_it_cannot_apply(tmp_path):
+    from robustvae.training import RunConfig, train
+
+    def run(**settings):
+        config = RunConfig.make(epochs=1, progress=False, tensorboard=False, **settings)
+        return train(config, tmp_path / str(len(list(tmp_path.iterdir()))))
+
+    with pytest.raises(ValueError, match="no parameter 'alpha' to anneal"):
+        run(loss="l2", anneal="alpha=2:0")
+    with pytest.raises(ValueError, match="learns its parameters"):
+        run(loss="adaptive", anneal="alpha_init=1:0.5")
+    with pytest.raises(ValueError, match="no loss parameter that can be annealed"):
+        run(kind="vaegan", anneal="a=1:2")
+
+
+# ----------------------------------------------------------------------------- the commands
+
+
+@pytest.fixture(scope="module")
+def stereo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("depth")
+    folder = tmp / "pairs"
+    scene = folder / "bike"
+    scene.mkdir(parents=True)
+    left, right, truth = _pair_files((128, 192))
+    Image.fromarray(left).save(scene / "im0.png")
+    Image.fromarray(right).save(scene / "im1.png")
+    _write_pfm(scene / "disp0.pfm", truth)
+    run = tmp / "run"
+    status = main(
+        ["depth", "train", "--out", run, "--dataset", "stereo-folder", "--data-root", folder,
+         "--width", "0.125", "--crop", "32", "--max-disparity", "64", "--batch-size", "8",
+         "--epochs", "1", "--no-progress", "--no-tensorboard"]
+    )  # fmt: skip
+    assert status == 0
+    return run, folder
+
+
+def test_depth_train_evaluates_and_draws(stereo_run):
+    from conftest import assert_picture
+
+    from robustvae.evaluation import evaluate_run
+
+    run, _ = stereo_run
+    assert_picture(run / "disparity.png")
+    results = evaluate_run(run, images=10, samples=10, fid=False)
+    assert set(results["scenes"]) == {"bike"}
+    assert 0 < results["avg"] and 0 <= results["a1"] <= 1
+
+
+def test_depth_evaluate_writes_tables_and_pictures(stereo_run, tmp_path, capsys):
+    from conftest import assert_picture
+
+    run, folder = stereo_run
+    out = tmp_path / "eval"
+    assert main(["depth", "evaluate", run, "--scene", folder, "--out", out]) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["scene"] for r in rows] == ["bike"]
+    assert float(rows[0]["avg"]) > 0
+    assert "| run | scene | abs_rel |" in (out / "metrics.md").read_text()
+    assert_picture(out / "run-disparity.png")
+
+
+def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
+    run, folder = stereo_run
+    left, right = folder / "bike" / "im0.png", folder / "bike" / "im1.png"
+    assert main(["depth", "predict", run, left, right, tmp_path / "d.png", "--tile", "64"]) == 0
+    with Image.open(tmp_path / "d.png") as image:
+        encoded = np.asarray(image)
+    assert encoded.dtype == np.uint16 and encoded.shape == (128, 192)
+    assert main(["depth", "predict", run, left, right, tmp_path / "d.pfm", "--tile", "0"]) == 0
+    whole = read_disparity(tmp_path / "d.pfm").numpy()
+    assert np.abs(encoded / 256 - whole).max() < 1e-2  # tiled equals one pass
+    capsys.readouterr()
+    assert main(["depth", "predict", run, left, folder / "nope.png", tmp_path / "x.png"]) == 2
+    assert "nope.png" in capsys.readouterr().err
