@@ -178,6 +178,7 @@ def _run_predict(args) -> int:
     from PIL import Image
 
     from robustvae.data.image_file import read_image
+    from robustvae.evaluation.depth import margin
     from robustvae.files import atomic_write
     from robustvae.tiling import run_tiled
     from robustvae.training.distributed import pick_device
@@ -196,7 +197,7 @@ def _run_predict(args) -> int:
         )
     pair = torch.cat([left.expand(3, -1, -1), right.expand(3, -1, -1)]).to(device)
     large = args.tile and max(pair.shape[-2:]) > args.tile
-    disparity = run_tiled(task.eval(), pair, args.tile if large else None)[0].cpu()
+    disparity = run_tiled(task.eval(), pair, args.tile if large else None, margin(task))[0].cpu()
     if args.output.suffix.lower() == ".pfm":
         print(_write_pfm(args.output, disparity))
         return 0

@@ -2,8 +2,10 @@
 Barron's depth experiment (``002_…``: the fixed Laplace likelihood, i.e. L1 on RGB, replaced by
 the general loss with fixed, annealed or adaptive α and a fixed scale).
 
-The net (the shared U-Net, ``robustvae.unet``) sees the left view, and the right one with
-``input='stereo'``, and predicts the left view's disparity as ``max_disparity · sigmoid(·)``.
+The net (the shared U-Net, ``robustvae.unet``) sees the left view and a matching-cost volume
+(``input='cost'``: for each candidate disparity, how much the right view shifted by it differs
+from the left one), or both views (``'stereo'``), or the left view alone (``'left'``), and
+predicts the left view's disparity as ``max_disparity · sigmoid(·)``.
 The right view is warped into the left one by that disparity (bilinear ``grid_sample``) and
 compared with the left view by the registry loss ``loss``, plus an edge-aware smoothness term:
 
@@ -34,11 +36,11 @@ from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
 from robustvae.models.config import FlatSettings, _choice, _is_int, _loss_params, _number
 from robustvae.models.nets import check_width
 from robustvae.task import Group, Task
-from robustvae.unet import MULTIPLE, UNet
+from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS, UNet
 
 __all__ = ["DepthConfig", "DepthTask", "INPUTS"]
 
-INPUTS = ("stereo", "left")
+INPUTS = ("cost", "stereo", "left")
 
 
 def _help(text: str, default):
@@ -57,7 +59,12 @@ class DepthConfig(FlatSettings):
     max_disparity: int = _help("the largest disparity the net can predict, in pixels", 128)
     smoothness: float = _help("weight of the edge-aware disparity smoothness term", 0.01)
     crop: int = _help("training crop side in pixels, a multiple of 32", 128)
-    input: str = _help("stereo (the net sees both views) | left (monocular)", "stereo")
+    input: str = _help(
+        "cost (the left view and a matching-cost volume) | stereo (both views) | left "
+        "(monocular): what the net sees",
+        "cost",
+    )
+    cost_step: int = _help("the cost volume's disparity step in pixels", 4)
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_width(self.width))
@@ -71,7 +78,16 @@ class DepthConfig(FlatSettings):
                 f"crop must be a multiple of {MULTIPLE} (≥ {MULTIPLE}), got {self.crop!r}"
             )
         _choice("input", self.input, INPUTS)
+        if not _is_int(self.cost_step) or not 1 <= self.cost_step <= self.max_disparity:
+            raise ValueError(
+                f"cost_step must be an int in [1, max_disparity], got {self.cost_step!r}"
+            )
         self.loss_module()
+
+    def input_channels(self) -> int:
+        if self.input == "cost":
+            return 3 + len(range(0, self.max_disparity, self.cost_step))
+        return 6 if self.input == "stereo" else 3
 
     def check(self, shape: tuple[int, ...]) -> None:
         if shape[0] != 3:
@@ -107,8 +123,7 @@ class DepthTask(Task):
         super().__init__()
         config.check(shape)
         self.config = config
-        inputs = 6 if config.input == "stereo" else 3
-        self.net = UNet(inputs, config.width, out_channels=1)
+        self.net = UNet(config.input_channels(), config.width, out_channels=1)
         self.loss = config.loss_module()
         self.weight = config.loss_weight()
         self.per_channel = getattr(self.loss, "dims", None) == (3,)
@@ -144,20 +159,53 @@ class DepthTask(Task):
             ),
         }
 
-    def disparity(self, left: Tensor, right: Tensor) -> Tensor:
-        """The left view's disparity (N×1×H×W, pixels) from aligned views (N×3×H×W each)."""
-        x = torch.cat([left, right], 1) if self.config.input == "stereo" else left
+    def net_input(self, left: Tensor, right: Tensor, margin: int) -> Tensor:
+        """What the net sees. ``right`` starts ``margin`` columns left of ``left``. The cost
+        volume holds, for d = 0, step, … < max_disparity, the mean absolute difference of
+        the left view and the right view shifted by d (averaged over channels and a 5×5
+        window): where it is low, d matches (DispNet-C's idea, on pixels)."""
+        width = left.shape[-1]
+        aligned = right[..., margin : margin + width]
+        if self.config.input == "left":
+            return left
+        if self.config.input == "stereo":
+            return torch.cat([left, aligned], 1)
+        if margin < self.config.max_disparity - 1:
+            raise ValueError(
+                f"the cost volume needs the right view to start max_disparity - 1 columns "
+                f"left of the left view, got {margin}"
+            )
+        costs = [
+            (left - right[..., margin - d : margin - d + width]).abs().mean(1, keepdim=True)
+            for d in range(0, self.config.max_disparity, self.config.cost_step)
+        ]
+        cost = nn.functional.avg_pool2d(torch.cat(costs, 1), 5, stride=1, padding=2)
+        return torch.cat([left, cost], 1)
+
+    def disparity(self, left: Tensor, right: Tensor, margin: int = 0) -> Tensor:
+        """The left view's disparity (N×1×H×W, pixels); ``right`` starts ``margin`` columns
+        left of ``left`` (N×3×H×(W + margin))."""
+        x = self.net_input(left, right, margin)
         return self.config.max_disparity * torch.sigmoid(self.net(x))
 
     def forward(self, pair: Tensor) -> Tensor:
-        """A 6×H×W-per-item stereo pair (left, right stacked) → disparity: what tiled
-        inference runs."""
-        return self.disparity(pair[:, :3], pair[:, 3:])
+        """A stereo pair (N×6×H×W: left, right) → disparity: what tiled inference runs. The
+        right view is extended to the left by repeating its first column."""
+        margin = self.config.max_disparity
+        right = nn.functional.pad(pair[:, 3:], (margin, 0, 0, 0), mode="replicate")
+        return self.disparity(pair[:, :3], right, margin)
+
+    def reach(self) -> int:
+        """How far an output pixel sees into the input: the U-Net's reach, plus the cost
+        volume's shifts and window."""
+        return RECEPTIVE_RADIUS + (
+            self.config.max_disparity + 2 if self.config.input != "left" else 0
+        )
 
     def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         left, right = batch["left"], batch["right"]
         margin = right.shape[-1] - left.shape[-1]
-        disparity = self.disparity(left, right[..., margin:])
+        disparity = self.disparity(left, right, margin)
         warped = warp_right_to_left(right, disparity, offset=margin)
         if self.per_channel:
             rho = self.loss(warped.movedim(1, -1), left.movedim(1, -1))
@@ -183,7 +231,7 @@ class DepthTask(Task):
         device = next(self.parameters()).device
         left, right = batch["left"].to(device), batch["right"].to(device)
         margin = right.shape[-1] - left.shape[-1]
-        disparity = self.disparity(left, right[..., margin:]).cpu() / self.config.max_disparity
+        disparity = self.disparity(left, right, margin).cpu() / self.config.max_disparity
         return {"disparity": torch.cat([batch["left"], disparity.expand(-1, 3, -1, -1)])}
 
     def set_loss_param(self, name: str, value: float) -> None:

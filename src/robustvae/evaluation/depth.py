@@ -19,6 +19,7 @@ from robustvae.depth.data import SCENES, StereoScene, load_folder, load_scene
 from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
 from robustvae.tiling import run_tiled
 from robustvae.training import load_run
+from robustvae.unet import MULTIPLE
 
 #: (key, title) of the results-table columns, in order (the seed table's, then the fit).
 COLUMNS = (
@@ -60,9 +61,14 @@ def predict(task, scene: StereoScene, device) -> torch.Tensor:
     try:
         pair = torch.cat([scene.left, scene.right]).to(device)
         tile = None if pair.shape[-1] * pair.shape[-2] <= ONE_PASS_PIXELS else TILE
-        return run_tiled(task, pair, tile)[0].cpu()
+        return run_tiled(task, pair, tile, margin(task))[0].cpu()
     finally:
         task.train(was_training)
+
+
+def margin(task) -> int:
+    """The tiles' exact margin: the task's reach, rounded up to a multiple of 32."""
+    return -(-task.reach() // MULTIPLE) * MULTIPLE
 
 
 def score(task, scene: StereoScene, device, median_scaling: bool = False) -> dict:
