@@ -222,3 +222,22 @@ def test_two_process_ddp_keeps_batchnorm_consistent_for_a_paired_task(tmp_path):
     _, saved = load_run(tmp_path / "run", "latest")
     for key, value in saved.state_dict().items():
         assert torch.equal(ranks[0][key], value), key
+
+
+def test_adaptive_alpha_and_scale_are_logged_every_epoch(tmp_path):
+    from robustvae.training import RunConfig, train
+
+    config = RunConfig.make(
+        loss="adaptive", epochs=2, width=0.25, progress=False, tensorboard=False
+    )
+    result = train(config, tmp_path)
+    adaptive = result.model.adaptive_loss()
+    for row in result.metrics:
+        stats = row["statistics"]
+        assert 0.001 < stats["alpha_min"] <= stats["alpha_median"] <= stats["alpha_max"] < 1.999
+        assert 1e-5 < stats["scale_min"] <= stats["scale_median"] <= stats["scale_max"]
+    assert result.metrics[-1]["statistics"]["alpha_median"] == pytest.approx(
+        adaptive.alpha().median().item()
+    )
+    plain = train(config.replace(loss="l2", epochs=1), tmp_path / "l2")
+    assert "statistics" not in plain.metrics[-1]

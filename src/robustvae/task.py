@@ -21,14 +21,18 @@ KL terms, decoders or discriminators:
   annealing schedule calls it before every epoch; ValueError if the loss has no such fixed
   parameter). The default refuses: a kind opts in.
 - ``end_of_epoch(epoch, metrics)``: a hook after every epoch, with the metrics.jsonl rows so
-  far (warnings about learned parameters; ``raise TrainingStopped(reason)`` ends an unstable
-  run cleanly, before the epoch's checkpoint is written).
+  far (``raise TrainingStopped(reason)`` ends an unstable run cleanly, before the epoch's
+  checkpoint is written). The default warns when an adaptive loss's α sits at a bound.
+- ``epoch_statistics()``: numbers about the learned state, logged per epoch in metrics.jsonl
+  (``statistics``) and TensorBoard. The default: the median, min and max of an adaptive
+  loss's α and c, when the task holds one (``adaptive_loss()``).
 
 Batches are dicts of tensors whose first dimension is the batch.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -167,5 +171,19 @@ class Task(nn.Module):
     def set_loss_param(self, name: str, value: float) -> None:
         raise ValueError(f"{type(self).__name__} has no loss parameter that can be annealed")
 
+    def adaptive_loss(self) -> nn.Module | None:
+        """The ``AdaptiveLoss`` the task trains (its learned α and c), or None."""
+        from robustvae.losses.adaptive import find_adaptive
+
+        return find_adaptive(self)
+
+    def epoch_statistics(self) -> dict[str, float]:
+        adaptive = self.adaptive_loss()
+        return {} if adaptive is None else adaptive.statistics()
+
     def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        pass
+        adaptive = self.adaptive_loss()
+        if adaptive is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                adaptive.warn_if_at_bounds()

@@ -25,7 +25,6 @@ Each step crops the same random window from both views; the right crop reaches
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -243,15 +242,3 @@ class DepthTask(Task):
             self.config.loss, params, name, value, self.config.loss_module
         ).to(next(self.parameters()).device)
         self.weight = self.config.loss_weight({**params, name: value})
-
-    def adaptive_loss(self) -> nn.Module | None:
-        from robustvae.losses.adaptive import AdaptiveLoss
-
-        return next((m for m in self.loss.modules() if isinstance(m, AdaptiveLoss)), None)
-
-    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        adaptive = self.adaptive_loss()
-        if adaptive is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                adaptive.warn_if_at_bounds()

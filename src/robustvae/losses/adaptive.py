@@ -20,7 +20,7 @@ from robustvae.losses.modules import Loss
 from robustvae.losses.parameters import BoundedParameter, PositiveParameter, as_shape
 from robustvae.losses.partition import ALPHA_MAX, log_partition
 
-__all__ = ["AdaptiveLoss"]
+__all__ = ["AdaptiveLoss", "find_adaptive"]
 
 
 def _adaptive_values(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, log_norm):
@@ -118,5 +118,20 @@ class AdaptiveLoss(Loss):
             return True
         return False
 
+    def statistics(self) -> dict[str, float]:
+        """Median, min and max of the current α and c over the dimensions (logged per epoch)."""
+        out = {}
+        for name, value in (("alpha", self.alpha()), ("scale", self.scale())):
+            flat = value.detach().double().flatten()
+            out[f"{name}_median"] = flat.median().item()
+            out[f"{name}_min"] = flat.min().item()
+            out[f"{name}_max"] = flat.max().item()
+        return out
+
     def extra_repr(self) -> str:
         return f"num_dims={self.dims}, " + super().extra_repr()
+
+
+def find_adaptive(module) -> AdaptiveLoss | None:
+    """The first ``AdaptiveLoss`` among ``module``'s submodules (itself included), or None."""
+    return next((m for m in module.modules() if isinstance(m, AdaptiveLoss)), None)

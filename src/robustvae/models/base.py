@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from robustvae.models.config import ModelConfig
 from robustvae.models.nets import build_nets
@@ -109,14 +107,6 @@ class AutoEncoder(Task):
         generator = torch.Generator().manual_seed(1)
         return {"samples": self.sample(64, generator=generator)}
 
-    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        """Warn when the adaptive loss's α or c sits at a bound."""
-        adaptive = self.adaptive_loss()
-        if adaptive is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                adaptive.warn_if_at_bounds()
-
     def set_loss_param(self, name: str, value: float) -> None:
         """Rebuild the reconstruction loss with one fixed parameter changed (annealing)."""
         from robustvae.losses.registry import with_parameter
@@ -128,16 +118,6 @@ class AutoEncoder(Task):
         )
         loss = with_parameter(c.loss, c.loss_kwargs(), name, value, build)
         self.recon_loss = loss.to(next(self.parameters()).device)
-
-    def adaptive_loss(self) -> nn.Module | None:
-        """The ``AdaptiveLoss`` inside the reconstruction loss (for its α, c and
-        ``warn_if_at_bounds``), or None."""
-        from robustvae.losses.adaptive import AdaptiveLoss
-
-        for module in self.recon_loss.modules():
-            if isinstance(module, AdaptiveLoss):
-                return module
-        return None
 
     # ------------------------------------------------------------------ shared by subclasses
 

@@ -282,6 +282,7 @@ class VAEGAN(Task):
     def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
         """Stop when the discriminator has been perfect on the test split for
         ``pinned_epochs`` epochs in a row: the decoder then learns nothing from it."""
+        super().end_of_epoch(epoch, metrics)
         n = self.config.pinned_epochs
         recent = metrics[-n:] if n else []
         accuracies = ("acc_real", "acc_sampled", "acc_recon")

@@ -3,8 +3,9 @@
 - ``text``: random strings in random fonts, sizes, colours and positions, drawn opaquely with
   Pillow until a fraction ``level`` of the pixels is covered (the mask is measured after every
   string; a string that would overshoot by more than ``TEXT_TOLERANCE`` is redrawn, up to
-  ``TEXT_RETRIES`` times). Text is not zero-mean noise: what a net trained on it outputs
-  depends on the loss (L2 → the mean, L1 → the median).
+  ``TEXT_RETRIES`` times, and then cut off where the coverage is reached, so the coverage is
+  always within ``TEXT_TOLERANCE`` of the request). Text is not zero-mean noise: what a net
+  trained on it outputs depends on the loss (L2 → the mean, L1 → the median).
 - ``gaussian``: additive N(0, σ²) with σ = ``level`` (images in [0, 1]; not clipped, so the
   noise stays zero-mean as Noise2Noise requires).
 - ``poisson``: Poisson(λ·x)/λ with λ = ``level`` (smaller λ: more noise; not clipped).
@@ -16,6 +17,7 @@ fixed level. Images are float N×C×H×W in [0, 1], 1 or 3 channels.
 from __future__ import annotations
 
 import functools
+import math
 import string
 from pathlib import Path
 
@@ -41,8 +43,11 @@ LEVELS: dict[str, tuple[float, float, float]] = {
     "gaussian": (0.0, 50 / 255, 25 / 255),
     "poisson": (1.0, 50.0, 30.0),
 }
-#: Where TrueType fonts are looked for (Debian's fonts-dejavu-core installs into the first).
-FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"))
+#: Where the text's fonts come from: Debian's fonts-dejavu-core (22 faces), which the set-up
+#: installs, so that text is the same on every machine set up this way; without it, every
+#: TrueType/OpenType font under ``FALLBACK_FONT_DIRS``.
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
+FALLBACK_FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"))
 #: Text height in pixels: fixed in pixels, not relative to the image, so text on a whole test
 #: image looks like text on a training crop.
 FONT_SIZES = (10, 28)
@@ -99,17 +104,21 @@ def corrupt(images: Tensor, noise: str, levels: Tensor, generator: torch.Generat
     raise ValueError(f"noise must be one of: {', '.join(NOISES)}; got {noise!r}")
 
 
+def _font_files(dirs) -> list[Path]:
+    return sorted(
+        p for d in dirs if d.is_dir() for p in d.rglob("*") if p.suffix in (".ttf", ".otf")
+    )
+
+
 @functools.cache
 def fonts() -> tuple[Path, ...]:
-    """Every TrueType/OpenType font file under ``FONT_DIRS``, sorted (the text corruption's
-    font families; the same installed fonts give the same text)."""
-    found = sorted(
-        p for d in FONT_DIRS if d.is_dir() for p in d.rglob("*") if p.suffix in (".ttf", ".otf")
-    )
+    """The text corruption's font files, sorted: those under ``FONT_DIRS``, else under
+    ``FALLBACK_FONT_DIRS`` (the same fonts give the same text)."""
+    found = _font_files(FONT_DIRS) or _font_files(FALLBACK_FONT_DIRS)
     if not found:
         raise ValueError(
             "the text corruption needs TrueType fonts and found none under "
-            + ", ".join(map(str, FONT_DIRS))
+            + ", ".join(map(str, FONT_DIRS + FALLBACK_FONT_DIRS))
             + " (Debian: apt-get install fonts-dejavu-core)"
         )
     return tuple(found)
@@ -144,6 +153,15 @@ def _string_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarra
     return np.asarray(canvas, dtype=bool)
 
 
+def _cut(pixels: np.ndarray, keep: int) -> np.ndarray:
+    """``pixels`` (bool H×W) with only its first ``keep`` set pixels, column by column from
+    the left: a string cut off by a vertical edge."""
+    order = np.flatnonzero(pixels.T)[:keep]  # column-major positions of the set pixels
+    out = np.zeros_like(pixels.T)
+    out.flat[order] = True
+    return out.T
+
+
 def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
     """(image with text over ``coverage`` of its pixels, the text's bool H×W mask).
 
@@ -154,13 +172,17 @@ def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tu
     mask = np.zeros((height, width), dtype=bool)
     total = height * width
     covered = 0
-    while covered < coverage * total:
+    target = math.ceil(coverage * total)
+    while covered < target:
         for _ in range(TEXT_RETRIES):
             pixels = _string_mask(height, width, rng)
             grown = mask | pixels
             count = int(grown.sum())
             if count / total <= coverage + TEXT_TOLERANCE:
                 break
+        else:  # every string overshot: cut the last one off where the target is reached
+            pixels = _cut(pixels & ~mask, target - covered)
+            grown, count = mask | pixels, target
         if count == covered:  # nothing new (a string off the image): draw another
             continue
         colour = rng.random(channels, dtype=np.float64).astype(out.dtype)

@@ -21,7 +21,6 @@ In eval mode (test terms) crops are centred and corrupted at ``noise_test``.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -201,15 +200,3 @@ class Restorer(Task):
         build = lambda params: self.config.loss_module(self.channels, params)  # noqa: E731
         loss = with_parameter(self.config.loss, dict(self.config.loss_params), name, value, build)
         self.loss = loss.to(next(self.parameters()).device)
-
-    def adaptive_loss(self) -> nn.Module | None:
-        from robustvae.losses.adaptive import AdaptiveLoss
-
-        return next((m for m in self.loss.modules() if isinstance(m, AdaptiveLoss)), None)
-
-    def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        adaptive = self.adaptive_loss()
-        if adaptive is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                adaptive.warn_if_at_bounds()

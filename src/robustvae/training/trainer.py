@@ -237,6 +237,9 @@ class _Training:
         }
         if annealed is not None:
             row["anneal"] = annealed
+        statistics = task.epoch_statistics()
+        if statistics:
+            row["statistics"] = statistics
         if any(self.updates.skipped.values()):
             row["skipped_updates"] = dict(self.updates.skipped)
         self.metrics.append(row)
@@ -335,6 +338,8 @@ def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
     writer.add_scalar("lr", row["lr"], row["epoch"])
     for group, count in row.get("skipped_updates", {}).items():
         writer.add_scalar(f"skipped_updates/{group}", count, row["epoch"])
+    for name, value in {**row.get("statistics", {}), **row.get("anneal", {})}.items():
+        writer.add_scalar(f"statistics/{name}", value, row["epoch"])
     batch = next(iter(Batches(test_set, min(64, len(test_set)), shuffle=False)))
     was_training = task.training
     task.eval()
