@@ -6,11 +6,15 @@ Format 2 holds named optimizers (``optim.<group>.<index>.<key>`` tensors); forma
 optimizer, ``optimizer.state.<index>.<key>``) still loads, as the optimizer of group ``model``.
 
 A checkpoint is written to a temporary file in the same directory and renamed over the old
-one, so a crash or a full disk mid-write leaves the previous checkpoint intact.
+one, so a crash or a full disk mid-write leaves the previous checkpoint intact. Its metadata
+holds the SHA-256 of its tensors (names, dtypes, shapes and bytes): a load recomputes it and
+refuses a file whose tensors changed (a flipped bit), and refuses non-finite model weights.
+``check_meta`` validates the metadata a caller needs, with one line naming the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +61,57 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def tensors_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over the tensors in name order: each name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+#: What ``check_meta`` accepts for each key of a checkpoint's metadata.
+META_SCHEMA = {
+    "config": "a table of run settings",
+    "epoch": "an integer ≥ 0",
+    "step": "an integer ≥ 0",
+    "best": "a number or null",
+    "image_shape": "a list of three positive integers",
+}
+
+
+def _meta_ok(key: str, value: Any) -> bool:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if key == "config":
+        return isinstance(value, dict)
+    if key in ("epoch", "step"):
+        return is_int and value >= 0
+    if key == "best":
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    if key == "image_shape":
+        return (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        )
+    return True
+
+
+def check_meta(meta: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """ValueError (one line, naming the file and key) unless ``meta`` has each of ``keys`` in
+    the form ``META_SCHEMA`` describes."""
+    for key in keys:
+        if key not in meta:
+            raise ValueError(
+                f"{path}: the checkpoint's metadata has no {key!r} ({META_SCHEMA[key]})"
+            )
+        if not _meta_ok(key, meta[key]):
+            raise ValueError(
+                f"{path}: the checkpoint's {key!r} must be {META_SCHEMA[key]}, got {meta[key]!r}"
+            )
+
+
 def rng_state() -> dict[str, Tensor]:
     states = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -65,8 +120,15 @@ def rng_state() -> dict[str, Tensor]:
     return states
 
 
-def set_rng_state(states: dict[str, Tensor]) -> None:
-    torch.set_rng_state(states["rng.torch"])
+def set_rng_state(states: dict[str, Tensor], path: Path | str = "checkpoint") -> None:
+    state = states.get("rng.torch")
+    expected = torch.get_rng_state()
+    if state is None or state.dtype != expected.dtype or state.shape != expected.shape:
+        raise ValueError(
+            f"{path}: holds no valid random state (rng.torch), so the run cannot continue bit "
+            "for bit; start it again without --resume"
+        )
+    torch.set_rng_state(state)
     cuda = [states[k] for k in sorted(states) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
@@ -91,6 +153,7 @@ def save_checkpoint(
         )
         tensors.update({k: v.detach().cpu().contiguous() for k, v in found.items()})
     tensors.update(rng_state())
+    info["sha256"] = tensors_digest(tensors)
 
     def write(tmp: str) -> None:
         try:
@@ -123,6 +186,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         raise ValueError(f"{path} is not a readable robustvae checkpoint ({error})") from None
     if info.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{path}: unknown checkpoint format {info.get('format')!r}")
+    if "sha256" in info and tensors_digest(tensors) != info["sha256"]:
+        raise ValueError(
+            f"{path}: its tensors do not match the checksum saved with them: the file is "
+            "corrupted (use the other checkpoint of the run, or train again)"
+        )
+    for name, value in tensors.items():
+        if name.startswith("model.") and value.is_floating_point():
+            if not torch.isfinite(value).all():
+                raise ValueError(
+                    f"{path}: weight {name[len('model.') :]!r} holds NaN or inf: the file is "
+                    "corrupted or comes from a diverged run"
+                )
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
     if info["format"] == "robustvae-checkpoint-1":  # one optimizer, that of group "model"

@@ -62,6 +62,15 @@ class RunDir:
             raise ValueError(f"{self.path} holds no checkpoint (no epoch finished)")
         return self.latest
 
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete the temporary files of checkpoint writes a kill interrupted."""
+        found = []
+        for name in (self.LATEST, self.BEST):
+            found += sorted(self.path.glob(f".{name}.*.tmp"))
+        for path in found:
+            path.unlink(missing_ok=True)
+        return found
+
     def last_good(self) -> str:
         """Where a stopped run can be resumed from, as a phrase for error messages."""
         if self.latest.exists():

@@ -23,7 +23,12 @@ from robustvae.grids import make_grid
 from robustvae.kinds import get_kind
 from robustvae.task import Task, TrainingStopped, Updates
 from robustvae.training import distributed
-from robustvae.training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from robustvae.training.checkpoint import (
+    check_meta,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
 from robustvae.training.config import RunConfig, changed_settings
 from robustvae.training.monitor import TermMonitor, TrainingDiverged
 from robustvae.training.rundir import RunDir
@@ -125,13 +130,25 @@ class _Training:
 
     def _resume(self) -> None:
         path = self.run_dir.latest
+        self.run_dir.remove_partial_writes()
+        if not path.exists():
+            raise ValueError(
+                f"{self.run_dir.path}: no checkpoint to resume from (the run stopped before its "
+                "first epoch ended); run the same command without --resume"
+            )
         checkpoint = load_checkpoint(path)  # on the CPU: optimizer steps stay there
+        check_meta(checkpoint.meta, path, ("config", "epoch", "step", "best"))
         try:
             saved = RunConfig.from_dict(checkpoint.meta["config"]).to_dict()
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{path}: the checkpoint holds no valid run config ({error})"
             ) from None
+        if checkpoint.meta["epoch"] > self.config.epochs:
+            raise ValueError(
+                f"{path}: the run has trained {checkpoint.meta['epoch']} epochs, more than the "
+                f"{self.config.epochs} asked for; pass --epochs above it to train on"
+            )
         changed = changed_settings(saved, self.config.to_dict())
         if changed:
             names = ", ".join(k for k, _, _ in changed)
@@ -146,8 +163,16 @@ class _Training:
                 f"parameter groups {sorted(self.optimizers)}"
             )
         for name, state in checkpoint.optimizers.items():
-            self.optimizers[name].load_state_dict(state)
-        set_rng_state(checkpoint.rng)
+            steps = [v.get("step") for v in state["state"].values()]
+            if any(s is not None and float(s) < 0 for s in steps):
+                raise ValueError(f"{path}: optimizer {name!r} holds a negative step count")
+            try:
+                self.optimizers[name].load_state_dict(state)
+            except (ValueError, KeyError, RuntimeError) as error:
+                raise ValueError(
+                    f"{path}: optimizer {name!r} does not fit the model ({error})"
+                ) from None
+        set_rng_state(checkpoint.rng, path)
         self.epoch, self.step, self.best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
         self.metrics = [r for r in self.run_dir.read_metrics() if r["epoch"] <= self.epoch]
 
@@ -360,6 +385,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     run = RunDir(run_dir)
     path = run.checkpoint(which)
     checkpoint = load_checkpoint(path)
+    check_meta(checkpoint.meta, path, ("config", "image_shape"))
     try:
         config = RunConfig.from_dict(checkpoint.meta["config"])
         shape = tuple(checkpoint.meta["image_shape"])
