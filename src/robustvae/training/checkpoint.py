@@ -77,7 +77,7 @@ META_SCHEMA = {
     "epoch": "an integer ≥ 0",
     "step": "an integer ≥ 0",
     "best": "a number or null",
-    "image_shape": "a list of three positive integers",
+    "image_shape": "a list of positive integers (a data item's shape)",
 }
 
 
@@ -92,7 +92,7 @@ def _meta_ok(key: str, value: Any) -> bool:
     if key == "image_shape":
         return (
             isinstance(value, list)
-            and len(value) == 3
+            and len(value) > 0
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         )
     return True

@@ -144,17 +144,17 @@ class _Training:
             raise ValueError(
                 f"{path}: the checkpoint holds no valid run config ({error})"
             ) from None
-        if checkpoint.meta["epoch"] > self.config.epochs:
-            raise ValueError(
-                f"{path}: the run has trained {checkpoint.meta['epoch']} epochs, more than the "
-                f"{self.config.epochs} asked for; pass --epochs above it to train on"
-            )
         changed = changed_settings(saved, self.config.to_dict())
         if changed:
             names = ", ".join(k for k, _, _ in changed)
             raise ValueError(
                 f"cannot resume: the run was made with different {names} "
                 "(epochs may grow; progress, tensorboard, device and data_root may change)"
+            )
+        if checkpoint.meta["epoch"] > self.config.epochs:
+            raise ValueError(
+                f"{path}: the run has trained {checkpoint.meta['epoch']} epochs, more than the "
+                f"{self.config.epochs} asked for; pass --epochs above it to train on"
             )
         load_weights(self.task, checkpoint.model, path)
         if set(checkpoint.optimizers) != set(self.optimizers):
