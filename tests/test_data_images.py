@@ -254,3 +254,53 @@ def test_folder_errors(tmp_path):
     )
     with pytest.raises(ValueError, match=f"split '{empty_split}' is empty.*split='all'"):
         load_dataset("folder", empty_split, root=tmp_path / "one", image_size=8)
+
+
+def _png_claiming(path, width: int, height: int) -> None:
+    """A real 1×1 PNG whose header claims ``width``×``height`` (CRC fixed up)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1), 0).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IHDR")
+    data[start + 4 : start + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[start : start + 17])) & 0xFFFFFFFF
+    data[start + 17 : start + 21] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+
+
+def test_a_decompression_bomb_is_one_line_naming_the_file_and_the_limit(tmp_path):
+    from robustvae.data.folder import load_folder_images
+    from robustvae.data.image_file import read_image
+
+    bomb = tmp_path / "bomb.png"
+    _png_claiming(bomb, 30000, 30000)
+    for load in (
+        lambda: read_image(bomb),
+        lambda: load_folder_images("all", tmp_path, 8, tmp_path / "cache"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            load()
+        message = str(caught.value)
+        assert "bomb.png" in message and "PIL.Image.MAX_IMAGE_PIXELS" in message
+        assert len(message.splitlines()) == 1
+
+
+def test_symlink_loops_and_twice_linked_files_list_each_image_once(tmp_path):
+    from PIL import Image
+
+    from robustvae.data.images import list_folder
+
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.new("L", (4, 4), 7).save(root / name)
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "again.png").symlink_to(root / "a.png")
+    names = [s.name for s in list_folder(root)]
+    assert names == ["a.png", "sub/b.png"]  # "again.png" sorts after "a.png": a is kept

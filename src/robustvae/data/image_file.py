@@ -5,8 +5,8 @@
 - 8-bit images are divided by 255; 16-bit greyscale PNGs (Pillow's ``I;16``) by 65535, and
   32-bit integer greyscale (``I``) likewise (by 255 when its values fit in 8 bits);
 - alpha is dropped (RGBA → RGB, LA → L); palette, CMYK and YCbCr images become RGB;
-- an unreadable or truncated file, or one above ``MAX_PIXELS``, raises ``ValueError`` naming
-  the file.
+- an unreadable or truncated file, or one above Pillow's decompression-bomb limit
+  (``PIL.Image.MAX_IMAGE_PIXELS``, settable), raises ``ValueError`` naming the file.
 
 ``write_image`` writes a PNG (8-bit, or 16-bit for greyscale) or any format Pillow knows by
 the file's extension (8-bit), rounding and clipping to [0, 1].
@@ -22,28 +22,22 @@ from torch import Tensor
 
 from robustvae.files import atomic_write
 
-__all__ = ["MAX_PIXELS", "read_image", "write_image", "bit_depth"]
-
-#: Images with more pixels than this are refused (Pillow's decompression-bomb guard, made a
-#: clear error); set ``robustvae.data.image_file.MAX_PIXELS`` to read larger ones.
-MAX_PIXELS = 2**28
+__all__ = ["read_image", "write_image", "bit_depth"]
 
 
 def _open(path, label: str):
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = None  # our own check below, with the file's name
+    from robustvae.data.images import too_large
+
     try:
         img = Image.open(path)
-        if img.size[0] * img.size[1] > MAX_PIXELS:
-            raise ValueError(
-                f"{label}: {img.size[0]}×{img.size[1]} pixels is more than MAX_PIXELS "
-                f"({MAX_PIXELS}); raise robustvae.data.image_file.MAX_PIXELS to read it"
-            )
         img.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"{label}: no such image file") from None
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise too_large(label, error) from None
+    except (OSError, SyntaxError) as error:
         raise ValueError(f"{label}: unreadable image ({type(error).__name__}: {error})") from None
     return img
 

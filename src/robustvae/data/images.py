@@ -63,15 +63,31 @@ def _is_image(name: str) -> bool:
 
 
 def list_folder(root: Path) -> list[ImageSource]:
-    """The image files under ``root``, recursively (hidden ones skipped), sorted by name."""
+    """The image files under ``root``, recursively (hidden ones skipped), sorted by name.
+    Symbolic links are followed, but no folder is entered twice and no file listed twice
+    (a link loop, or two links to one file, would otherwise repeat images, even across the
+    train and test splits): of several names for one file, the first in sorted order stays."""
     found = []
+    seen_dirs: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in filenames:
             if _is_image(f):
                 p = Path(dirpath, f)
                 found.append(ImageSource(p.relative_to(root).as_posix(), p))
-    return sorted(found, key=lambda s: s.name)
+    seen_files: set[str] = set()
+    unique = []
+    for source in sorted(found, key=lambda s: s.name):
+        real = os.path.realpath(source.path)
+        if real not in seen_files:
+            seen_files.add(real)
+            unique.append(source)
+    return unique
 
 
 def list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
@@ -104,6 +120,15 @@ def hash_unit(name: str) -> float:
 # ----------------------------------------------------------------------------- decoding
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def too_large(src, error) -> ValueError:
+    """The one-line error for an image above Pillow's decompression-bomb limit."""
+    Image = _pil()
+    return ValueError(
+        f"{src}: too many pixels to decode safely ({error}); raise "
+        f"PIL.Image.MAX_IMAGE_PIXELS (now {Image.MAX_IMAGE_PIXELS}) to read it"
+    )
 
 
 def _to_8bit(img):
@@ -163,11 +188,13 @@ class _Reader:
 
 def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
     Image = _pil()
-    errors = (OSError, ValueError, SyntaxError, zipfile.BadZipFile, Image.DecompressionBombError)
+    errors = (OSError, ValueError, SyntaxError, zipfile.BadZipFile)
     try:
         with reader.open(src) as img:
             img.load()
             img = _to_8bit(img)
+    except Image.DecompressionBombError as e:
+        raise too_large(src, e) from None
     except errors as e:
         # SyntaxError: some Pillow plugins raise it on malformed headers.
         raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
@@ -298,6 +325,8 @@ def probe_channels(sources: Sequence[ImageSource]) -> int:
             try:
                 with reader.open(src) as im:
                     mode = im.mode
+            except _pil().DecompressionBombError as e:
+                raise too_large(src, e) from None
             except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as e:
                 raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
             if mode not in _GRAY_MODES:
