@@ -22,7 +22,12 @@ def test_parameters_are_trained_and_saved():
     assert names == {"latent_alpha.latent", "latent_scale.latent"}
     fixed = AdaptiveLoss(4, learn_alpha=False, learn_scale=False)
     assert list(fixed.parameters()) == []
-    assert set(fixed.state_dict()) == {"latent_alpha.latent", "latent_scale.latent"}
+    assert set(fixed.state_dict()) == {
+        "latent_alpha.latent",
+        "latent_alpha.bounds",
+        "latent_scale.latent",
+        "latent_scale.bounds",
+    }
     half = AdaptiveLoss(4, learn_alpha=False)
     assert {n for n, _ in half.named_parameters()} == {"latent_scale.latent"}
 
@@ -36,6 +41,18 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     torch.testing.assert_close(b.alpha(), a.alpha())
     torch.testing.assert_close(b.scale(), a.scale())
+
+
+def test_a_state_saved_with_other_bounds_is_refused_and_an_old_one_loads():
+    saved = AdaptiveLoss(3, alpha_lo=0.0, alpha_hi=2.0).state_dict()
+    with pytest.raises(ValueError, match=r"learned within bounds \(0.0, 2.0\).*\(0.001, 1.999\)"):
+        AdaptiveLoss(3).load_state_dict(saved)
+    with pytest.raises(ValueError, match="scale was learned within bounds"):
+        AdaptiveLoss(3, scale_lo=1e-3).load_state_dict(AdaptiveLoss(3).state_dict())
+    old = {k: v for k, v in AdaptiveLoss(3).state_dict().items() if not k.endswith("bounds")}
+    again = AdaptiveLoss(3)
+    again.load_state_dict(old)  # written before the bounds were saved: the module's own
+    assert again.latent_alpha.bounds.tolist() == [0.001, 1.999]
 
 
 def test_bounds_hold_for_extreme_latents():

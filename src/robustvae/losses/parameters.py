@@ -3,6 +3,9 @@ experiment): a value in (lo, hi) as lo + (hi - lo)·sigmoid(ℓ), a value > lo a
 
 A learnable latent is an ``nn.Parameter`` (so the model's optimizer trains it and its
 ``state_dict`` saves it); a fixed one is a buffer (saved, moved by ``.to()``, never trained).
+The bounds are saved too (a ``bounds`` buffer): the same latent means another value under
+other bounds, so loading a state saved with other bounds is a ``ValueError``, never a silent
+change. A state saved before bounds were kept loads with the module's own.
 """
 
 from __future__ import annotations
@@ -33,17 +36,36 @@ def _softplus_inverse(y: float) -> float:
 
 
 class _Latent(nn.Module):
-    def __init__(self, shape: tuple[int, ...], latent: float, learnable: bool):
+    def __init__(
+        self, shape: tuple[int, ...], latent: float, learnable: bool, bounds: tuple, name: str
+    ):
         super().__init__()
         init = torch.full(shape, latent, dtype=torch.get_default_dtype())
         if learnable:
             self.latent = nn.Parameter(init)
         else:
             self.register_buffer("latent", init)
+        self.register_buffer("bounds", torch.tensor(bounds, dtype=torch.float64))
+        self._name = name
+        self._register_load_state_dict_pre_hook(self._check_bounds)
 
     @property
     def learnable(self) -> bool:
         return isinstance(self.latent, nn.Parameter)
+
+    def _check_bounds(self, state_dict, prefix, *args) -> None:
+        key = prefix + "bounds"
+        if key not in state_dict:  # saved before bounds were kept
+            state_dict[key] = self.bounds.detach().clone()
+            return
+        saved = state_dict[key].detach().double().cpu()
+        mine = self.bounds.detach().double().cpu()
+        if saved.shape != mine.shape or not torch.allclose(saved, mine, rtol=1e-6, atol=0):
+            raise ValueError(
+                f"the saved {self._name} was learned within bounds {tuple(saved.tolist())}, this "
+                f"module has {tuple(mine.tolist())}: the same latent would mean another "
+                f"{self._name}; build the loss with the saved bounds"
+            )
 
 
 class BoundedParameter(_Latent):
@@ -56,7 +78,8 @@ class BoundedParameter(_Latent):
             raise ValueError(f"{name}: need finite bounds lo < hi, got lo={lo!r}, hi={hi!r}")
         if not lo < init < hi:
             raise ValueError(f"initial {name} must lie strictly in ({lo}, {hi}), got {init!r}")
-        super().__init__(as_shape(shape), _logit((init - lo) / (hi - lo)), learnable)
+        latent = _logit((init - lo) / (hi - lo))
+        super().__init__(as_shape(shape), latent, learnable, (float(lo), float(hi)), name)
         self.lo, self.hi = float(lo), float(hi)
 
     def forward(self) -> Tensor:
@@ -75,7 +98,9 @@ class PositiveParameter(_Latent):
             raise ValueError(f"{name}: lower bound must be finite and >= 0, got {lo!r}")
         if not (math.isfinite(init) and init > lo):
             raise ValueError(f"initial {name} must be finite and > {lo}, got {init!r}")
-        super().__init__(as_shape(shape), _softplus_inverse(init - lo), learnable)
+        super().__init__(
+            as_shape(shape), _softplus_inverse(init - lo), learnable, (float(lo),), name
+        )
         self.lo = float(lo)
 
     def forward(self) -> Tensor:
