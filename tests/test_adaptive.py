@@ -142,3 +142,26 @@ def test_input_must_end_with_num_dims():
         loss(torch.zeros(4, 3, 2), torch.zeros(4, 3, 2))
     with pytest.raises(ValueError, match="same shape"):
         loss(torch.zeros(4, 2, 3), torch.zeros(5, 2, 3))
+
+
+def test_images_go_in_as_they_are_flattened_or_per_channel():
+    torch.manual_seed(0)
+    x, y = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    flat = AdaptiveLoss(784, reduction="none")
+    with torch.no_grad():
+        flat.latent_alpha.latent.normal_()
+    values = flat(x, y)
+    assert values.shape == x.shape
+    torch.testing.assert_close(values.flatten(1), flat(x.flatten(1), y.flatten(1)))
+    images, targets = torch.rand(2, 3, 5, 7), torch.rand(2, 3, 5, 7)
+    per_channel = AdaptiveLoss(3, reduction="none")
+    with torch.no_grad():
+        per_channel.latent_scale.latent.copy_(torch.tensor([-1.0, 0.0, 2.0]))
+    values = per_channel(images, targets)
+    assert values.shape == images.shape
+    channels_last = per_channel(images.movedim(1, -1), targets.movedim(1, -1))
+    torch.testing.assert_close(values, channels_last.movedim(-1, 1))
+    per_channel.reduction = "sum"
+    torch.testing.assert_close(per_channel(images, targets), values.sum())
+    with pytest.raises(ValueError, match="that many channels"):
+        AdaptiveLoss(4)(images, targets)

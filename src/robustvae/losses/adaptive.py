@@ -10,6 +10,7 @@ simply drive α and c to whatever makes ρ smallest; with them it must fit a den
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from torch import Tensor
@@ -85,17 +86,32 @@ class AdaptiveLoss(Loss):
         return self.latent_scale()
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """The NLL of ``input - target``. Their trailing dimensions must be ``num_dims``; or,
+        for an int ``num_dims`` D, the input may be N×… with D values per item (flattened,
+        e.g. N×1×28×28 for D = 784) or N×D×H×W… (one α and c per channel). With
+        ``reduction='none'`` the values come back in the input's shape."""
         LF.check_same_shape(input, target)
+        shape, layout = input.shape, "as is"
         n = len(self.dims)
-        if tuple(input.shape[-n:]) != self.dims:
-            raise ValueError(
-                f"AdaptiveLoss has {self.dims} dimensions: input must end with them, got shape "
-                f"{tuple(input.shape)}"
-            )
+        if tuple(shape[-n:]) != self.dims:
+            if n == 1 and input.dim() >= 2 and math.prod(shape[1:]) == self.dims[0]:
+                input, target, layout = input.flatten(1), target.flatten(1), "flat"
+            elif n == 1 and input.dim() >= 3 and shape[1] == self.dims[0]:
+                input, target = input.movedim(1, -1), target.movedim(1, -1)
+                layout = "channels"
+            else:
+                raise ValueError(
+                    f"AdaptiveLoss has {self.dims} dimensions: input must end with them, hold "
+                    f"that many values per item, or that many channels (dim 1); got shape "
+                    f"{tuple(shape)}"
+                )
         alpha = self.alpha().to(input.dtype)
         scale = self.scale().to(input.dtype)
         log_norm = scale.log() + log_partition(alpha)
-        return _ADAPTIVE(self.reduction, input, target, alpha, scale, log_norm)
+        value = _ADAPTIVE(self.reduction, input, target, alpha, scale, log_norm)
+        if self.reduction != "none" or layout == "as is":
+            return value
+        return value.reshape(shape) if layout == "flat" else value.movedim(-1, 1)
 
     def fraction_at_bounds(self, tolerance: float = 1e-3) -> float:
         """Share of dimensions whose α lies within ``tolerance``·range of either bound."""
