@@ -241,3 +241,26 @@ def test_adaptive_alpha_and_scale_are_logged_every_epoch(tmp_path):
     )
     plain = train(config.replace(loss="l2", epochs=1), tmp_path / "l2")
     assert "statistics" not in plain.metrics[-1]
+
+
+def test_evaluate_without_labels_skips_fid_and_draws_only_the_samples_it_scores(tmp_path):
+    from test_restoration import _folder
+
+    from robustvae.evaluation import evaluate_run
+    from robustvae.training import RunConfig, train
+
+    root = _folder(tmp_path, n_train=8)
+    config = RunConfig.make(
+        dataset="folder",
+        data_root=str(root),
+        image_size=28,
+        epochs=1,
+        batch_size=4,
+        width=0.25,
+        progress=False,
+        tensorboard=False,
+    )
+    train(config, tmp_path / "run")
+    results = evaluate_run(tmp_path / "run", images=1000, samples=10000, fid=True)
+    assert "fid" not in results and "no labels" in results["fid_skipped"]
+    assert results["images_used"] == results["samples_drawn"] <= 2  # the folder's test split

@@ -117,6 +117,9 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
     config, model = load_run(run_dir, "best", device)
     test = _test_data(config)
     images = test.images[:n_images]
+    classifier_fid = settings["fid"] and test.labels is not None
+    if not classifier_fid and settings["inception"] is None:
+        n_samples = min(n_samples, len(images))  # no FID: samples only for their sharpness
     recon = _in_batches(model.reconstruct, images, device)
     generator = torch.Generator().manual_seed(settings["seed"])
     samples = torch.cat(
@@ -134,14 +137,22 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
         "sq_l2": quality.squared_l2_per_image(recon, images).mean().item(),
         "l1": quality.l1_per_image(recon, images).mean().item(),
         "test": _seeded_test_terms(model, test, device, settings["seed"]),
-        "mmd_to_prior": mmd_to_prior(model, images, generator, device),
     }
+    if len(images) >= 2:  # the unbiased estimator needs two codes
+        results["mmd_to_prior"] = mmd_to_prior(model, images, generator, device)
     if config.kind == "vae" and config.model.loss in LIKELIHOOD_LOSSES:
         nats = results["test"]["recon"] + results["test"]["kl"]
         dims = math.prod(test.images.shape[1:])
         results["negative_elbo_nats"] = nats
         results["negative_elbo_bits_per_dim"] = nats / (dims * math.log(2))
-    if settings["fid"] and test.labels is not None:
+    results["images_used"] = len(images)
+    results["samples_drawn"] = len(samples)
+    if settings["fid"] and test.labels is None:
+        results["fid_skipped"] = (
+            f"{config.dataset} has no labels to train the FID feature classifier on; pass a "
+            "local Inception weights file (--inception) for FID"
+        )
+    if classifier_fid:
         classifier, accuracy = dataset_classifier(
             config.dataset, root=config.data_root, image_size=config.image_size
         )
