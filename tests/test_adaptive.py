@@ -165,3 +165,23 @@ def test_images_go_in_as_they_are_flattened_or_per_channel():
     torch.testing.assert_close(per_channel(images, targets), values.sum())
     with pytest.raises(ValueError, match="that many channels"):
         AdaptiveLoss(4)(images, targets)
+
+
+def test_the_bound_warning_fires_by_itself_in_a_training_loop(monkeypatch):
+    from robustvae.losses import adaptive as module
+
+    monkeypatch.setattr(module, "CHECK_EVERY", 5)
+    loss = AdaptiveLoss(4, alpha_lo=0.5, alpha_hi=1.5)
+    with torch.no_grad():
+        loss.latent_alpha.latent.fill_(40.0)  # α at its upper bound
+    x = torch.zeros(2, 4)
+    with pytest.warns(RuntimeWarning, match="sit at a bound"):
+        for _ in range(5):
+            loss(x, x)
+    loss.eval()  # evaluation never warns
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(10):
+            loss(x, x)

@@ -24,6 +24,11 @@ from robustvae.losses.partition import ALPHA_MAX, log_partition
 __all__ = ["AdaptiveLoss", "find_adaptive"]
 
 
+#: In training mode the loss checks its α every this many calls and warns (once per place in
+#: the code, Python's default) when most of it sits at a bound: in a user's own loop too.
+CHECK_EVERY = 1000
+
+
 def _adaptive_values(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, log_norm):
     return LF.general_finite_alpha(input - target, alpha, scale) + log_norm
 
@@ -76,6 +81,7 @@ class AdaptiveLoss(Loss):
         self.latent_scale = PositiveParameter(
             self.dims, scale_lo, scale_init, learn_scale, name="scale"
         )
+        self._calls = 0
 
     def alpha(self) -> Tensor:
         """Current α, shape ``num_dims``."""
@@ -91,6 +97,10 @@ class AdaptiveLoss(Loss):
         e.g. N×1×28×28 for D = 784) or N×D×H×W… (one α and c per channel). With
         ``reduction='none'`` the values come back in the input's shape."""
         LF.check_same_shape(input, target)
+        if self.training and self.latent_alpha.learnable:
+            self._calls += 1
+            if self._calls % CHECK_EVERY == 0:
+                self.warn_if_at_bounds()
         shape, layout = input.shape, "as is"
         n = len(self.dims)
         if tuple(shape[-n:]) != self.dims:
