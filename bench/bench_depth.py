@@ -18,59 +18,14 @@ photometric objective (warp + loss) per megapixel.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from task_loops import compare, sync
 
-from robustvae.data import Batches
 from robustvae.depth.model import DepthConfig, DepthTask
 from robustvae.depth.warp import warp_right_to_left
-from robustvae.kinds import KINDS
-from robustvae.training import RunConfig, train
-from robustvae.training.trainer import step_generator
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def plain_loop(config: RunConfig, epochs: int) -> float:
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    data, _ = KINDS["depth"].load_data(config)
-    task = DepthTask(config.model, data.item_shape).to(device)
-    optimizer = torch.optim.Adam(task.parameters(), lr=config.lr)
-    batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
-    rows, seconds = 0, 0.0
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        _sync(device)
-        start = time.perf_counter()
-        for b, batch in enumerate(batches):
-            batch = task.batch_transform(batch, step_generator(config.seed, epoch, b, 0))
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            loss = task.loss_terms(batch)["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            rows += len(batch["left"])
-        _sync(device)
-        seconds += time.perf_counter() - start
-    return rows / seconds
-
-
-def trainer(config: RunConfig, epochs: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as run_dir:
-        start = time.perf_counter()
-        train(config.replace(epochs=epochs), run_dir)
-        whole = time.perf_counter() - start
-        rows = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    n = len(KINDS["depth"].load_data(config)[0]) * epochs
-    return n / sum(r["seconds"] for r in rows), n / whole
+from robustvae.training import RunConfig
 
 
 def bench_training(args) -> None:
@@ -84,19 +39,7 @@ def bench_training(args) -> None:
         progress=False,
         tensorboard=False,
     )
-    loop, inner, whole = [], [], []
-    for _ in range(args.rounds):
-        loop.append(plain_loop(config, args.epochs))
-        a, b = trainer(config, args.epochs)
-        inner.append(a)
-        whole.append(b)
-    print(
-        f"depth training, width {args.width}: plain loop {max(loop):.1f} crops/s; trainer loop "
-        f"{max(inner):.1f} crops/s ({max(inner) / max(loop):.3f}×); whole train() "
-        f"{max(whole):.1f} crops/s ({max(whole) / max(loop):.2f}×, incl. test evaluation and "
-        "checkpoints)",
-        flush=True,
-    )
+    compare(f"depth training, width {args.width}", config, args.epochs, args.rounds)
 
 
 def bench_warp(args) -> None:
@@ -131,10 +74,10 @@ def bench_warp(args) -> None:
         step()  # warm-up (compiles a fused loss)
         best = float("inf")
         for _ in range(args.rounds * 3):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             step()
-            _sync(device)
+            sync(device)
             best = min(best, time.perf_counter() - start)
         timings[name] = best * 1e3 / megapixels
     base = timings["l1"]

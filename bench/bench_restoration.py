@@ -16,61 +16,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from task_loops import compare, sync
 
-from robustvae.data import Batches
-from robustvae.kinds import KINDS
-from robustvae.restoration.model import ADAM, Restorer
 from robustvae.tiling import run_tiled
-from robustvae.training import RunConfig, train
-from robustvae.training.trainer import step_generator
+from robustvae.training import RunConfig
 from robustvae.unet import UNet
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def plain_loop(config: RunConfig, epochs: int) -> float:
-    """Crops per second of a hand-written Noise2Noise loop over the trainer's batches."""
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    data, _ = KINDS["restore"].load_data(config)
-    task = Restorer(config.model, data.item_shape).to(device)
-    optimizer = torch.optim.Adam(task.parameters(), lr=config.lr, **ADAM)
-    batches = Batches(data, config.batch_size, shuffle=True, seed=config.seed)
-    rows, seconds = 0, 0.0
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        _sync(device)
-        start = time.perf_counter()
-        for b, batch in enumerate(batches):
-            batch = task.batch_transform(batch, step_generator(config.seed, epoch, b, 0))
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            loss = task.loss_terms(batch)["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            rows += len(batch["input"])
-        _sync(device)
-        seconds += time.perf_counter() - start
-    return rows / seconds
-
-
-def trainer(config: RunConfig, epochs: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as run_dir:
-        start = time.perf_counter()
-        train(config.replace(epochs=epochs), run_dir)
-        whole = time.perf_counter() - start
-        rows = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    n = len(KINDS["restore"].load_data(config)[0]) * epochs
-    return n / sum(r["seconds"] for r in rows), n / whole
 
 
 def bench_training(args) -> None:
@@ -84,28 +37,16 @@ def bench_training(args) -> None:
         progress=False,
         tensorboard=False,
     )
-    loop, inner, whole = [], [], []
-    for _ in range(args.rounds):
-        loop.append(plain_loop(config, args.epochs))
-        a, b = trainer(config, args.epochs)
-        inner.append(a)
-        whole.append(b)
-    print(
-        f"restore training, width {args.width}: plain loop {max(loop):.1f} crops/s; trainer "
-        f"loop {max(inner):.1f} crops/s ({max(inner) / max(loop):.3f}×); whole train() "
-        f"{max(whole):.1f} crops/s ({max(whole) / max(loop):.2f}×, incl. test evaluation and "
-        "checkpoints)",
-        flush=True,
-    )
+    compare(f"restore training, width {args.width}", config, args.epochs, args.rounds)
 
 
 def _megapixels_per_second(net, image, tile, rounds: int, device) -> float:
     best = 0.0
     for _ in range(rounds):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         run_tiled(net, image, tile)
-        _sync(device)
+        sync(device)
         best = max(best, image.shape[-1] * image.shape[-2] / 1e6 / (time.perf_counter() - start))
     return best
 
