@@ -444,3 +444,27 @@ def test_only_matches_key_value_parts_in_any_order():
     assert matches_only(cell, "loss=l[2o]*")
     assert not matches_only(cell, "arch=conv*")
     assert not matches_only(cell, "seed=0,kind=wae")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("base = 5", "'base' must be a table"),
+        ("grid = [1, 2]", "'grid' must be a table"),
+        ("evaluate = 5", "'evaluate' must be a table"),
+        ("overrides = 5", "'overrides' must be an array of tables"),
+        ("name = 5", "'name' must be a string"),
+        ("losses = [1, 2]", "every entry of 'losses' must be a table"),
+        ('[[losses]]\nloss = "logcosh"\nloss_params = 5', "loss_params"),
+        ("[grid]\nseed = []", "axis seed has no values"),
+        ('[evaluate]\nimages = "many"', "[evaluate]: evaluation images must be a positive integer"),
+        ("[grid]\nseed = [1180591620717411303424]", "seed must be an integer in [0, 2**63)"),
+    ],
+)
+def test_a_malformed_experiment_file_is_one_line_at_parse_time(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError) as caught:
+        load_experiment(path)
+    assert message in str(caught.value) and "bad.toml" in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1

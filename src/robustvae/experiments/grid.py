@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from robustvae.evaluation.settings import DEFAULTS as EVALUATE_KEYS
+from robustvae.evaluation.settings import evaluation_settings
 from robustvae.training import RunConfig
 
 TOP_KEYS = {"name", "description", "baseline", "base", "grid", "losses", "overrides", "evaluate"}
@@ -84,6 +85,12 @@ def _loss_variants(entry: dict, where: str) -> list[tuple[str, dict, Sweep | Non
     """One (label, settings, sweep) per value of the entry's list-valued setting, if any."""
     label = str(entry.get("label", entry.get("loss")))
     settings = {k: v for k, v in entry.items() if k != "label"}
+    for key in [k for k in settings if k.endswith("_params")]:
+        if not isinstance(settings[key], dict):
+            raise ValueError(
+                f"{where}: loss {label!r}: {key} must be a table, e.g. {{ a = 10.0 }}; got "
+                f"{settings[key]!r}"
+            )
     params = dict(settings.get("loss_params", {}))
     swept = [("loss_params", k) for k, v in params.items() if isinstance(v, list)]
     swept += [(None, k) for k, v in settings.items() if isinstance(v, list)]
@@ -143,6 +150,28 @@ def matches_only(cell_id: str, pattern: str) -> bool:
     return all(any(fnmatch.fnmatchcase(p, want) for p in parts) for want in pattern.split(","))
 
 
+#: The form of each top-level key of an experiment file.
+_SHAPES = {
+    "name": (str, "a string"),
+    "description": (str, "a string"),
+    "baseline": (str, "a loss label (a string)"),
+    "base": (dict, "a table of run settings ([base])"),
+    "grid": (dict, "a table of axes ([grid] with lists of values)"),
+    "evaluate": (dict, "a table of evaluation settings ([evaluate])"),
+    "losses": (list, "an array of tables ([[losses]])"),
+    "overrides": (list, "an array of tables ([[overrides]])"),
+}
+
+
+def _check_shapes(spec: dict, path: Path) -> None:
+    """One line naming the key whose value has the wrong form."""
+    for key, (kind, what) in _SHAPES.items():
+        if key in spec and not isinstance(spec[key], kind):
+            raise ValueError(f"{path}: {key!r} must be {what}, got {spec[key]!r}")
+        if kind is list and key in spec and not all(isinstance(e, dict) for e in spec[key]):
+            raise ValueError(f"{path}: every entry of {key!r} must be a table ([[{key}]])")
+
+
 def load_experiment(
     path: str | Path, settings: dict[str, Any] | None = None, only: str | None = None
 ) -> Experiment:
@@ -160,12 +189,20 @@ def load_experiment(
     unknown = sorted(set(spec) - TOP_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {sorted(TOP_KEYS)}")
+    _check_shapes(spec, path)
     base = dict(spec.get("base", {}))
     grid = {k: v if isinstance(v, list) else [v] for k, v in spec.get("grid", {}).items()}
+    empty = sorted(k for k, v in grid.items() if not v)
+    if empty:
+        raise ValueError(f"{path}: [grid] axis {', '.join(empty)} has no values")
     losses = spec.get("losses") or [{"loss": base.get("loss", "l2")}]
     evaluate = {**EVALUATE_KEYS, **spec.get("evaluate", {})}
     if set(evaluate) - set(EVALUATE_KEYS):
         raise ValueError(f"{path}: [evaluate] takes only {sorted(EVALUATE_KEYS)}")
+    try:  # checked now, not after the cells have trained
+        evaluation_settings(**{k: v for k, v in evaluate.items() if k != "inception"})
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: [evaluate]: {error}") from None
     if "loss" in grid:
         raise ValueError(f"{path}: 'loss' is not a [grid] axis; list the losses as [[losses]]")
     variants = []
