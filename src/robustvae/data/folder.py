@@ -23,7 +23,13 @@ from robustvae.data.images import (
     source_files,
 )
 
-__all__ = ["FOLDER_SPLITS", "folder_sources", "folder_split", "load_folder_images"]
+__all__ = [
+    "FOLDER_SPLITS",
+    "folder_sources",
+    "folder_sources_of_split",
+    "folder_split",
+    "load_folder_images",
+]
 
 FOLDER_SPLITS = ("train", "test", "all")
 
@@ -56,9 +62,8 @@ def folder_split(sources: Sequence[ImageSource], split: str) -> list[ImageSource
     return [s for s in sources if (hash_unit(s.name) < 0.1) == (split == "test")]
 
 
-def load_folder_images(split: str, root: Path, size: int | None, cache_dir) -> np.ndarray:
-    """The images of ``split`` as uint8 N×C×H×W, C decided on the whole folder (1 when every
-    image is greyscale, else 3); cached (see :mod:`robustvae.data.cache`)."""
+def folder_sources_of_split(root: str | Path, split: str):
+    """(every source in the folder, those of ``split``); ValueError when the split is empty."""
     sources = folder_sources(root)
     chosen = folder_split(sources, split)
     if not chosen:
@@ -66,6 +71,13 @@ def load_folder_images(split: str, root: Path, size: int | None, cache_dir) -> n
             f"{root}: split {split!r} is empty ({len(sources)} images; the test split takes "
             "about 10% of the images by a hash of their names); use split='all'"
         )
+    return sources, chosen
+
+
+def load_folder_images(split: str, root: Path, size: int | None, cache_dir) -> np.ndarray:
+    """The images of ``split`` as uint8 N×C×H×W, C decided on the whole folder (1 when every
+    image is greyscale, else 3); cached (see :mod:`robustvae.data.cache`)."""
+    sources, chosen = folder_sources_of_split(root, split)
     # The channel count is decided on the whole folder (so every split agrees): fingerprint it all.
     files = source_files(sources)
 

@@ -136,16 +136,10 @@ def load_folder(root: str | Path, split: str) -> list[NamedImage]:
     """The images of ``split`` in an image folder (or zip), 1 channel when all are grey."""
     import io
 
-    from robustvae.data.folder import folder_sources, folder_split
+    from robustvae.data.folder import folder_sources_of_split
     from robustvae.data.images import probe_channels
 
-    sources = folder_sources(root)
-    chosen = folder_split(sources, split)
-    if not chosen:
-        raise ValueError(
-            f"{root}: split {split!r} is empty ({len(sources)} images; the test split takes "
-            "the ~10% of images whose name hashes below 0.1)"
-        )
+    sources, chosen = folder_sources_of_split(root, split)
     channels = probe_channels(sources)
     out = []
     for source in chosen:
