@@ -123,11 +123,11 @@ def test_warns_when_alpha_sits_at_a_bound():
         (dict(num_dims=0), "num_dims"),
         (dict(num_dims=(3, -1)), "num_dims"),
         (dict(num_dims=3, alpha_lo=-0.1), "alpha_lo"),
-        (dict(num_dims=3, alpha_lo=1.0, alpha_hi=1.0), "alpha_lo"),
+        (dict(num_dims=3, alpha_lo=1.0, alpha_hi=1.0), "alpha_hi"),
         (dict(num_dims=3, alpha_hi=9.0), "alpha_hi"),
         (dict(num_dims=3, scale_lo=0.0), "scale_lo"),
-        (dict(num_dims=3, alpha_init=2.5), "initial alpha"),
-        (dict(num_dims=3, scale_init=0.0), "initial scale"),
+        (dict(num_dims=3, alpha_init=2.5), "alpha_init"),
+        (dict(num_dims=3, scale_init=0.0), "scale_init"),
         (dict(num_dims=3, reduction="avg"), "reduction"),
     ],
 )
@@ -185,3 +185,24 @@ def test_the_bound_warning_fires_by_itself_in_a_training_loop(monkeypatch):
         warnings.simplefilter("error")
         for _ in range(10):
             loss(x, x)
+
+
+def test_fused_gradients_equal_autograd_over_the_whole_range():
+    """The adaptive loss's written-out gradients (adaptive_kernel) against autograd through
+    functional.general_per_dim, in float64, from 0 to 1e30 and across α ∈ [0, 8]."""
+    from robustvae.losses import functional as LF
+    from robustvae.losses.adaptive_kernel import AdaptiveRhoSum
+
+    alpha = torch.tensor([0.0, 1e-6, 0.3, 1.0, 1.999, 2.0, 2.5, 5.0, 8.0], dtype=torch.float64)
+    scale = torch.tensor([1e-3, 0.1, 1.0, 3.0, 1e-25, 1e25, 0.5, 2.0, 1e-2], dtype=torch.float64)
+    mags = torch.tensor([0, 1e-30, 1e-10, 1e-3, 0.1, 1, 10, 1e3, 1e6, 1e10, 1e20, 1e30])
+    x = torch.cat([mags, -mags]).double()[:, None].expand(-1, 9).contiguous()
+    leaves = [t.clone().requires_grad_(True) for t in (x, alpha, scale)]
+    fused = AdaptiveRhoSum.apply(leaves[0], torch.zeros_like(x), leaves[1], leaves[2])
+    got = torch.autograd.grad(fused, leaves)
+    leaves = [t.clone().requires_grad_(True) for t in (x, alpha, scale)]
+    rho = LF.general_per_dim(leaves[0], *LF.barron_terms(leaves[1], leaves[2], leaves[0]))
+    want = torch.autograd.grad(rho.sum(), leaves)
+    torch.testing.assert_close(fused, rho.sum(), rtol=1e-14, atol=0)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-13, atol=1e-300)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 import warnings
 
+import torch
 from torch import Tensor
 
 from robustvae.losses import functional as LF
+from robustvae.losses.adaptive_kernel import AdaptiveRhoSum
 from robustvae.losses.fused import ReducedLoss
-from robustvae.losses.modules import Loss
+from robustvae.losses.modules import Loss, check_flag
 from robustvae.losses.parameters import BoundedParameter, PositiveParameter, as_shape
 from robustvae.losses.partition import ALPHA_MAX, log_partition
 
@@ -29,8 +31,8 @@ __all__ = ["AdaptiveLoss", "find_adaptive"]
 CHECK_EVERY = 1000
 
 
-def _adaptive_values(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, log_norm):
-    return LF.general_finite_alpha(input - target, alpha, scale) + log_norm
+def _adaptive_values(input: Tensor, target: Tensor, log_norm: Tensor, *terms: Tensor) -> Tensor:
+    return LF.general_per_dim(input - target, *terms) + log_norm
 
 
 _ADAPTIVE = ReducedLoss(_adaptive_values)
@@ -63,15 +65,15 @@ class AdaptiveLoss(Loss):
         reduction: str = "mean",
     ):
         super().__init__(reduction)
-        if not 0 <= alpha_lo < alpha_hi <= ALPHA_MAX:
-            raise ValueError(
-                f"need 0 <= alpha_lo < alpha_hi <= {ALPHA_MAX}, got alpha_lo={alpha_lo!r}, "
-                f"alpha_hi={alpha_hi!r}"
-            )
-        if not scale_lo > 0:
-            raise ValueError(f"scale_lo must be > 0, got {scale_lo!r}")
+        LF.check_number("alpha_lo", alpha_lo, 0.0, ALPHA_MAX)
+        LF.check_number("alpha_hi", alpha_hi, alpha_lo, ALPHA_MAX, lo_open=True)
         if alpha_init is None:
             alpha_init = (alpha_lo + alpha_hi) / 2
+        LF.check_number("alpha_init", alpha_init, alpha_lo, alpha_hi, lo_open=True, hi_open=True)
+        LF.check_positive("scale_lo", scale_lo)
+        LF.check_number("scale_init", scale_init, scale_lo, LF.SCALE_RANGE[1], lo_open=True)
+        check_flag("learn_alpha", learn_alpha)
+        check_flag("learn_scale", learn_scale)
         self.dims = as_shape(num_dims)
         if not self.dims:
             raise ValueError("num_dims must be given (an int or a shape)")
@@ -115,10 +117,17 @@ class AdaptiveLoss(Loss):
                     f"that many values per item, or that many channels (dim 1); got shape "
                     f"{tuple(shape)}"
                 )
+        input, target = LF.computable(input, target)
         alpha = self.alpha().to(input.dtype)
         scale = self.scale().to(input.dtype)
         log_norm = scale.log() + log_partition(alpha)
-        value = _ADAPTIVE(self.reduction, input, target, alpha, scale, log_norm)
+        if self.reduction != "none" and torch.is_grad_enabled():
+            # ρ and its gradients in one pass (adaptive_kernel); log c + log Z(α) per dimension
+            rho = AdaptiveRhoSum.apply(input, target, alpha, scale)
+            value = rho + log_norm.sum() * (input.numel() // log_norm.numel())
+            return value / input.numel() if self.reduction == "mean" else value
+        terms = LF.barron_terms(alpha, scale, input)
+        value = _ADAPTIVE(self.reduction, input, target, log_norm, *terms)
         if self.reduction != "none" or layout == "as is":
             return value
         return value.reshape(shape) if layout == "flat" else value.movedim(-1, 1)

@@ -9,7 +9,6 @@ elementwise and broadcast their parameters against ``x``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from numbers import Real
 
 import torch
@@ -34,18 +33,41 @@ REDUCTIONS = ("mean", "sum", "none")
 LOG2 = math.log(2.0)
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 LOG_PI = math.log(math.pi)
+SQRT_HALF = math.sqrt(0.5)
+
+#: The valid range of every scale c and of log-cosh's a: representable, with its inverse, in
+#: float32 (the narrowest dtype a loss computes in; float16 and bfloat16 inputs are upcast).
+SCALE_RANGE = (1e-30, 1e30)
+#: Student-t's degrees of freedom ν lie in (0, DF_MAX].
+DF_MAX = 1e30
+#: |α| below this is α = 0 and above it α = ±∞: each differs from its limit by less than
+#: float64 rounding (relative ~|α|·log(1 + z)² near 0, ~z²/|α| near ±∞).
+ALPHA_ZERO_BELOW = 1e-20
+ALPHA_INFINITE_FROM = 1e20
 
 # Past this, log cosh(y) = y - log 2 to within float64 rounding (the remainder is < e^-40).
 _LOG_COSH_LINEAR_FROM = 20.0
+# Below this, log cosh(y) = y²/2 - y⁴/12 + y⁶/45 to within float64 rounding.
+_LOG_COSH_SERIES_BELOW = 1e-3
 # Below this |u|, expm1(u)/u comes from its Taylor series (accurate to float64 rounding).
 _EXPREL_SERIES_BELOW = 1e-2
+# Past this v = α·log(1 + z/|α-2|)/2, ρ = exp(v + log(|α-2|/α)) - |α-2|/α: no overflow of e^v
+# when |α-2|/α < 1 makes ρ smaller than e^v.
+_POWER_LOG_FROM = 1.0
+# Below (x/c)²/2 = this², ρ = ½(x/c)² to float64 rounding for every α (the relative
+# difference is ~(x/c)²/4); used where (x/c)²/|α-2| would underflow first.
+QUADRATIC_BELOW = math.sqrt(0.5 * 2.0**-52)
+# Welsch's 1 - exp(-u²) is exactly 1 past u = 28 in float64 (e^-784 underflows).
+_WELSCH_SATURATES = 28.0
+# Student-t's normaliser from its asymptotic series from ν = 50 (error < 5e-16).
+_STUDENT_SERIES_FROM = 50.0
 
 
 # ----------------------------------------------------------------------------- validation
 
 
 def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction
 
@@ -68,24 +90,45 @@ def check_same_shape(input: Tensor, target: Tensor) -> None:
         )
 
 
-def check_positive(name: str, value: float | Tensor) -> None:
-    """Raise ValueError unless every entry of ``value`` is finite and > 0."""
+def check_number(
+    name: str, value, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> float:
+    """``value`` as a float, or ValueError naming ``name`` and the valid range.
+
+    A bool, a string, None, NaN or an integer too large for a float is never a number here."""
+    interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if not _is_number(value):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must lie in {interval}, got an integer of {len(str(abs(value)))} digits"
+        ) from None
+    below = number <= lo if lo_open else number < lo
+    above = number >= hi if hi_open else number > hi
+    if math.isnan(number) or below or above:
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return number
+
+
+def check_positive(name: str, value: float | Tensor, hi: float = SCALE_RANGE[1]) -> None:
+    """ValueError unless every entry of ``value`` lies in [1e-30, ``hi``] (a scale's range)."""
+    lo = SCALE_RANGE[0]
     if isinstance(value, Tensor):
-        ok = bool(torch.isfinite(value).all()) and bool((value > 0).all())
+        if not bool(((value >= lo) & (value <= hi)).all()):
+            raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], got {_describe(value)}")
     else:
-        ok = math.isfinite(value) and value > 0
-    if not ok:
-        raise ValueError(f"{name} must be finite and > 0, got {_describe(value)}")
+        check_number(name, value, lo, hi)
 
 
 def check_range(name: str, value: float | Tensor, lo: float, hi: float) -> None:
-    """Raise ValueError unless every entry of ``value`` lies in [lo, hi] (NaN never does)."""
+    """ValueError unless every entry of ``value`` lies in [lo, hi] (NaN never does)."""
     if isinstance(value, Tensor):
-        ok = bool(((value >= lo) & (value <= hi)).all())
+        if not bool(((value >= lo) & (value <= hi)).all()):
+            raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], got {_describe(value)}")
     else:
-        ok = lo <= value <= hi
-    if not ok:
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {_describe(value)}")
+        check_number(name, value, lo, hi)
 
 
 def _describe(value: float | Tensor) -> str:
@@ -96,13 +139,29 @@ def _describe(value: float | Tensor) -> str:
     return repr(value)
 
 
-def _log(like: Tensor, value: float | Tensor) -> Tensor:
-    """log(value) as a tensor with ``like``'s dtype and device (differentiable if a tensor)."""
-    return torch.log(torch.as_tensor(value, dtype=like.dtype, device=like.device))
-
-
 def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def computable(*tensors: Tensor) -> list[Tensor]:
+    """float16 and bfloat16 tensors as float32 (their range overflows inside the losses, e.g.
+    cosh); other tensors unchanged. Losses of half-precision inputs are float32, as under
+    ``torch.autocast``."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
+
+
+def inverse_scale(scale: float | Tensor, like: Tensor, extra: float | Tensor = 1.0):
+    """(k, log k) with k = 1/(c·√extra), in ``like``'s dtype.
+
+    A tensor c goes through log c, so that ∂/∂c = -(1/c)·∂/∂(log k) never forms 1/c² (which
+    underflows in float32 for c < 1e-19)."""
+    if isinstance(scale, Tensor) or isinstance(extra, Tensor):
+        c = torch.as_tensor(scale, dtype=like.dtype, device=like.device)
+        e = torch.as_tensor(extra, dtype=like.dtype, device=like.device)
+        log_k = -torch.log(c) - 0.5 * torch.log(e)
+        return torch.exp(log_k), log_k
+    log_k = -math.log(scale) - 0.5 * math.log(extra)
+    return math.exp(log_k), log_k
 
 
 # ----------------------------------------------------------------------------- L2, L1
@@ -111,47 +170,67 @@ def _is_number(value) -> bool:
 def squared_l2(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Squared error ``(input - target)²``."""
     check_same_shape(input, target)
+    input, target = computable(input, target)
     return F.mse_loss(input, target, reduction=check_reduction(reduction))
 
 
 def l1(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Absolute error ``|input - target|``."""
     check_same_shape(input, target)
+    input, target = computable(input, target)
     return F.l1_loss(input, target, reduction=check_reduction(reduction))
 
 
 # ----------------------------------------------------------------------------- log-cosh
 
 
-def log_cosh_of_abs(y: Tensor) -> Tensor:
-    """log cosh(y) for y ≥ 0, to within a few ulps of the float64 value, for any finite y.
-
-    Uses log cosh y = log1p(m² / (2(m + 1))) with m = expm1(y), which keeps full relative
-    precision near 0 (where it is y²/2), and y - log 2 past y = 20. The argument of expm1 is
-    clamped so that neither branch overflows.
-    """
-    m = torch.expm1(y.clamp(max=_LOG_COSH_LINEAR_FROM))
-    near = torch.log1p(m * m / (2.0 * (m + 1.0)))
-    return torch.where(y < _LOG_COSH_LINEAR_FROM, near, y - LOG2)
-
-
 def log_cosh_values(input: Tensor, target: Tensor, a: float | Tensor) -> Tensor:
-    """Elementwise f(t; a) = log(cosh(a t)) / a with t = input - target (no checks)."""
-    return log_cosh_of_abs((a * (input - target)).abs()) / a
+    """Elementwise f(t; a) = log(cosh(a t)) / a with t = input - target (no checks).
+
+    With y = a|t|: y·|t|·(1/2 - y²/12 + y⁴/45) below y = 1e-3 (no underflow of y²);
+    log1p(m² / (2(m + 1)))/a with m = expm1(y) up to y = 20; |t| - log(2)/a beyond (also where
+    a·t overflows). Every branch torch.where discards sees clamped, finite inputs.
+    """
+    t = (input - target).abs()
+    y = a * t
+    y_series = y.clamp(max=_LOG_COSH_SERIES_BELOW)
+    series = y_series * t * (0.5 - y_series * y_series * (1 / 12 - y_series * y_series / 45))
+    m = torch.expm1(y.clamp(_LOG_COSH_SERIES_BELOW, _LOG_COSH_LINEAR_FROM))
+    middle = torch.log1p(m * m / (2.0 * (m + 1.0))) / a
+    linear = t - LOG2 / a
+    return torch.where(
+        y < _LOG_COSH_SERIES_BELOW, series, torch.where(y < _LOG_COSH_LINEAR_FROM, middle, linear)
+    )
 
 
 def log_cosh(input: Tensor, target: Tensor, a: float = 1.0, reduction: str = "mean") -> Tensor:
     """Log-cosh loss f(t; a) = (1/a)·log cosh(a·t), t = input - target (Chen et al., Eq. 5).
 
     Behaves as ½·a·t² near 0 and as |t| - log(2)/a for large |t|; its gradient is tanh(a·t).
-    ``a`` > 0 sets the curvature at 0.
+    ``a`` in [1e-30, 1e30] sets the curvature at 0.
     """
     check_same_shape(input, target)
     check_positive("a", a)
+    input, target = computable(input, target)
     return reduce(log_cosh_values(input, target, a), check_reduction(reduction))
 
 
 # ----------------------------------------------------------------------------- Barron's ρ
+
+
+def log1p_square(x: Tensor, k: float | Tensor, log_k: float | Tensor) -> Tensor:
+    """log(1 + (k·x)²) for any finite x and k > 0 (with log_k = log k), without overflow.
+
+    (k x)² overflows past ~1.8e19 in float32 (and k·x itself may), but its log does not: past
+    u = k|x| = 1/√eps the value is 2·(log|x| + log k), exact to rounding.
+    """
+    finfo = torch.finfo(x.dtype)
+    far_from = 1.0 / math.sqrt(finfo.eps)
+    ax = x.abs()
+    u = ax * k
+    near = torch.log1p(u.clamp(max=far_from) ** 2)
+    far = 2.0 * (torch.log(ax.clamp(min=finfo.tiny)) + log_k)
+    return torch.where(u < far_from, near, far)
 
 
 def _exprel(u: Tensor) -> Tensor:
@@ -166,81 +245,160 @@ def _exprel(u: Tensor) -> Tensor:
     return torch.where(small, series, torch.expm1(safe) / safe)
 
 
-def _rho_quadratic(x: Tensor, scale) -> Tensor:
-    return 0.5 * (x / scale) ** 2
+def _rho_quadratic(x: Tensor, k: float) -> Tensor:
+    """½(x/c)² as (x·k)², k = √½/c: it overflows exactly where the true value does."""
+    return (x * k) ** 2
 
 
-def _rho_cauchy(x: Tensor, scale) -> Tensor:
-    return torch.log1p(0.5 * (x / scale) ** 2)
+def _rho_cauchy(x: Tensor, k: float, log_k: float) -> Tensor:
+    """log(1 + ½(x/c)²), k = 1/(c√2)."""
+    return log1p_square(x, k, log_k)
 
 
-def _rho_welsch(x: Tensor, scale) -> Tensor:
-    return -torch.expm1(-0.5 * (x / scale) ** 2)
+def _rho_welsch(x: Tensor, k: float) -> Tensor:
+    """1 - exp(-½(x/c)²), k = √½/c."""
+    return -torch.expm1(-((x.abs() * k).clamp(max=_WELSCH_SATURATES) ** 2))
 
 
-def _rho_exponential(x: Tensor, scale) -> Tensor:
-    return torch.expm1(0.5 * (x / scale) ** 2)
+def _rho_exponential(x: Tensor, k: float) -> Tensor:
+    """exp(½(x/c)²) - 1, k = √½/c."""
+    return torch.expm1((x * k) ** 2)
 
 
-def _rho_power(x: Tensor, scale, ratio, half_alpha, inv_beta) -> Tensor:
-    return ratio * torch.expm1(half_alpha * torch.log1p((x / scale) ** 2 * inv_beta))
+def _rho_power(x: Tensor, k: float, log_k: float, ratio: float, half_alpha: float) -> Tensor:
+    """|α-2|/α · expm1(α/2 · log(1 + (x/c)²/|α-2|)), k = 1/(c√|α-2|), for α ≤ 1: there
+    |α-2|/α ≥ 1 or α < 0, so ρ overflows only where e^v does."""
+    return ratio * torch.expm1(half_alpha * log1p_square(x, k, log_k))
 
 
-def fixed_alpha_kernel(alpha: float) -> tuple[Callable[..., Tensor], tuple[float, ...]]:
-    """The formula for ρ at a fixed α and its α-derived constants: ``fn(x, scale, *consts)``.
+def _rho_power_wide(
+    x: Tensor,
+    k: float,
+    log_k: float,
+    ratio: float,
+    half_alpha: float,
+    log_ratio: float,
+    k_quadratic: float,
+    quadratic_below: float,
+) -> Tensor:
+    """As ``_rho_power`` for any other α: in log space past v = 1 (|α-2|/α < 1 for α > 1, so
+    ρ stays finite beyond where e^v overflows), and ½(x/c)² where (x/c)² < eps (for large
+    |α-2| the term (x/c)²/|α-2| underflows long before ρ does)."""
+    v = half_alpha * log1p_square(x, k, log_k)
+    power = ratio * torch.expm1(v.clamp(max=_POWER_LOG_FROM))
+    logged = torch.exp(v.clamp(min=_POWER_LOG_FROM) + log_ratio) - ratio
+    rho = torch.where(v > _POWER_LOG_FROM, logged, power)
+    q = x.abs() * k_quadratic
+    return torch.where(q < quadratic_below, q.clamp(max=quadratic_below) ** 2, rho)
 
-    Each special case gets its own formula; every other α shares one, with the constants
-    |α-2|/α, α/2 and 1/|α-2| (so compiled kernels need not specialise on α).
+
+def fixed_alpha_kernel(alpha: float, scale: float):
+    """The formula for ρ at a fixed α and c and its constants: ``fn(x, *consts)``.
+
+    Each special case gets its own formula. Every other α shares one of two, with constants
+    derived from α and c in float64 (so compiled kernels need not specialise on them).
     """
     if alpha == 2:
-        return _rho_quadratic, ()
-    if abs(alpha) < 1e-20:  # ρ differs from its α = 0 limit by ~α·ρ: below any rounding
-        return _rho_cauchy, ()
-    if alpha == -math.inf:
-        return _rho_welsch, ()
-    if alpha == math.inf:
-        return _rho_exponential, ()
+        return _rho_quadratic, (SQRT_HALF / scale,)
+    if abs(alpha) < ALPHA_ZERO_BELOW:
+        return _rho_cauchy, inverse_scale(scale, None, 2.0)
+    if alpha <= -ALPHA_INFINITE_FROM:
+        return _rho_welsch, (SQRT_HALF / scale,)
+    if alpha >= ALPHA_INFINITE_FROM:
+        return _rho_exponential, (SQRT_HALF / scale,)
     beta = abs(alpha - 2.0)
-    return _rho_power, (beta / alpha, 0.5 * alpha, 1.0 / beta)
+    k, log_k = inverse_scale(scale, None, beta)
+    ratio = beta / alpha
+    if -1e6 <= alpha <= 1:
+        return _rho_power, (k, log_k, ratio, 0.5 * alpha)
+    consts = (k, log_k, ratio, 0.5 * alpha, math.log(abs(ratio)), SQRT_HALF / scale)
+    return _rho_power_wide, (*consts, QUADRATIC_BELOW)
 
 
-def general_fixed_alpha(x: Tensor, alpha: float, scale: float | Tensor) -> Tensor:
-    """ρ(x, α, c) for a Python-number α (no checks)."""
-    fn, consts = fixed_alpha_kernel(alpha)
-    return fn(x, scale, *consts)
+def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
+    """ρ(x, α, c) for a Python-number α and c (no checks)."""
+    fn, consts = fixed_alpha_kernel(alpha, scale)
+    return fn(x, *consts)
+
+
+def general_per_dim(
+    x: Tensor,
+    half_beta: Tensor,
+    half_alpha: Tensor,
+    k: Tensor,
+    log_k: Tensor,
+    log_ratio: Tensor,
+    ratio: Tensor | None = None,
+) -> Tensor:
+    """ρ(x, α, c) from per-dimension terms of finite α (see ``barron_terms``); the adaptive
+    losses' elementwise kernel.
+
+    With L = log(1 + (x/c)²/|α-2|) and v = α·L/2, ρ is (|α-2|/2)·L·exprel(v) for |v| ≤ 1: ρ
+    without the division by α, exact at α = 0, with no cancellation in its α-gradient near 0.
+    Past v = 1 it is exp(v + log(|α-2|/α)) - |α-2|/α, finite where e^v alone would overflow.
+    Given ``ratio`` = |α-2|/α (needed only for α < 0), below v = -1 it is ratio·expm1(v),
+    whose gradients do not cancel as exprel's do there.
+    """
+    log_base = log1p_square(x, k, log_k)
+    v = half_alpha * log_base
+    near = half_beta * log_base * _exprel(v.clamp(-_POWER_LOG_FROM, _POWER_LOG_FROM))
+    # Where e^(v + log ratio) overflows, ρ is +inf; the clamp keeps its gradient (a sum of
+    # two infinite terms of opposite sign) from being NaN.
+    log_far = v.clamp(min=_POWER_LOG_FROM) + log_ratio
+    log_max = math.log(torch.finfo(x.dtype).max)
+    far = torch.exp(log_far.clamp(max=log_max)) - torch.exp(log_ratio)
+    far = torch.where(log_far < log_max, far, math.inf)
+    rho = torch.where(v > _POWER_LOG_FROM, far, near)
+    if ratio is None:
+        return rho
+    bounded = ratio * torch.expm1(v.clamp(max=-_POWER_LOG_FROM))
+    return torch.where(v < -_POWER_LOG_FROM, bounded, rho)
+
+
+def barron_terms(alpha: Tensor, scale: Tensor, like: Tensor, negative: bool = False):
+    """The per-dimension terms ``general_per_dim`` takes, for finite α and c > 0 (with
+    ``negative``, also |α-2|/α for α < 0).
+
+    |α - 2| is kept ≥ eps, which moves ρ at exactly α = 2 by a relative ~eps·log(z/eps)/2.
+    log(|α-2|/α) is only used where α > 0 makes v > 1, and |α-2|/α only where α < 0 makes
+    v < -1; |α| is kept ≥ 1e-30 in each.
+    """
+    finfo = torch.finfo(like.dtype)
+    beta = (alpha - 2).abs().clamp(min=finfo.eps)
+    k, log_k = inverse_scale(scale, like, beta)
+    log_ratio = torch.log(beta) - torch.log(alpha.clamp(min=1e-30))
+    terms = (0.5 * beta, 0.5 * alpha, k, log_k, log_ratio)
+    if negative:
+        terms += (beta / alpha.clamp(max=-1e-30),)
+    return terms
 
 
 def general_finite_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
-    """ρ(x, α, c) for a tensor of finite α (no checks); the adaptive losses' kernel.
-
-    Written as (|α-2|/2)·L·exprel(α·L/2) with L = log1p(z/|α-2|): ρ with the division by α
-    removed, so it is exact at α = 0 and its α-gradient has no cancellation near 0.
-    |α - 2| is kept ≥ eps, which moves ρ at exactly α = 2 by a relative ~eps·log(z/eps)/2.
-    ρ saturates for |x/c| beyond ~6e15 in float32 (where (x/c)² would overflow).
-    """
-    finfo = torch.finfo(x.dtype)
-    # |x/c| is capped where (x/c)²/|α-2| would overflow: beyond 6e15 (float32), 7e145 (float64)
-    bound = 0.5 * math.sqrt(finfo.max * finfo.eps)
-    z = (x / scale).clamp(-bound, bound) ** 2
-    beta = (alpha - 2).abs().clamp(min=finfo.eps)
-    log_base = torch.log1p(z / beta)
-    return (0.5 * beta) * log_base * _exprel((0.5 * alpha) * log_base)
+    """ρ(x, α, c) for a tensor of finite α with |α| < 1e20 (no checks)."""
+    scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+    return general_per_dim(x, *barron_terms(alpha, scale, x, negative=True))
 
 
 def general_tensor_alpha(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
     """ρ(x, α, c) for a tensor α that may hold any value in [-∞, ∞] (no checks).
 
-    As ``general_finite_alpha``, plus: at exactly α = 2 the value is z/2 (the α-gradient that
-    of the nearest representable α); infinite α take their limits. Every branch that
-    torch.where discards is computed on safe inputs, so no NaN reaches a gradient.
+    As ``general_finite_alpha``, plus: at exactly α = 2 the value is ½(x/c)² (the α-gradient
+    that of the nearest representable α); |α| ≥ 1e20 takes the limits at ±∞; where
+    (x/c)² < eps, ρ is ½(x/c)² (its relative error there, ~(x/c)²/4, is below rounding).
+    Every branch that torch.where discards is computed on safe inputs, so no NaN reaches a
+    gradient.
     """
-    z = (x / scale) ** 2
-    finite = torch.isfinite(alpha)
-    rho = general_finite_alpha(x, torch.where(finite, alpha, torch.ones_like(alpha)), scale)
-    rho = torch.where(alpha == 2, rho + (0.5 * z - rho).detach(), rho)
-    zero = torch.zeros_like(z)
-    at_plus_inf = torch.expm1(0.5 * torch.where(alpha == math.inf, z, zero))
-    at_minus_inf = -torch.expm1(-0.5 * torch.where(alpha == -math.inf, z, zero))
+    finite = alpha.abs() < ALPHA_INFINITE_FROM
+    one = torch.ones_like(alpha)
+    rho = general_finite_alpha(x, torch.where(finite, alpha, one), scale)
+    k, _ = inverse_scale(torch.as_tensor(scale, dtype=x.dtype, device=x.device), x, 2.0)
+    q = x.abs() * k  # ½(x/c)² = q²
+    exact = (alpha == 2) | (q < QUADRATIC_BELOW)
+    rho = torch.where(exact, rho + (q**2 - rho).detach(), rho)
+    large = torch.where(alpha >= ALPHA_INFINITE_FROM, q, torch.zeros_like(q))
+    at_plus_inf = torch.expm1(large**2)
+    small = torch.where(alpha <= -ALPHA_INFINITE_FROM, q, torch.zeros_like(q))
+    at_minus_inf = -torch.expm1(-(small.clamp(max=_WELSCH_SATURATES) ** 2))
     return torch.where(finite, rho, torch.where(alpha > 0, at_plus_inf, at_minus_inf))
 
 
@@ -252,80 +410,124 @@ def general(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Te
     α = 1 is the pseudo-Huber/Charbonnier loss √((x/c)² + 1) - 1, α = -2 Geman-McClure.
 
     Args:
-        x: residuals, any shape.
-        alpha: shape α ∈ [-∞, ∞], a number or a tensor broadcastable against ``x``.
-        scale: scale c > 0 (the width of the quadratic bowl), a number or broadcastable tensor.
+        x: residuals, any shape (float16 and bfloat16 are computed in float32).
+        alpha: shape α ∈ [-∞, ∞], a number or a tensor broadcastable against ``x``; |α| below
+            1e-20 is 0 and beyond 1e20 is ±∞ (each equal to float64 rounding).
+        scale: scale c ∈ [1e-30, 1e30] (the width of the quadratic bowl), a number or
+            broadcastable tensor.
     Returns:
         ρ with the broadcast shape of ``x``, ``alpha`` and ``scale``.
     """
     check_positive("scale", scale)
+    (x,) = computable(x)
     if isinstance(alpha, Tensor):
         if torch.isnan(alpha).any():
             raise ValueError("alpha must lie in [-inf, inf], got NaN")
-        return general_tensor_alpha(x, alpha.to(x.dtype), scale)
-    if not _is_number(alpha) or math.isnan(alpha):
-        raise ValueError(f"alpha must be a number or tensor in [-inf, inf], got {alpha!r}")
-    return general_fixed_alpha(x, float(alpha), scale)
+        return general_tensor_alpha(x, alpha.to(x.dtype), _as_scale(scale, x))
+    alpha = check_number("alpha", alpha, -math.inf, math.inf)
+    if isinstance(scale, Tensor):
+        return general_tensor_alpha(x, torch.tensor(alpha, dtype=x.dtype, device=x.device), scale)
+    return general_fixed_alpha(x, alpha, float(scale))
+
+
+def _as_scale(scale: float | Tensor, like: Tensor) -> float | Tensor:
+    return scale.to(like.dtype) if isinstance(scale, Tensor) else float(scale)
 
 
 # ----------------------------------------------------------------------------- NLLs
 
 
+def _log(like: Tensor, value: float | Tensor) -> Tensor | float:
+    """log(value): differentiable if a tensor (in ``like``'s dtype), else a float."""
+    if isinstance(value, Tensor):
+        return torch.log(value.to(like.dtype))
+    return math.log(value)
+
+
 def general_nll(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
-    """-log p(x | 0, α, c) = ρ(x, α, c) + log c + log Z(α), for α ≥ 0 (Barron, Eq. 16).
+    """-log p(x | 0, α, c) = ρ(x, α, c) + log c + log Z(α), for α ∈ [0, 8] (Barron, Eq. 16).
 
     Can be negative: it is the negative log of a density, not a distance.
     """
+    if not isinstance(alpha, Tensor):
+        alpha = check_number("alpha", alpha, 0.0, ALPHA_MAX)
+    check_range("alpha", alpha, 0.0, ALPHA_MAX)
+    (x,) = computable(x)
     alpha_t = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
-    check_range("alpha", alpha_t, 0.0, ALPHA_MAX)
     return general(x, alpha, scale) + _log(x, scale) + log_partition(alpha_t)
 
 
 def normal_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
-    return 0.5 * (x / scale) ** 2 + _log(x, scale) + HALF_LOG_2PI
+    k, log_k = inverse_scale(scale, x, 2.0)
+    return (x * k) ** 2 - log_k + (HALF_LOG_2PI - 0.5 * LOG2)
 
 
 def laplace_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
-    return x.abs() / scale + _log(x, scale) + LOG2
+    k, log_k = inverse_scale(scale, x)
+    return x.abs() * k - log_k + LOG2
 
 
 def cauchy_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
-    return torch.log1p((x / scale) ** 2) + _log(x, scale) + LOG_PI
+    k, log_k = inverse_scale(scale, x)
+    return log1p_square(x, k, log_k) - log_k + LOG_PI
+
+
+def student_t_log_normaliser(df: Tensor) -> Tensor:
+    """½ log(νπ) + lgamma(ν/2) - lgamma((ν+1)/2), in float64 for any ν > 0.
+
+    The lgamma difference cancels for large ν (in float64 too: it is 0 instead of 0.918939
+    at ν = 1e15); from ν = 50 it is ½ log 2π minus the asymptotic series of
+    log Γ(z+½) - log Γ(z) - ½ log z in 1/z, z = ν/2 (error < 5e-16).
+    """
+    nu = df.double()
+    exact = 0.5 * torch.log(nu * math.pi) + torch.lgamma(0.5 * nu) - torch.lgamma(0.5 * (nu + 1))
+    w = 1.0 / (0.5 * nu.clamp(min=_STUDENT_SERIES_FROM))
+    w2 = w * w
+    series = -w / 8 * (1 - w2 / 24 * (1 - w2 * 0.3 * (1 - w2 * 17 / 22.4)))
+    return torch.where(nu < _STUDENT_SERIES_FROM, exact, HALF_LOG_2PI - series)
 
 
 def student_t_nll_values(x: Tensor, df: float | Tensor, scale: float | Tensor) -> Tensor:
-    # The normaliser in float64: in float32, lgamma(ν/2) - lgamma((ν+1)/2) cancels for large ν.
-    nu = torch.as_tensor(df, device=x.device).double()
-    log_norm = 0.5 * torch.log(nu * math.pi) + torch.lgamma(0.5 * nu) - torch.lgamma(0.5 * (nu + 1))
+    nu = torch.as_tensor(df, device=x.device)
+    log_norm = student_t_log_normaliser(nu).to(x.dtype)
     nu = nu.to(x.dtype)
-    return (
-        0.5 * (nu + 1) * torch.log1p((x / scale) ** 2 / nu) + _log(x, scale) + log_norm.to(x.dtype)
-    )
+    k, log_k = inverse_scale(scale, x, nu)
+    log_c = _log(x, scale)
+    return 0.5 * (nu + 1) * log1p_square(x, k, log_k) + log_c + log_norm
 
 
 def normal_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log N(x | 0, c²) = ½(x/c)² + log c + ½ log 2π."""
     check_positive("scale", scale)
-    return normal_nll_values(x, scale)
+    (x,) = computable(x)
+    return normal_nll_values(x, _as_scale(scale, x))
 
 
 def laplace_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log Laplace(x | 0, c) = |x|/c + log 2c."""
     check_positive("scale", scale)
-    return laplace_nll_values(x, scale)
+    (x,) = computable(x)
+    return laplace_nll_values(x, _as_scale(scale, x))
 
 
 def cauchy_nll(x: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """-log Cauchy(x | 0, c) = log(π c) + log(1 + (x/c)²)."""
     check_positive("scale", scale)
-    return cauchy_nll_values(x, scale)
+    (x,) = computable(x)
+    return cauchy_nll_values(x, _as_scale(scale, x))
 
 
 def student_t_nll(x: Tensor, df: float | Tensor, scale: float | Tensor = 1.0) -> Tensor:
-    """-log t_ν(x | 0, c): Student's t with ν = ``df`` > 0 degrees of freedom and scale c.
+    """-log t_ν(x | 0, c): Student's t with ν = ``df`` ∈ (0, 1e30] degrees of freedom and
+    scale c.
 
     = ((ν+1)/2)·log(1 + (x/c)²/ν) + log c + ½ log(νπ) + lgamma(ν/2) - lgamma((ν+1)/2).
     """
-    check_positive("df", df)
+    if isinstance(df, Tensor):
+        if not bool(((df > 0) & (df <= DF_MAX)).all()):
+            raise ValueError(f"df must lie in (0, {DF_MAX:g}], got {_describe(df)}")
+    else:
+        check_number("df", df, 0.0, DF_MAX, lo_open=True)
     check_positive("scale", scale)
-    return student_t_nll_values(x, df, scale)
+    (x,) = computable(x)
+    return student_t_nll_values(x, df, _as_scale(scale, x))

@@ -34,28 +34,22 @@ def compile_enabled() -> bool:
     return _state["enabled"]
 
 
-class ReducedLoss:
-    """``values(*args)`` summed or averaged, compiled once per process and reduction."""
+class Fused:
+    """``fn(*args)``, compiled once per process for inputs of ``MIN_NUMEL`` elements or more
+    (the first argument's), eager otherwise or when compilation is off or fails."""
 
-    def __init__(self, values: Callable[..., Tensor]):
-        self.values = values
-        self._compiled: dict[str, Callable[..., Tensor]] = {}
+    def __init__(self, fn: Callable[..., object], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "loss")
+        self._compiled: Callable[..., object] | None = None
 
-    def eager(self, reduction: str, *args: Tensor) -> Tensor:
-        return reduce(self.values(*args), reduction)
-
-    def __call__(self, reduction: str, *args: Tensor) -> Tensor:
-        if (
-            reduction == "none"
-            or not _state["enabled"]
-            or args[0].numel() < MIN_NUMEL
-            or torch.compiler.is_compiling()
-        ):
-            return self.eager(reduction, *args)
+    def __call__(self, *args: Tensor):
+        if not _state["enabled"] or args[0].numel() < MIN_NUMEL or torch.compiler.is_compiling():
+            return self.fn(*args)
         try:
-            return self._compiled_for(reduction)(*args)
+            return self._compiled_fn()(*args)
         except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
-            result = self.eager(reduction, *args)  # a genuine input error raises here instead
+            result = self.fn(*args)  # a genuine input error raises here instead
             _state["enabled"] = False
             warnings.warn(
                 f"torch.compile failed ({type(error).__name__}: {error}); robustvae losses "
@@ -65,19 +59,41 @@ class ReducedLoss:
             )
             return result
 
-    def _compiled_for(self, reduction: str) -> Callable[..., Tensor]:
-        if reduction not in self._compiled:
+    def _compiled_fn(self) -> Callable[..., object]:
+        if self._compiled is None:
+            # Dynamo keys its cache and recompile limit (8) on the code object: every kernel
+            # gets its own, or a few losses would evict each other into eager mode.
+            fn = self.fn
+            name = self.name.replace("<", "").replace(">", "")
+
+            def kernel(*args):
+                return fn(*args)
+
+            code = kernel.__code__.replace(co_name=name)
+            fresh = types.FunctionType(code, kernel.__globals__, name, None, kernel.__closure__)
+            self._compiled = torch.compile(fresh)
+        return self._compiled
+
+
+class ReducedLoss:
+    """``values(*args)`` summed or averaged, as one ``Fused`` kernel per reduction."""
+
+    def __init__(self, values: Callable[..., Tensor]):
+        self.values = values
+        self._fused: dict[str, Fused] = {}
+
+    def eager(self, reduction: str, *args: Tensor) -> Tensor:
+        return reduce(self.values(*args), reduction)
+
+    def __call__(self, reduction: str, *args: Tensor) -> Tensor:
+        if reduction == "none":
+            return self.values(*args)
+        if reduction not in self._fused:
             values = self.values
 
             def reduced(*args: Tensor) -> Tensor:
                 return reduce(values(*args), reduction)
 
-            # Dynamo keys its cache and recompile limit (8) on the code object: every kernel
-            # gets its own, or a few losses would evict each other into eager mode.
-            name = f"{getattr(values, '__name__', 'loss')}_{reduction}".replace("<", "").replace(
-                ">", ""
-            )
-            code = reduced.__code__.replace(co_name=name)
-            fresh = types.FunctionType(code, reduced.__globals__, name, None, reduced.__closure__)
-            self._compiled[reduction] = torch.compile(fresh)
-        return self._compiled[reduction]
+            name = f"{getattr(values, '__name__', 'loss')}_{reduction}"
+            self._fused[reduction] = Fused(reduced, name)
+        return self._fused[reduction](*args)

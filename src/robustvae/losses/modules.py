@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from numbers import Real
 
 import torch
 from torch import Tensor, nn
@@ -62,8 +61,8 @@ class LogCoshLoss(Loss):
     """Log-cosh loss (1/a)·log cosh(a·(input - target)).
 
     Args:
-        a: curvature at 0 (> 0): the loss is ½·a·t² for small t and |t| - log(2)/a for large.
-            The papers use a = 100 on images in [0, 1].
+        a: curvature at 0, in [1e-30, 1e30]: the loss is ½·a·t² for small t and
+            |t| - log(2)/a for large. The papers use a = 100 on images in [0, 1].
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
     """
 
@@ -74,6 +73,7 @@ class LogCoshLoss(Loss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
+        input, target = LF.computable(input, target)
         return _LOG_COSH(self.reduction, input, target, self.a.to(input.dtype))
 
     def extra_repr(self) -> str:
@@ -82,8 +82,8 @@ class LogCoshLoss(Loss):
 
 @cache
 def _fixed_alpha_loss(rho) -> ReducedLoss:
-    def values(input, target, scale, *consts):
-        return rho(input - target, scale, *consts)
+    def values(input, target, *consts):
+        return rho(input - target, *consts)
 
     values.__name__ = f"general{rho.__name__}"
     return ReducedLoss(values)
@@ -95,29 +95,32 @@ class GeneralLoss(Loss):
     Args:
         alpha: shape α ∈ [-∞, ∞]: 2 is L2, 1 pseudo-Huber, 0 Cauchy/Lorentzian,
             -2 Geman-McClure, -∞ Welsch. For learned α and c use ``AdaptiveLoss``.
-        scale: c > 0, the size of the quadratic bowl around 0.
+        scale: c ∈ [1e-30, 1e30], the size of the quadratic bowl around 0.
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
     """
 
     def __init__(self, alpha: float = 1.0, scale: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if not isinstance(alpha, Real) or isinstance(alpha, bool) or math.isnan(alpha):
-            raise ValueError(f"alpha must be a number in [-inf, inf], got {alpha!r}")
+        self.alpha = LF.check_number("alpha", alpha, -math.inf, math.inf)
         LF.check_positive("scale", scale)
-        self.alpha = float(alpha)
-        rho, consts = LF.fixed_alpha_kernel(self.alpha)
+        self.scale = float(scale)
+        rho, consts = LF.fixed_alpha_kernel(self.alpha, self.scale)
         self._kernel = _fixed_alpha_loss(rho)
-        self.register_buffer(
-            "consts", torch.tensor([float(scale), *consts], dtype=torch.float64), persistent=False
-        )
+        self.register_buffer("consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
-        scale, *consts = self.consts.to(input.dtype).unbind()
-        return self._kernel(self.reduction, input, target, scale, *consts)
+        input, target = LF.computable(input, target)
+        return self._kernel(self.reduction, input, target, *self.consts.to(input.dtype).unbind())
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha:g}, scale={self.consts[0].item():g}, " + super().extra_repr()
+        return f"alpha={self.alpha:g}, scale={self.scale:g}, " + super().extra_repr()
+
+
+def check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 class _ScaledNLL(Loss):
@@ -132,14 +135,15 @@ class _ScaledNLL(Loss):
         reduction: str = "mean",
     ):
         super().__init__(reduction)
-        LF.check_positive("scale", scale)
-        if scale <= scale_lo:
-            raise ValueError(f"scale must exceed scale_lo={scale_lo}, got {scale!r}")
+        LF.check_positive("scale_lo", scale_lo)
+        LF.check_number("scale", scale, scale_lo, LF.SCALE_RANGE[1], lo_open=True)
+        check_flag("learn_scale", learn_scale)
         self.dims = as_shape(num_dims)
         self.scale = PositiveParameter(self.dims, scale_lo, scale, learn_scale, name="scale")
 
     def _residual(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
+        input, target = LF.computable(input, target)
         n = len(self.dims)
         if n and tuple(input.shape[-n:]) != self.dims:
             raise ValueError(
@@ -179,9 +183,9 @@ class StudentTNLL(_ScaledNLL):
 
     def __init__(self, df: float = 1.0, learn_df: bool = False, df_lo: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
-        LF.check_positive("df", df)
-        if df <= df_lo:
-            raise ValueError(f"df must exceed df_lo={df_lo}, got {df!r}")
+        LF.check_positive("df_lo", df_lo)
+        LF.check_number("df", df, df_lo, LF.DF_MAX, lo_open=True)
+        check_flag("learn_df", learn_df)
         self.df = PositiveParameter(self.dims, df_lo, df, learn_df, name="df")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -21,8 +21,11 @@ from torch import Tensor, nn
 def as_shape(dims: int | Sequence[int] | None) -> tuple[int, ...]:
     if dims is None:
         return ()
-    shape = (dims,) if isinstance(dims, int) else tuple(dims)
-    if not all(isinstance(d, int) and d > 0 for d in shape):
+    try:
+        shape = (dims,) if isinstance(dims, int) else tuple(dims)
+    except TypeError:
+        shape = (dims,)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
         raise ValueError(f"num_dims must be a positive int or a tuple of them, got {dims!r}")
     return shape
 
