@@ -204,5 +204,5 @@ def test_fused_gradients_equal_autograd_over_the_whole_range():
     rho = LF.general_per_dim(leaves[0], *LF.barron_terms(leaves[1], leaves[2], leaves[0]))
     want = torch.autograd.grad(rho.sum(), leaves)
     torch.testing.assert_close(fused, rho.sum(), rtol=1e-14, atol=0)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-13, atol=1e-300)

@@ -457,7 +457,7 @@ def test_config_cross_field_validation():
         ModelConfig(arch="conv", image_shape=(1, 32, 32))
     with pytest.raises(ValueError, match="3-channel"):
         ModelConfig(color="yuv")
-    with pytest.raises(ValueError, match="a must be"):
+    with pytest.raises(ValueError, match="a must lie"):
         ModelConfig(loss="logcosh", loss_params={"a": -1.0})
     with pytest.raises(ValueError, match="wavelet_levels"):
         ModelConfig(loss="l2", loss_params={"wavelet_levels": 2})
@@ -502,7 +502,7 @@ def test_run_settings_resolve_against_the_data_shape():
     assert small.loss_params == large.loss_params == (("a", 5.0),)
     with pytest.raises(ValueError, match="28×28, 64×64"):
         settings.resolve("vae", (1, 32, 32))
-    with pytest.raises(ValueError, match="a must be"):  # checked before any data is known
+    with pytest.raises(ValueError, match="a must lie"):  # checked before any data is known
         AutoencoderConfig(loss="logcosh", loss_params={"a": -1.0})
     with pytest.raises(ValueError, match="unknown AutoencoderConfig setting.*'image_shape'"):
         AutoencoderConfig.from_dict({"image_shape": [1, 28, 28]})

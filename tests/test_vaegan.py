@@ -185,7 +185,7 @@ def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp
 def test_config_validation():
     for bad, message in [
         (dict(feature_loss="huber"), "feature_loss must be one of"),
-        (dict(feature_loss="logcosh", feature_loss_params={"a": -1.0}), "a must be"),
+        (dict(feature_loss="logcosh", feature_loss_params={"a": -1.0}), "a must lie"),
         (dict(gamma=0.0), "gamma"),
         (dict(generator_loss="hinge"), "saturating, non_saturating"),
         (dict(pinned_epochs=-1), "pinned_epochs"),

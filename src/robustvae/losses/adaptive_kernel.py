@@ -106,7 +106,10 @@ class AdaptiveRhoSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor) -> Tensor:
-        half_beta, half_alpha, k, log_k, log_ratio = LF.barron_terms(alpha, scale, input)
+        half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(
+            alpha, scale, input
+        )
+        k = k_c * k_beta  # within float32's range for α ∈ [0, 8] and c ∈ [1e-30, 1e30]
         beta = 2.0 * half_beta
         slope = torch.sign(alpha - 2) * ((alpha - 2).abs() >= torch.finfo(input.dtype).eps)
         safe_alpha = torch.where(alpha > 0, alpha, 1.0)

@@ -158,7 +158,8 @@ class NormalNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.normal_nll_values(x, self.scale().to(x.dtype)), self.reduction)
+        values = LF.with_headroom(LF.normal_nll_values, x, self.scale().to(x.dtype))
+        return LF.reduce(values, self.reduction)
 
 
 class LaplaceNLL(_ScaledNLL):
@@ -166,7 +167,8 @@ class LaplaceNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.laplace_nll_values(x, self.scale().to(x.dtype)), self.reduction)
+        values = LF.with_headroom(LF.laplace_nll_values, x, self.scale().to(x.dtype))
+        return LF.reduce(values, self.reduction)
 
 
 class CauchyNLL(_ScaledNLL):
@@ -174,7 +176,8 @@ class CauchyNLL(_ScaledNLL):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        return LF.reduce(LF.cauchy_nll_values(x, self.scale().to(x.dtype)), self.reduction)
+        values = LF.with_headroom(LF.cauchy_nll_values, x, self.scale().to(x.dtype))
+        return LF.reduce(values, self.reduction)
 
 
 class StudentTNLL(_ScaledNLL):
@@ -184,11 +187,12 @@ class StudentTNLL(_ScaledNLL):
     def __init__(self, df: float = 1.0, learn_df: bool = False, df_lo: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         LF.check_positive("df_lo", df_lo)
-        LF.check_number("df", df, df_lo, LF.DF_MAX, lo_open=True)
+        LF.check_number("df", df, df_lo, LF.DF_RANGE[1], lo_open=True)
         check_flag("learn_df", learn_df)
         self.df = PositiveParameter(self.dims, df_lo, df, learn_df, name="df")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         x = self._residual(input, target)
-        values = LF.student_t_nll_values(x, self.df().to(x.dtype), self.scale().to(x.dtype))
+        df, scale = self.df().to(x.dtype), self.scale().to(x.dtype)
+        values = LF.with_headroom(LF.student_t_nll_values, x, df, scale)
         return LF.reduce(values, self.reduction)
