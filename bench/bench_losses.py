@@ -61,6 +61,9 @@ def main() -> None:
             torch.cuda.synchronize()
 
     adaptive = AdaptiveLoss(dims, reduction="sum").to(args.device)
+    adaptive_fixed = AdaptiveLoss(
+        dims, reduction="sum", learn_alpha=False, learn_scale=False
+    ).to(args.device)
 
     def fused(fn):
         return lambda a, b: (set_compile(True), fn(a, b))[1]
@@ -90,6 +93,7 @@ def main() -> None:
         ),
         "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, fused": (fused(adaptive), x_rows, t_rows),
+        "AdaptiveLoss, α and c fixed, fused": (fused(adaptive_fixed), x_rows, t_rows),
     }
 
     def baseline():

@@ -348,3 +348,22 @@ class _StateDict(torch.nn.Module):
 
     def state_dict(self, *args, **kwargs):
         return self._state
+
+
+@pytest.mark.parametrize(
+    "loss, param, name",
+    [
+        ("normal", "scale=1e39", "scale"),
+        ("adaptive", "scale_init=1e39", "scale_init"),
+        ("logcosh", "a=1" + "0" * 400, "a"),
+        ("logcosh", "a=1e-50", "a"),
+        ("student_t", "df=nan", "df"),
+        ("general", "alpha=true", "alpha"),
+    ],
+)
+def test_invalid_loss_parameter_is_one_line_before_training(tmp_path, capsys, loss, param, name):
+    run = tmp_path / "run"
+    assert main(["train", "--out", run, "--loss", loss, "--loss-param", param]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must" in err[0] and name in err[0], err
+    assert not run.exists() or not any(run.iterdir())

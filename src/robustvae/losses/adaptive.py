@@ -123,9 +123,10 @@ class AdaptiveLoss(Loss):
         log_norm = scale.log() + log_partition(alpha)
         if self.reduction != "none" and torch.is_grad_enabled():
             # ρ and its gradients in one pass (adaptive_kernel); log c + log Z(α) per dimension
-            rho = AdaptiveRhoSum.apply(input, target, alpha, scale)
-            value = rho + log_norm.sum() * (input.numel() // log_norm.numel())
-            return value / input.numel() if self.reduction == "mean" else value
+            n = input.numel()
+            weight = 1.0 / n if self.reduction == "mean" else 1.0
+            rho = AdaptiveRhoSum.apply(input, target, alpha, scale, weight)
+            return rho + log_norm.sum() * ((n // log_norm.numel()) * weight)
         terms = LF.barron_terms(alpha, scale, input)
         value = _ADAPTIVE(self.reduction, input, target, log_norm, *terms)
         if self.reduction != "none" or layout == "as is":

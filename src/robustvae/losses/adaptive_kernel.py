@@ -37,7 +37,9 @@ def _series(v: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def adaptive_rho_and_gradients(
-    x: Tensor,
+    input: Tensor,
+    target: Tensor,
+    weight: float,
     half_beta: Tensor,
     half_alpha: Tensor,
     k: Tensor,
@@ -47,17 +49,19 @@ def adaptive_rho_and_gradients(
     slope_over_beta: Tensor,
     inv_alpha: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(Σρ, ∂ρ/∂x, ∂ρ/∂α, c·∂ρ/∂c), elementwise but for the sum.
+    """w·(Σρ, ∂ρ/∂x, ∂ρ/∂α, c·∂ρ/∂c) at x = input - target, elementwise but for the sum
+    (w = ``weight``: 1 for a sum, 1/n for a mean).
 
     The per-dimension terms are those of ``functional.barron_terms``, plus ``ratio`` = β/α,
     ``slope_over_beta`` = (dβ/dα)/β and ``inv_alpha`` = 1/α (1 where α = 0): computed once
     per dimension, not per element. Summing the last two over the batch here would make the
     compiler run the elementwise pass once per sum.
     """
-    finfo = torch.finfo(x.dtype)
+    finfo = torch.finfo(input.dtype)
     far_from = 1.0 / math.sqrt(finfo.eps)
     log_max = math.log(finfo.max)
 
+    x = input - target
     xk = x * k
     un = xk.abs().clamp(max=far_from)
     far_l = xk.abs() >= far_from
@@ -70,42 +74,47 @@ def adaptive_rho_and_gradients(
 
     v = half_alpha * log_base
     far = v > 1.0
-    # v ≤ 1: ρ = (β/2)·L·R(v)
+    # One exponential: e^v (v ≤ 1) or ρ̃ = exp(v + log(β/α)) (v > 1, +inf past the maximum)
+    log_e = torch.where(far, v + log_ratio, v)
+    overflow = log_e >= log_max
+    e = torch.exp(log_e.clamp(max=log_max))
+    # v ≤ 1: ρ = (β/2)·L·R(v), R from e^v - 1 (at most 10 ulps off above v = 0.1) or series
     vn = v.clamp(max=1.0)
-    m = torch.expm1(vn)
     small = vn < _SERIES_BELOW
     r_series, dr_series = _series(vn.clamp(max=_SERIES_BELOW))
     inv_v = 1.0 / torch.where(small, 1.0, vn)
-    r = torch.where(small, r_series, m * inv_v)
-    dr = torch.where(small, dr_series, (m + 1.0 - r) * inv_v)
+    r = torch.where(small, r_series, (e - 1.0) * inv_v)
+    dr = torch.where(small, dr_series, (e - r) * inv_v)
     half_l = 0.5 * log_base
-    rho_near = half_beta * log_base * r
-    g_near = half_beta * (m + 1.0)
-    # v > 1: ρ = ρ̃ - β/α with ρ̃ = exp(v + log(β/α)); +inf where that overflows
-    log_tilde = v.clamp(min=1.0) + log_ratio
-    overflow = log_tilde >= log_max
-    tilde = torch.exp(log_tilde.clamp(max=log_max))
-    rho_far = torch.where(overflow, math.inf, tilde - ratio)
-    g_far = half_alpha * tilde
-
-    rho = torch.where(far, rho_far, rho_near)
-    g = torch.where(far, g_far, g_near)
+    # v > 1: ρ = ρ̃ - β/α
+    rho = torch.where(far, torch.where(overflow, math.inf, e - ratio), half_beta * log_base * r)
+    g = torch.where(far, half_alpha, half_beta) * e
     gq = g * q
     d_alpha = slope_over_beta * (rho - 0.5 * gq) + torch.where(
-        far, ((v - 1.0) * tilde + ratio) * inv_alpha, half_beta * half_l * log_base * dr
+        far, ((v - 1.0) * e + ratio) * inv_alpha, half_beta * half_l * log_base * dr
     )
     d_alpha = torch.where(far & overflow, math.inf, d_alpha)
-    return rho.sum(), g * dl_dx, d_alpha, -gq
+    return weight * rho.sum(), (weight * g) * dl_dx, weight * d_alpha, (-weight) * gq
+
+
+def adaptive_rho_and_input_gradient(*args) -> tuple[Tensor, Tensor]:
+    """w·(Σρ, ∂ρ/∂x): for fixed α and c, the two per-element arrays of ∂ρ/∂α and ∂ρ/∂c are
+    not written (on the CPU, most of the kernel's time)."""
+    total, d_x, _, _ = adaptive_rho_and_gradients(*args)
+    return total, d_x
 
 
 _KERNEL = Fused(adaptive_rho_and_gradients)
+_INPUT_ONLY = Fused(adaptive_rho_and_input_gradient)
 
 
 class AdaptiveRhoSum(torch.autograd.Function):
-    """Σρ(input - target, α, c) over all elements, α ≥ 0 and c per trailing dimension."""
+    """w·Σρ(input - target, α, c) over all elements, α ≥ 0 and c per trailing dimension."""
 
     @staticmethod
-    def forward(ctx, input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor) -> Tensor:
+    def forward(
+        ctx, input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, weight: float = 1.0
+    ) -> Tensor:
         half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(
             alpha, scale, input
         )
@@ -113,17 +122,13 @@ class AdaptiveRhoSum(torch.autograd.Function):
         beta = 2.0 * half_beta
         slope = torch.sign(alpha - 2) * ((alpha - 2).abs() >= torch.finfo(input.dtype).eps)
         safe_alpha = torch.where(alpha > 0, alpha, 1.0)
-        total, d_x, d_alpha, c_d_scale = _KERNEL(
-            input - target,
-            half_beta,
-            half_alpha,
-            k,
-            log_k,
-            log_ratio,
-            beta / safe_alpha,
-            slope / beta,
-            1.0 / safe_alpha,
-        )
+        args = (input, target, weight, half_beta, half_alpha, k, log_k, log_ratio)
+        args += (beta / safe_alpha, slope / beta, 1.0 / safe_alpha)
+        if not (ctx.needs_input_grad[2] or ctx.needs_input_grad[3]):
+            total, d_x = _INPUT_ONLY(*args)
+            ctx.save_for_backward(d_x, torch.zeros_like(alpha), torch.zeros_like(scale))
+            return total
+        total, d_x, d_alpha, c_d_scale = _KERNEL(*args)
         batch = tuple(range(input.dim() - alpha.dim()))
         ctx.save_for_backward(d_x, d_alpha.sum(batch), c_d_scale.sum(batch) / scale)
         return total
@@ -131,10 +136,16 @@ class AdaptiveRhoSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         d_x, d_alpha, d_scale = ctx.saved_tensors
-        grad_x = grad * d_x if ctx.needs_input_grad[0] or ctx.needs_input_grad[1] else None
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0] or needs[1]:
+            # the usual loss.backward(): the gradient is d_x itself, with no pass to scale it
+            unit = grad.device.type == "cpu" and grad.item() == 1.0
+            grad_x = d_x if unit else grad * d_x
         return (
-            grad_x if ctx.needs_input_grad[0] else None,
-            -grad_x if ctx.needs_input_grad[1] else None,
-            grad * d_alpha if ctx.needs_input_grad[2] else None,
-            grad * d_scale if ctx.needs_input_grad[3] else None,
+            grad_x if needs[0] else None,
+            -grad_x if needs[1] else None,
+            grad * d_alpha if needs[2] else None,
+            grad * d_scale if needs[3] else None,
+            None,
         )
