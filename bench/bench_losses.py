@@ -61,9 +61,9 @@ def main() -> None:
             torch.cuda.synchronize()
 
     adaptive = AdaptiveLoss(dims, reduction="sum").to(args.device)
-    adaptive_fixed = AdaptiveLoss(
-        dims, reduction="sum", learn_alpha=False, learn_scale=False
-    ).to(args.device)
+    adaptive_fixed = AdaptiveLoss(dims, reduction="sum", learn_alpha=False, learn_scale=False).to(
+        args.device
+    )
 
     def fused(fn):
         return lambda a, b: (set_compile(True), fn(a, b))[1]
