@@ -206,3 +206,22 @@ def test_fused_gradients_equal_autograd_over_the_whole_range():
     torch.testing.assert_close(fused, rho.sum(), rtol=1e-14, atol=0)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("shape, dims", [((5, 3, 4), (3, 4)), ((3, 4), (3, 4)), ((2, 3, 6, 6), 3)])
+def test_summed_loss_gradients_equal_those_of_the_elementwise_values(shape, dims):
+    """The fused sum (written-out gradients, scratch arrays reused between calls) against
+    autograd through reduction='none', including two calls before one backward."""
+    torch.manual_seed(0)
+    summed = AdaptiveLoss(dims, reduction="sum", scale_init=0.3).double()
+    elementwise = AdaptiveLoss(dims, reduction="none", scale_init=0.3).double()
+    elementwise.load_state_dict(summed.state_dict())
+    a, b = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    target = torch.zeros(shape, dtype=torch.float64)
+    grads = []
+    for loss, reduce in ((summed, lambda v: v), (elementwise, torch.sum)):
+        xa, xb = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        value = reduce(loss(xa, target)) + 2 * reduce(loss(xb, target))
+        grads.append([value, *torch.autograd.grad(value, [xa, xb, *loss.parameters()])])
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

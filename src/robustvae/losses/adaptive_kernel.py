@@ -98,14 +98,44 @@ def adaptive_rho_and_gradients(
 
 
 def adaptive_rho_and_input_gradient(*args) -> tuple[Tensor, Tensor]:
-    """w·(Σρ, ∂ρ/∂x): for fixed α and c, the two per-element arrays of ∂ρ/∂α and ∂ρ/∂c are
-    not written (on the CPU, most of the kernel's time)."""
+    """w·(Σρ, ∂ρ/∂x), for fixed α and c."""
     total, d_x, _, _ = adaptive_rho_and_gradients(*args)
     return total, d_x
 
 
-_KERNEL = Fused(adaptive_rho_and_gradients)
+def adaptive_rho_and_gradients_into(*args) -> tuple[Tensor, Tensor]:
+    """w·(Σρ, ∂ρ/∂x), writing ∂ρ/∂α and c·∂ρ/∂c into the last two arguments."""
+    *args, out_alpha, out_scale = args
+    total, d_x, d_alpha, c_d_scale = adaptive_rho_and_gradients(*args)
+    out_alpha.copy_(d_alpha)
+    out_scale.copy_(c_d_scale)
+    return total, d_x
+
+
+class Scratch:
+    """Two arrays shaped like the last input, kept for the next call: the per-element ∂ρ/∂α
+    and c·∂ρ/∂c are summed over the batch as soon as they are written. On the CPU a fresh
+    64 MB array costs about 20 ms of first-touch page faults, as much as the rest of the
+    pass. Only arrays of the latest shape are kept; a call that finds them taken (another
+    thread) gets fresh ones."""
+
+    def __init__(self):
+        self._kept: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def take(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        key = (tuple(like.shape), like.dtype, like.device)
+        pair = self._kept.pop(key, None)
+        if pair is None:
+            pair = (torch.empty_like(like), torch.empty_like(like))
+        return pair
+
+    def give(self, like: Tensor, pair: tuple[Tensor, Tensor]) -> None:
+        self._kept = {(tuple(like.shape), like.dtype, like.device): pair}
+
+
 _INPUT_ONLY = Fused(adaptive_rho_and_input_gradient)
+_INTO = Fused(adaptive_rho_and_gradients_into)
+_SCRATCH = Scratch()
 
 
 class AdaptiveRhoSum(torch.autograd.Function):
@@ -128,9 +158,14 @@ class AdaptiveRhoSum(torch.autograd.Function):
             total, d_x = _INPUT_ONLY(*args)
             ctx.save_for_backward(d_x, torch.zeros_like(alpha), torch.zeros_like(scale))
             return total
-        total, d_x, d_alpha, c_d_scale = _KERNEL(*args)
+        d_alpha, c_d_scale = _SCRATCH.take(input)
+        total, d_x = _INTO(*args, d_alpha, c_d_scale)
         batch = tuple(range(input.dim() - alpha.dim()))
-        ctx.save_for_backward(d_x, d_alpha.sum(batch), c_d_scale.sum(batch) / scale)
+        # sum((), …) would sum everything; without batch dimensions, copy out of the scratch
+        d_alpha_sum = d_alpha.sum(batch) if batch else d_alpha.clone()
+        d_scale_sum = (c_d_scale.sum(batch) if batch else c_d_scale.clone()) / scale
+        ctx.save_for_backward(d_x, d_alpha_sum, d_scale_sum)
+        _SCRATCH.give(input, (d_alpha, c_d_scale))
         return total
 
     @staticmethod
