@@ -3,6 +3,7 @@ import json
 import math
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,11 @@ def test_grid_expands_every_combination(tmp_path):
         ("[grid]\narch = ['mlp']\n[[overrides]]\nwidth = 1.0", "`when`"),
         ("[grid]\narch = ['mlp']\n[[overrides]]\nwhen = { size = 1 }\nwidth = 1.0", "size"),
         ("[[losses]]\nloss = 'logcosh'\nloss_params = { a = -1.0 }", "cell loss=logcosh: a must"),
+        (
+            "[[losses]]\nloss = 'logcosh'\nloss_params = { a = 1" + "0" * 400 + " }",
+            "cell loss=logcosh: a must lie in .* an integer of 401 digits",
+        ),
+        ("[[losses]]\nloss = 'general'\nloss_params = { scale = 1e39 }", "scale must lie in"),
         ("[grid]\nloss = ['l2', 'l1']", "not a \\[grid\\] axis"),
         (
             "[[losses]]\nlabel = 'scaled l2'\nloss = 'l2'\n[[losses]]\nlabel = 'scaled-l2'\n"
@@ -317,6 +323,40 @@ def test_compare_from_the_cli_with_set_and_only(tmp_path, capsys):
     assert sorted(p.name for p in (out / "cells").iterdir())[0] == "seed=1,loss=l2"
     assert main(["compare", path, "--out", out, "--set", "epochs"]) == 2  # KEY=VALUE needed
     assert "--set needs KEY=VALUE" in capsys.readouterr().err
+    assert main(["compare", path, "--out", out, "--set", "width=0.05", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[:4] == [
+        "seed=0,loss=l2  (0/1 epochs)",
+        "seed=0,loss=logcosh  (0/1 epochs)",
+        "seed=1,loss=l2  (1/1 epochs)",
+        "seed=1,loss=logcosh  (1/1 epochs)",
+    ]
+    assert re.fullmatch(
+        rf"4 cells in {re.escape(str(out))}; about \dm\d\ds of training .*", listed[4]
+    )
+    assert sorted(p.name for p in (out / "cells").iterdir())[0] == "seed=1,loss=l2"  # none ran
+
+
+def test_a_huge_grid_is_refused_before_any_cell_is_built(tmp_path, capsys):
+    from robustvae.cli import main
+
+    path = tmp_path / "huge.toml"
+    axes = "\n".join(
+        f"lr = [{', '.join(str(i * 1e-4 + k) for i in range(10))}]".replace("lr", ax)
+        for k, ax in enumerate(["seed", "latent", "batch_size", "epochs", "lr", "width"])
+    )
+    path.write_text(TINY.replace("[grid]\nseed = [0, 1]", "[grid]\n" + axes))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"expands to 2000000 cells .* limit of 1000.*--max-cells"):
+        load_experiment(path)
+    assert time.perf_counter() - started < 5  # parsed, not built: 10^6 cells took 99 s
+    assert main(["compare", path, "--list"]) == 2
+    assert "--max-cells 2000000" in capsys.readouterr().err
+    small = tmp_path / "small.toml"
+    small.write_text(TINY)
+    with pytest.raises(ValueError, match="expands to 4 cells"):
+        load_experiment(small, max_cells=3)
+    assert len(load_experiment(small, max_cells=4).cells) == 4
 
 
 def test_ray_missing_gives_a_clear_error(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from robustvae.cli.common import PROG, key_values
 from robustvae.evaluation.settings import DEFAULTS
+from robustvae.experiments.grid import MAX_CELLS
 
 
 def _add_grid_arguments(parser) -> None:
@@ -24,6 +25,14 @@ def _add_grid_arguments(parser) -> None:
         "results, so use a fresh --out",
     )
     parser.add_argument("--only", metavar="PATTERN", help="the cells whose id matches")
+    parser.add_argument(
+        "--max-cells",
+        type=int,
+        default=MAX_CELLS,
+        metavar="N",
+        help=f"refuse a grid of more than N cells (default {MAX_CELLS}): a typo in an axis "
+        "can make millions",
+    )
 
 
 def add(subparsers) -> None:
@@ -50,6 +59,12 @@ def _add_compare(subparsers) -> None:
         help="run the cells as Ray tasks: 'local' starts a cluster on this machine, else a "
         "cluster address ('auto', 'ray://host:10001'); OUT must be shared by every node",
     )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the cells (with their epochs so far), their count and the training time "
+        "left, measured from the cells trained so far; train nothing",
+    )
     parser.add_argument("--images", type=int, help="override [evaluate] images")
     parser.add_argument("--samples", type=int, help="override [evaluate] samples")
     parser.add_argument("--no-fid", dest="fid", action="store_false", default=None, help="skip FID")
@@ -63,6 +78,8 @@ def _run_compare(args) -> int:
     from robustvae.experiments import run_experiment
 
     out = args.out or Path("runs") / args.experiment.stem
+    if args.list:
+        return _list_cells(args, out)
     evaluate = {
         k: v
         for k, v in {
@@ -84,12 +101,30 @@ def _run_compare(args) -> int:
             settings=key_values(args.settings, "--set"),
             only=args.only,
             evaluate=evaluate,
+            max_cells=args.max_cells,
         )
     except CellsFailed as error:
         print(f"{PROG} compare: {error}", file=sys.stderr)
         return 3
     print((out / "results.md").read_text())
     print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def _list_cells(args, out: Path) -> int:
+    from robustvae.experiments.runner import format_duration, plan_experiment, training_time_left
+
+    settings = key_values(args.settings, "--set")
+    cells = plan_experiment(args.experiment, out, settings, args.only, args.max_cells)
+    for cell in cells:
+        print(f"{cell.id}  ({cell.epochs_done}/{cell.epochs} epochs)")
+    left = training_time_left(cells)
+    estimate = (
+        f"about {format_duration(left)} of training left at the pace measured so far"
+        if left is not None
+        else "no estimate yet: no cell has trained an epoch (time one with --only ID)"
+    )
+    print(f"{len(cells)} cells in {out}; {estimate}")
     return 0
 
 
@@ -119,11 +154,12 @@ def _run_report(args) -> int:
     if args.results is not None:  # a committed results.csv: print its table, write nothing
         from robustvae.experiments.results import results_table
 
-        print(results_table(load_experiment(args.experiment, settings), args.results), end="")
+        experiment = load_experiment(args.experiment, settings, max_cells=args.max_cells)
+        print(results_table(experiment, args.results), end="")
         return 0
     out = args.out or Path("runs") / args.experiment.stem
-    experiment = report_experiment(args.experiment, out, settings, args.only)
-    total = len(load_experiment(args.experiment, settings, args.only).cells)
+    experiment = report_experiment(args.experiment, out, settings, args.only, args.max_cells)
+    total = len(load_experiment(args.experiment, settings, args.only, args.max_cells).cells)
     print((out / "results.md").read_text())
     print(f"{len(experiment.cells)} of {total} cells finished; report: {out / 'report.html'}")
     return 0

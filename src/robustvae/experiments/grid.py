@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -75,6 +76,11 @@ class Experiment:
     evaluate: dict[str, Any] = field(default_factory=lambda: dict(EVALUATE_KEYS))
     axes: list[str] = field(default_factory=list)
     description: str = ""
+
+
+#: Grids larger than this need ``max_cells`` (``--max-cells``): a typo in an axis can
+#: make a million cells, which take minutes and gigabytes just to parse.
+MAX_CELLS = 1000
 
 
 def slug(value: Any) -> str:
@@ -163,6 +169,17 @@ _SHAPES = {
 }
 
 
+def _check_size(path: Path, grid: dict, variants: int, max_cells: int) -> None:
+    """At most ``max_cells`` cells (an upper bound: entries that pin an axis make fewer)."""
+    count = math.prod(len(v) for v in grid.values()) * variants
+    if count > max_cells:
+        shape = " × ".join([*(f"{len(v)} {k}" for k, v in grid.items()), f"{variants} losses"])
+        raise ValueError(
+            f"{path}: the grid expands to {count} cells ({shape}), more than the limit of "
+            f"{max_cells}; check its axes, or pass --max-cells {count} to run it"
+        )
+
+
 def _check_shapes(spec: dict, path: Path) -> None:
     """One line naming the key whose value has the wrong form."""
     for key, (kind, what) in _SHAPES.items():
@@ -173,13 +190,17 @@ def _check_shapes(spec: dict, path: Path) -> None:
 
 
 def load_experiment(
-    path: str | Path, settings: dict[str, Any] | None = None, only: str | None = None
+    path: str | Path,
+    settings: dict[str, Any] | None = None,
+    only: str | None = None,
+    max_cells: int = MAX_CELLS,
 ) -> Experiment:
     """Parse an experiment file into cells.
 
     ``settings`` (RunConfig fields) are applied to every cell after everything else, as
     ``robustvae compare --set KEY=VALUE`` does; ``only`` keeps the cells whose id matches the
-    shell-style pattern (``robustvae compare --only 'arch=mlp*'``).
+    shell-style pattern (``robustvae compare --only 'arch=mlp*'``). A grid of more than
+    ``max_cells`` cells is an error before any cell is built (``--max-cells`` raises it).
     """
     path = Path(path)
     try:
@@ -213,6 +234,7 @@ def load_experiment(
                 'another kind, e.g. kind = "vaegan" with its feature_loss, needs a label)'
             )
         variants += _loss_variants(entry, str(path))
+    _check_size(path, grid, len(variants), max_cells)
     fixed_by_grid = sorted(set(settings or {}) & (set(grid) | {k for e in losses for k in e}))
     if fixed_by_grid:
         raise ValueError(

@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from robustvae.experiments.executors import in_processes, on_ray, outcome
-from robustvae.experiments.grid import Cell, Experiment, load_experiment
+from robustvae.experiments.grid import MAX_CELLS, Cell, Experiment, load_experiment
 from robustvae.experiments.report import write_report
 from robustvae.experiments.results import write_results
 
@@ -73,11 +73,11 @@ class GridProgress:
         status = f"FAILED {cell_id}: {error}" if error else cell_id
         self.report(
             f"[{self.done}/{self.total}] {status}  "
-            f"({_duration(elapsed)} elapsed, ~{_duration(left)} left)"
+            f"({format_duration(elapsed)} elapsed, ~{format_duration(left)} left)"
         )
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
@@ -95,13 +95,14 @@ def run_experiment(
     settings: dict[str, Any] | None = None,
     only: str | None = None,
     evaluate: dict[str, Any] | None = None,
+    max_cells: int = MAX_CELLS,
 ) -> Experiment:
     """Run the grid in ``path`` under ``out_dir`` (cells/<id>/ per cell).
 
     ``settings`` apply to every cell and ``only`` filters cells by id (see
     :func:`load_experiment`); ``evaluate`` overrides the file's [evaluate] table.
     """
-    experiment = load_experiment(path, settings, only)
+    experiment = load_experiment(path, settings, only, max_cells)
     experiment.evaluate.update(evaluate or {})
     out_dir = Path(out_dir)
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ def run_experiment(
         if error is not None:
             failed[cell_id] = error
     # The tables cover every finished cell of the grid, also those outside --only.
-    whole = experiment if only is None else load_experiment(path, settings)
+    whole = experiment if only is None else load_experiment(path, settings, None, max_cells)
     shown = [c for c in finished_cells(whole, out_dir) if c.id not in failed]
     if shown:
         _write_tables_and_report(replace(whole, cells=shown), out_dir)
@@ -142,10 +143,11 @@ def report_experiment(
     out_dir: str | Path,
     settings: dict[str, Any] | None = None,
     only: str | None = None,
+    max_cells: int = MAX_CELLS,
 ) -> Experiment:
     """``robustvae report``: results and report of the cells finished so far, training none
     (a long grid can be looked at while it runs). Returns the experiment of those cells."""
-    experiment = load_experiment(path, settings, only)
+    experiment = load_experiment(path, settings, only, max_cells)
     out_dir = Path(out_dir)
     for cell in experiment.cells:
         _check_same_settings(cell, out_dir / "cells" / cell.id)
@@ -221,3 +223,46 @@ def _flatten(evaluation: dict) -> dict:
         elif not isinstance(value, list):
             flat[key] = value
     return flat
+
+
+@dataclass
+class PlannedCell:
+    """A cell of ``robustvae compare --list``: its epochs so far and its measured pace."""
+
+    id: str
+    epochs_done: int
+    epochs: int
+    seconds_per_epoch: float | None  # None: no epoch trained yet
+
+
+def plan_experiment(
+    path: str | Path,
+    out_dir: str | Path,
+    settings: dict[str, Any] | None = None,
+    only: str | None = None,
+    max_cells: int = MAX_CELLS,
+) -> list[PlannedCell]:
+    """The cells ``run_experiment`` would run, trained or not, without training any."""
+    from robustvae.training import RunDir
+
+    experiment = load_experiment(path, settings, only, max_cells)
+    planned = []
+    for cell in experiment.cells:
+        metrics = RunDir(Path(out_dir) / "cells" / cell.id).read_metrics()
+        rows = [r for r in metrics if "seconds" in r]
+        pace = sum(r["seconds"] for r in rows) / len(rows) if rows else None
+        done = rows[-1]["epoch"] if rows else 0
+        planned.append(PlannedCell(cell.id, done, cell.config.epochs, pace))
+    return planned
+
+
+def training_time_left(cells: list[PlannedCell]) -> float | None:
+    """Seconds of training left, at each cell's own pace, else the mean pace of the cells
+    measured so far; None when no cell has trained an epoch."""
+    paces = [c.seconds_per_epoch for c in cells if c.seconds_per_epoch is not None]
+    if not paces:
+        return None
+    mean = sum(paces) / len(paces)
+    return sum(
+        max(c.epochs - c.epochs_done, 0) * (c.seconds_per_epoch or mean) for c in cells
+    )
