@@ -304,3 +304,112 @@ def test_symlink_loops_and_twice_linked_files_list_each_image_once(tmp_path):
     (root / "again.png").symlink_to(root / "a.png")
     names = [s.name for s in list_folder(root)]
     assert names == ["a.png", "sub/b.png"]  # "again.png" sorts after "a.png": a is kept
+
+
+_ZEROS_MB = 300
+
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory) -> Path:
+    """A ~300 KB zip whose one member, ``pics/big.png``, is 300 MB of zeros (written in chunks,
+    so building it takes no memory)."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open("pics/big.png", "w") as f:
+        for _ in range(_ZEROS_MB):
+            f.write(bytes(2**20))
+    assert path.stat().st_size < 2**20
+    return path
+
+
+def _understating(bomb: Path, to: Path, declared: int) -> Path:
+    """A copy of ``bomb`` whose central directory claims the member is ``declared`` bytes."""
+    data = bytearray(bomb.read_bytes())
+    entry = data.rindex(b"PK\x01\x02")  # the one central directory entry
+    data[entry + 24 : entry + 28] = declared.to_bytes(4, "little")  # uncompressed size
+    to.write_bytes(bytes(data))
+    with zipfile.ZipFile(to) as z:
+        assert z.getinfo("pics/big.png").file_size == declared
+    return to
+
+
+_LOAD_AND_MEASURE = """
+import resource, sys
+from pathlib import Path
+from robustvae.data.folder import load_folder_images
+from robustvae.restoration.data import load_folder
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for load in (load_folder_images, lambda split, root, *_: load_folder(root, split)):
+    try:
+        load("all", Path(sys.argv[1]), 8, Path(sys.argv[2]))
+        sys.exit("loaded")
+    except ValueError as error:
+        print(error)
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(growth * (1 if sys.platform == "darwin" else 1024))
+"""
+
+
+def _load_in_subprocess(archive: Path, cache: Path) -> tuple[list[str], int]:
+    """Both folder loaders' error lines for ``archive``, and the peak memory growth in bytes
+    (a fresh process, so earlier tests' peaks cannot hide it)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_MEASURE, str(archive), str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *errors, growth = done.stdout.splitlines()
+    return errors, int(growth)
+
+
+def test_an_oversized_zip_member_is_refused_by_its_declared_size_without_reading_it(
+    zip_bomb, tmp_path
+):
+    from robustvae.data import images
+
+    errors, growth = _load_in_subprocess(zip_bomb, tmp_path / "cache")
+    assert (
+        errors
+        == [
+            f"{zip_bomb}:pics/big.png: zip member is {_ZEROS_MB * 2**20} bytes uncompressed, above "
+            f"the limit of {images.MAX_MEMBER_BYTES} bytes for one image; take it out of the "
+            "archive, or raise robustvae.data.images.MAX_MEMBER_BYTES"
+        ]
+        * 2
+    )
+    assert growth < 100 * 2**20
+
+
+def test_a_zip_member_understating_its_size_is_read_no_further_than_declared(zip_bomb, tmp_path):
+    liar = _understating(zip_bomb, tmp_path / "liar.zip", 1000)
+    errors, growth = _load_in_subprocess(liar, tmp_path / "cache")
+    assert len(errors) == 2
+    for error in errors:
+        assert error.startswith(f"{liar}:pics/big.png: unreadable zip member (BadZipFile: Bad CRC")
+    assert growth < 100 * 2**20
+
+
+def test_the_zip_member_limit_is_settable(tmp_path, monkeypatch):
+    from robustvae.data import images
+    from robustvae.data.folder import load_folder_images
+    from robustvae.restoration.data import load_folder
+
+    _gray(tmp_path / "imgs" / "a.png", (6, 6), 9)
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(tmp_path / "imgs" / "a.png", "a.png")
+        size = z.getinfo("a.png").file_size
+    assert load_folder_images("all", archive, None, tmp_path / "c").shape == (1, 1, 6, 6)
+    assert load_folder(archive, "all")[0].image.shape == (1, 6, 6)
+    monkeypatch.setattr(images, "MAX_MEMBER_BYTES", size - 1)
+    for load in (
+        lambda: load_folder_images("all", archive, None, tmp_path / "c2"),
+        lambda: load_folder(archive, "all"),
+    ):
+        with pytest.raises(ValueError, match=rf"imgs\.zip:a\.png: zip member is {size} bytes"):
+            load()

@@ -12,6 +12,7 @@ import io
 import os
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ __all__ = [
     "ImageSource",
     "list_folder",
     "list_zip",
+    "read_member",
+    "MAX_MEMBER_BYTES",
     "source_files",
     "hash_unit",
     "decode_images",
@@ -32,6 +35,13 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+#: The largest zip member :func:`read_member` reads, in (uncompressed) bytes: 256 MiB, the size
+#: of an uncompressed 8-bit RGB image at Pillow's decompression-bomb limit
+#: (``PIL.Image.MAX_IMAGE_PIXELS`` × 3 bytes), so no image Pillow would decode is refused.
+#: Settable: ``robustvae.data.images.MAX_MEMBER_BYTES = ...``.
+MAX_MEMBER_BYTES = 256 * 2**20
+_MEMBER_CHUNK = 2**20
 
 
 @dataclass(frozen=True)
@@ -90,21 +100,61 @@ def list_folder(root: Path) -> list[ImageSource]:
     return unique
 
 
-def list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
-    """The images in ``archive`` with one of ``extensions``, sorted by member name."""
+def _open_zip(archive: Path) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(archive) as z:
-            names = [
-                n
-                for n in z.namelist()
-                if not n.endswith("/")
-                and _is_image(n)
-                and n.lower().endswith(tuple(extensions))
-                and "__MACOSX" not in n
-            ]
+        return zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
         raise ValueError(f"{archive}: not a readable zip archive ({e})") from None
+
+
+def list_zip(archive: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[ImageSource]:
+    """The images in ``archive`` with one of ``extensions``, sorted by member name."""
+    with _open_zip(archive) as z:
+        names = [
+            n
+            for n in z.namelist()
+            if not n.endswith("/")
+            and _is_image(n)
+            and n.lower().endswith(tuple(extensions))
+            and "__MACOSX" not in n
+        ]
     return sorted((ImageSource(n, archive, n) for n in names), key=lambda s: s.name)
+
+
+def _member_too_large(label: str, size: str) -> ValueError:
+    return ValueError(
+        f"{label}: zip member is {size}, above the limit of {MAX_MEMBER_BYTES} bytes for one "
+        "image; take it out of the archive, or raise robustvae.data.images.MAX_MEMBER_BYTES"
+    )
+
+
+def read_member(archive: zipfile.ZipFile, member: str, label: str) -> io.BytesIO:
+    """The bytes of ``member`` of ``archive`` as a file, refused above :data:`MAX_MEMBER_BYTES`.
+
+    The declared (uncompressed) size is checked before anything is read, and the data is read
+    in chunks up to one byte past the limit, so memory stays bounded even for a member whose
+    header understates its size.
+
+    Raises:
+        ValueError: naming ``label`` (``archive.zip:member``): the member is too large, or its
+            data is corrupt (bad CRC, truncated or invalid compressed stream).
+    """
+    declared = archive.getinfo(member).file_size
+    if declared > MAX_MEMBER_BYTES:
+        raise _member_too_large(label, f"{declared} bytes uncompressed")
+    data = io.BytesIO()
+    try:
+        with archive.open(member) as f:
+            # One chunk at a time: f.read(n) may decompress n bytes before cutting them down to
+            # the declared size.
+            while chunk := f.read(min(_MEMBER_CHUNK, MAX_MEMBER_BYTES + 1 - data.tell())):
+                data.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{label}: unreadable zip member ({type(e).__name__}: {e})") from None
+    if data.tell() > MAX_MEMBER_BYTES:
+        raise _member_too_large(label, f"more than {MAX_MEMBER_BYTES} bytes uncompressed")
+    data.seek(0)
+    return data
 
 
 def source_files(sources: Iterable[ImageSource]) -> list[Path]:
@@ -160,26 +210,29 @@ class _Decode:
 
 
 class _Reader:
-    """Opens image bytes; one zip handle per thread (a ZipFile is not thread-safe)."""
+    """Gives what ``Image.open`` reads for each source: the file, or the zip member's bytes. One
+    zip handle per thread (a ZipFile is not thread-safe)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list[zipfile.ZipFile] = []
 
-    def open(self, src: ImageSource):
-        Image = _pil()
+    def file(self, src: ImageSource) -> Path | io.BytesIO:
         if src.member is None:
-            return Image.open(src.path)
+            return src.path
+        return read_member(self._zip(src.path), src.member, str(src))
+
+    def _zip(self, archive: Path) -> zipfile.ZipFile:
         zips = getattr(self._local, "zips", None)
         if zips is None:
             zips = self._local.zips = {}
-        z = zips.get(src.path)
+        z = zips.get(archive)
         if z is None:
-            z = zips[src.path] = zipfile.ZipFile(src.path)
+            z = zips[archive] = _open_zip(archive)
             with self._lock:
                 self._handles.append(z)
-        return Image.open(io.BytesIO(z.read(src.member)))
+        return z
 
     def close(self) -> None:
         for z in self._handles:
@@ -188,9 +241,10 @@ class _Reader:
 
 def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
     Image = _pil()
-    errors = (OSError, ValueError, SyntaxError, zipfile.BadZipFile)
+    errors = (OSError, ValueError, SyntaxError)
+    file = reader.file(src)
     try:
-        with reader.open(src) as img:
+        with Image.open(file) as img:
             img.load()
             img = _to_8bit(img)
     except Image.DecompressionBombError as e:
@@ -322,12 +376,13 @@ def probe_channels(sources: Sequence[ImageSource]) -> int:
     reader = _Reader()
     try:
         for src in sources:
+            file = reader.file(src)
             try:
-                with reader.open(src) as im:
+                with _pil().open(file) as im:
                     mode = im.mode
             except _pil().DecompressionBombError as e:
                 raise too_large(src, e) from None
-            except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as e:
+            except (OSError, ValueError, SyntaxError) as e:
                 raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
             if mode not in _GRAY_MODES:
                 return 3

@@ -134,10 +134,10 @@ def load_photos(split: str) -> list[NamedImage]:
 
 def load_folder(root: str | Path, split: str) -> list[NamedImage]:
     """The images of ``split`` in an image folder (or zip), 1 channel when all are grey."""
-    import io
+    import zipfile
 
     from robustvae.data.folder import folder_sources_of_split
-    from robustvae.data.images import probe_channels
+    from robustvae.data.images import probe_channels, read_member
 
     sources, chosen = folder_sources_of_split(root, split)
     channels = probe_channels(sources)
@@ -146,10 +146,9 @@ def load_folder(root: str | Path, split: str) -> list[NamedImage]:
         if source.member is None:
             image = read_image(source.path)
         else:
-            import zipfile
-
             with zipfile.ZipFile(source.path) as archive:
-                image = read_image(io.BytesIO(archive.read(source.member)), str(source))
+                data = read_member(archive, source.member, str(source))
+            image = read_image(data, str(source))
         if image.shape[0] != channels:
             image = image.expand(3, -1, -1) if channels == 3 else image.mean(0, keepdim=True)
         out.append(NamedImage(source.name, image.contiguous()))
