@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +18,7 @@ from robustvae.data import (
     Batches,
     ImageDataset,
     load_dataset,
+    write_idx,
 )
 
 
@@ -130,6 +133,48 @@ def test_mnist5k_warm_load_is_identical_and_resizes(mnist5k, mnist5k_cache):
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
     small = load_dataset("mnist-5k", "test", image_size=14, cache_dir=mnist5k_cache)
     assert small.images.shape == (1000, 1, 14, 14) and 0 <= small.images.min() <= 1
+
+
+def _replace_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    before = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+def test_the_cache_misses_when_a_file_is_replaced_with_the_same_size_and_mtime(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for name, value in (("a.bmp", 10), ("b.bmp", 20)):
+        Image.new("L", (4, 4), value).save(root / name)
+    first = load_dataset("folder", "all", root=root, cache_dir=tmp_path / "cache")
+    assert _rows(first.images) == [10, 20]
+    replacement = tmp_path / "replacement.bmp"
+    Image.new("L", (4, 4), 200).save(replacement)
+    _replace_keeping_size_and_mtime(root / "a.bmp", replacement.read_bytes())
+    again = load_dataset("folder", "all", root=root, cache_dir=tmp_path / "cache")
+    assert _rows(again.images) == [200, 20]
+
+
+@pytest.mark.filterwarnings("ignore:.*differs from the official")
+def test_the_idx_cache_misses_when_labels_are_replaced_with_the_same_size_and_mtime(tmp_path):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    write_idx(root / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28), np.uint8))
+    write_idx(root / "t10k-labels-idx1-ubyte", np.array([1, 2, 3], np.uint8))
+    first = load_dataset("mnist", "test", root=root, cache_dir=tmp_path / "cache")
+    assert first.labels.tolist() == [1, 2, 3]
+    new_labels = write_idx(tmp_path / "labels", np.array([7, 8, 9], np.uint8)).read_bytes()
+    _replace_keeping_size_and_mtime(root / "t10k-labels-idx1-ubyte", new_labels)
+    again = load_dataset("mnist", "test", root=root, cache_dir=tmp_path / "cache")
+    assert again.labels.tolist() == [7, 8, 9]
 
 
 # ----------------------------------------------------------------------------- Batches

@@ -2,11 +2,14 @@
 
 Each entry is ``<key>.images.npy`` (uint8, N×C×H×W) and, for labelled data,
 ``<key>.labels.npy`` (int64, N). The key is ``<dataset>-<split>-<size>-<fingerprint>``, the
-fingerprint a hash of the sources (path, size and modification time of every file read, plus the
-decoding parameters), so an edited or replaced source is decoded again. Files are written
-atomically (a temporary file in the same folder, then ``os.replace``); a file that cannot be read
-back (truncated, corrupt, wrong shape or type) is ignored with a warning and rebuilt. Arrays are
-loaded with ``allow_pickle=False``: a cache file can never run code.
+fingerprint a hash of the sources (path and SHA-256 of the contents of every file read, plus the
+decoding parameters), so an edited or replaced source is decoded again, even one given back its
+old size and modification time. Hashing reads every source on each load: about 20 ms for
+Fashion-MNIST's 30 MB (SHA-256 runs at about 1.8 GB/s on CPUs with SHA instructions).
+
+Files are written atomically (a temporary file in the same folder, then ``os.replace``); a file
+that cannot be read back (truncated, corrupt, wrong shape or type) is ignored with a warning and
+rebuilt. Arrays are loaded with ``allow_pickle=False``: a cache file can never run code.
 
 The folder is ``$ROBUSTVAE_CACHE`` when set, else ``$XDG_CACHE_HOME/robustvae``, else
 ``~/.cache/robustvae``.
@@ -52,13 +55,18 @@ def default_cache_dir() -> Path:
     return base / "robustvae"
 
 
+def _content_digest(path: str | Path) -> bytes:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
 def fingerprint(files: Iterable[str | Path], **params: object) -> str:
-    """A short hash of the files' absolute paths, sizes and mtimes, and of ``params``."""
+    """A short hash of the files' absolute paths and contents, and of ``params``."""
     h = hashlib.sha256()
     h.update(json.dumps({"version": CACHE_VERSION, **params}, sort_keys=True, default=str).encode())
     for f in files:
-        st = os.stat(f)
-        h.update(f"\0{Path(f).resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        h.update(f"\0{Path(f).resolve()}\0".encode())
+        h.update(_content_digest(f))
     return h.hexdigest()[:16]
 
 

@@ -308,7 +308,7 @@ def load_dataset(
 
     Decoded arrays are cached as ``.npy`` under ``cache_dir`` (default
     :func:`default_cache_dir`: ``$ROBUSTVAE_CACHE`` or ``~/.cache/robustvae``), keyed by the
-    dataset, split, size and the sources' paths, sizes and mtimes.
+    dataset, split, size and the sources' paths and contents (SHA-256).
 
     Raises:
         ValueError: unknown name or split (naming the choices), or bad data, naming the file
