@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,98 @@ def test_bad_checksum_strings(tmp_path):
         download_mnist(tmp_path, "http://127.0.0.1:9/", {"a.gz": "abc"})
     with pytest.raises(ValueError, match="neither a hex MD5"):
         download_mnist(tmp_path, "http://127.0.0.1:9/", {"a.gz": "z" * 32})
+
+
+@contextlib.contextmanager
+def _serving(respond):
+    """A server on 127.0.0.1 answering every GET with ``respond(handler)``; yields its URL."""
+
+    class Handler(_Handler):
+        def do_GET(self):
+            respond(self)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+class _Body:
+    """Answers with ``size`` zero bytes, ``block`` at a time ``pause`` seconds apart, and counts
+    the bytes the connection took before the client hung up."""
+
+    def __init__(self, size: int, block: int, pause: float = 0.0, announce: bool = True):
+        self.size, self.block, self.pause, self.announce = size, block, pause, announce
+        self.sent = 0
+        self.finished = threading.Event()
+
+    def __call__(self, handler) -> None:
+        try:
+            handler.send_response(200)
+            if self.announce:
+                handler.send_header("Content-Length", str(self.size))
+            handler.end_headers()
+            while self.sent < self.size:
+                handler.wfile.write(bytes(self.block))
+                self.sent += self.block
+                time.sleep(self.pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self.finished.set()
+
+
+_FIFTY_MB = 50 * 2**20
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["content-length", "no-content-length"])
+def test_a_body_past_the_expected_size_is_cut_off(tmp_path, announce):
+    body = _Body(_FIFTY_MB, 2**16, announce=announce)
+    dest = tmp_path / "d"
+    with _serving(body) as url:
+        with pytest.raises(ValueError) as caught:
+            download_mnist(dest, url, {"big.gz": "0" * 32}, sizes={"big.gz": 1000})
+        assert body.finished.wait(10)
+    what = f"announces {_FIFTY_MB} bytes" if announce else "sends more than that"
+    assert str(caught.value) == (
+        f"{url}big.gz: the server {what}, more than the 1100 bytes expected of this file; "
+        "check the mirror (base_url, --url), or pass its sizes"
+    )
+    assert body.sent < _FIFTY_MB // 4  # what the sockets buffered, not the whole body
+    assert not list(dest.iterdir())
+
+
+def test_the_default_sizes_are_the_official_files_plus_the_margin(tmp_path):
+    from robustvae.data.download import SIZE_MARGIN
+    from robustvae.data.idx import MNIST_GZ_SIZES
+
+    assert list(MNIST_GZ_SIZES) == list(MNIST_GZ_MD5)
+    body = _Body(_FIFTY_MB, 2**16)
+    with _serving(body) as url:
+        with pytest.raises(ValueError, match=r"announces \d+ bytes, more than the (\d+) bytes"):
+            download_mnist(tmp_path / "d", url)
+    official = MNIST_GZ_SIZES["train-images-idx3-ubyte.gz"]
+    assert f"more than the {official + int(official * SIZE_MARGIN)} bytes" in str(_last_error)
+
+
+def test_a_trickling_server_misses_the_deadline(tmp_path):
+    body = _Body(100, 1, pause=0.1)
+    dest = tmp_path / "d"
+    with _serving(body) as url:
+        start = time.monotonic()
+        with pytest.raises(OSError) as caught:
+            download_mnist(dest, url, {"slow.gz": "0" * 32}, timeout=5, deadline=1.0)
+        took = time.monotonic() - start
+    message = str(caught.value)
+    assert message.startswith(
+        f"download of {url}slow.gz failed: not finished after the deadline of 1 s ("
+    )
+    assert message.endswith("bytes in); pass a longer deadline for a slow link")
+    assert 1.0 <= took < 1.5 and body.sent < 20
+    assert not list(dest.iterdir())

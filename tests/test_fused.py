@@ -98,3 +98,37 @@ def test_many_kernels_stay_compiled_and_special_alphas_stay_right(compiled, monk
         set_compile(True)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=repr(loss))
     assert counters["frames"]["total"] == counters["frames"]["ok"] >= len(variants) // 2
+
+
+def test_auto_compiles_a_kernel_once_its_eager_time_would_pay_for_it(monkeypatch, capsys):
+    compiled_calls = []
+
+    def counting_compile(fn):
+        def run(*args):
+            compiled_calls.append(1)
+            return fn(*args)
+
+        return run
+
+    monkeypatch.setattr(fused.torch, "compile", counting_compile)
+    monkeypatch.setattr(fused, "COMPILE_AFTER_SECONDS", 0.05)
+    kernel = fused.Fused(lambda a: (a.exp() - a).sum(), "probe")
+    x = torch.rand(MIN_NUMEL)
+    set_compile("auto")
+    try:
+        calls = 0
+        while not compiled_calls:
+            kernel(x)
+            calls += 1
+            assert calls < 10_000
+        assert calls > 1 and kernel.eager_seconds >= 0.05  # eager until the time was spent
+        for _ in range(3):
+            kernel(x)
+        assert len(compiled_calls) == 4
+        assert capsys.readouterr().err.count("compiling the loss kernel probe") == 1
+        kernel(x[:100])  # small inputs stay eager
+        assert len(compiled_calls) == 4
+    finally:
+        set_compile(False)
+    with pytest.raises(ValueError, match="True, False or 'auto'"):
+        set_compile("sometimes")

@@ -367,3 +367,15 @@ def test_invalid_loss_parameter_is_one_line_before_training(tmp_path, capsys, lo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "must" in err[0] and name in err[0], err
     assert not run.exists() or not any(run.iterdir())
+
+
+def test_no_progress_still_prints_one_line_per_epoch_with_alpha_and_scale(tmp_path, capsys):
+    args = ["train", "--out", tmp_path / "run", "--width", "0.1", "--epochs", "2"]
+    assert main([*args, "--no-progress", "--no-tensorboard", "--loss", "adaptive"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    metrics = RunDir(tmp_path / "run").read_metrics()
+    for line, row in zip(lines, metrics, strict=True):
+        assert f"test sq_l2 {row['test']['sq_l2']:.4g}" in line
+        assert f"α {row['statistics']['alpha_median']:.3g} (" in line
+        assert f"c {row['statistics']['scale_median']:.3g} (" in line

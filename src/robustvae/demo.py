@@ -28,7 +28,10 @@ def run_demo(out_dir: str | Path, epochs: int = 30, progress: bool = True) -> Pa
             dataset="mnist-5k", loss=loss, loss_params=params, epochs=epochs, progress=progress
         )
         run = out_dir / loss
-        result = train(config, run, resume=RunDir(run).has_checkpoint())
+        def report(line: str, loss: str = loss) -> None:
+            print(f"{loss}: {line}", flush=True)
+
+        result = train(config, run, resume=RunDir(run).has_checkpoint(), report=report)
         metrics = result.metrics[-1]["test"]
         draw_run(run)
         summaries[loss] = metrics

@@ -5,12 +5,15 @@ settings' precedence lives in ``robustvae.training.config.run_settings``."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import typing
 from pathlib import Path
 
 from robustvae.cli.common import PROG, key_values
 
+#: One line per epoch from the trainer, shown at once (also when piped).
+PRINT_LINE = functools.partial(print, flush=True)
 
 def _flag_type(owner: type, name: str):
     hint = typing.get_type_hints(owner)[name]
@@ -98,18 +101,12 @@ def run(args: argparse.Namespace, base: dict | None = None) -> int:
     saved = RunDir(args.out).saved_settings() if args.resume else base
     config = run_settings(saved, args.config, flags)
     try:
-        result = train(config, args.out, resume=args.resume)
+        result = train(config, args.out, resume=args.resume, report=PRINT_LINE)
     except TrainingDiverged as error:
         print(f"{PROG} train: diverged: {error}", file=sys.stderr)
         return 3
     if not result.is_main:
         return 0  # DDP: rank 0 reports and draws
-    if result.metrics:
-        last = result.metrics[-1]
-        print(
-            f"epoch {last['epoch']}: "
-            + ", ".join(f"test {k} {v:.4g}" for k, v in last["test"].items())
-        )
     for path in draw_run(args.out, str(next(result.model.parameters()).device)):
         print(path)
     return 0

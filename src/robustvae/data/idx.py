@@ -29,6 +29,7 @@ __all__ = [
     "MNIST_SHA256",
     "FASHION_MNIST_SHA256",
     "MNIST_GZ_MD5",
+    "MNIST_GZ_SIZES",
 ]
 
 #: IDX element-type byte → big-endian numpy dtype.
@@ -68,6 +69,15 @@ MNIST_GZ_MD5: dict[str, str] = {
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+#: Sizes in bytes of the same files (as listed on yann.lecun.com/exdb/mnist). Used by
+#: :func:`robustvae.data.download_mnist` to stop a download that runs past them.
+MNIST_GZ_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte.gz": 9912422,
+    "train-labels-idx1-ubyte.gz": 28881,
+    "t10k-images-idx3-ubyte.gz": 1648877,
+    "t10k-labels-idx1-ubyte.gz": 4542,
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -90,20 +91,43 @@ def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> 
         ) from None
 
 
-def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
-    """Train the model ``config`` describes; write everything into ``run_dir``."""
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    report: Callable[[str], Any] | None = None,
+) -> TrainResult:
+    """Train the model ``config`` describes; write everything into ``run_dir``. ``report``, if
+    given, gets one line per epoch (``epoch_line``) from the main process, progress bar or not.
+    """
     context = distributed.setup(config.device)
     try:
-        return _Training(config, RunDir(run_dir), context).run(resume)
+        return _Training(config, RunDir(run_dir), context, report).run(resume)
     finally:
         distributed.teardown()
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """One epoch of ``metrics.jsonl`` as a line: time, train and test terms, the annealed
+    value, and the adaptive loss's α and c (median, with min–max)."""
+    parts = [f"epoch {row['epoch']}/{epochs} ({row['seconds']:.1f} s)"]
+    for split in ("train", "test"):
+        parts.append(", ".join(f"{split} {k} {v:.4g}" for k, v in row[split].items()))
+    parts += [f"{name} {value:.4g}" for name, value in row.get("anneal", {}).items()]
+    statistics = row.get("statistics", {})
+    for name, symbol in (("alpha", "α"), ("scale", "c")):
+        if f"{name}_median" in statistics:
+            low, high = statistics[f"{name}_min"], statistics[f"{name}_max"]
+            parts.append(f"{symbol} {statistics[f'{name}_median']:.3g} ({low:.3g}–{high:.3g})")
+    return "; ".join(p for p in parts if p)
 
 
 class _Training:
     """The state of one training run; ``run`` is the loop."""
 
-    def __init__(self, config: RunConfig, run: RunDir, context):
+    def __init__(self, config: RunConfig, run: RunDir, context, report=None):
         self.config, self.run_dir, self.context = config, run, context
+        self.report = report
         self.device = context.device
         kind = get_kind(config.kind)
         torch.manual_seed(config.seed)
@@ -280,6 +304,8 @@ class _Training:
     def _finish_epoch(self, row: dict, writer) -> None:
         run, task = self.run_dir, self.task
         run.write_metrics(self.metrics)
+        if self.report is not None:
+            self.report(epoch_line(row, self.config.epochs))
         if writer is not None:
             _log_tensorboard(writer, row, task, self.test_set, self.device)
         self._check_weights(row)
