@@ -374,6 +374,8 @@ def test_no_progress_still_prints_one_line_per_epoch_with_alpha_and_scale(tmp_pa
     assert main([*args, "--no-progress", "--no-tensorboard", "--loss", "adaptive"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     assert [line.split(" (")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    from robustvae.training import RunDir
+
     metrics = RunDir(tmp_path / "run").read_metrics()
     for line, row in zip(lines, metrics, strict=True):
         assert f"test sq_l2 {row['test']['sq_l2']:.4g}" in line

@@ -15,6 +15,7 @@ from robustvae.cli.common import PROG, key_values
 #: One line per epoch from the trainer, shown at once (also when piped).
 PRINT_LINE = functools.partial(print, flush=True)
 
+
 def _flag_type(owner: type, name: str):
     hint = typing.get_type_hints(owner)[name]
     options = [t for t in typing.get_args(hint) or (hint,) if t is not type(None)]
