@@ -28,6 +28,7 @@ def run_demo(out_dir: str | Path, epochs: int = 30, progress: bool = True) -> Pa
             dataset="mnist-5k", loss=loss, loss_params=params, epochs=epochs, progress=progress
         )
         run = out_dir / loss
+
         def report(line: str, loss: str = loss) -> None:
             print(f"{loss}: {line}", flush=True)
 

@@ -263,6 +263,4 @@ def training_time_left(cells: list[PlannedCell]) -> float | None:
     if not paces:
         return None
     mean = sum(paces) / len(paces)
-    return sum(
-        max(c.epochs - c.epochs_done, 0) * (c.seconds_per_epoch or mean) for c in cells
-    )
+    return sum(max(c.epochs - c.epochs_done, 0) * (c.seconds_per_epoch or mean) for c in cells)
