@@ -149,10 +149,10 @@ def _max_bytes(name: str, sizes: Mapping[str, int]) -> int:
     return sizes[name] + int(sizes[name] * SIZE_MARGIN)
 
 
-def _too_large(url: str, what: str, max_bytes: int) -> ValueError:
+def _too_large(url: str, what: str) -> ValueError:
     return ValueError(
-        f"{url}: the server {what}, more than the {max_bytes} bytes expected of this file; "
-        "check the mirror (base_url, --url), or pass its sizes"
+        f"{url}: the server {what} bytes expected of this file; check the mirror "
+        "(base_url, --url), or pass its sizes"
     )
 
 
@@ -171,13 +171,13 @@ def _body(
         with urllib.request.urlopen(url, timeout=timeout) as response:
             total = _content_length(response)
             if total is not None and total > max_bytes:
-                raise _too_large(url, f"announces {total} bytes", max_bytes)
+                raise _too_large(url, f"announces {total} bytes, more than the {max_bytes}")
             done = 0
             # read1: whatever has arrived, so a trickle cannot hold one read past the deadline.
             while block := response.read1(min(_CHUNK, max_bytes + 1 - done)):
                 done += len(block)
                 if done > max_bytes:
-                    raise _too_large(url, "sends more than that", max_bytes)
+                    raise _too_large(url, f"sent more than the {max_bytes}")
                 if time.monotonic() - start > deadline:
                     raise _DownloadFailed(
                         f"download of {url} failed: not finished after the deadline of "
