@@ -92,9 +92,8 @@ def test_fid_needs_a_feature_size_and_two_images():
 
 def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
     from robustvae.cli import main
-    from robustvae.metrics.classifier import dataset_classifier
+    from robustvae.metrics.classifier import _manifest
 
-    dataset_classifier("mnist-5k", epochs=2)  # cached: evaluate then reuses this quick one
     run = tmp_path / "run"
     flags = ["--width", "0.2", "--epochs", "1", "--no-progress", "--no-tensorboard"]
     assert main(["train", "--out", run, "--loss", "normal", *flags]) == 0
@@ -103,7 +102,9 @@ def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
     keys = ("sharpness_reconstructed", "sharpness_generated", "ssim", "psnr", "fid", "mmd_to_prior")
     for key in keys:
         assert math.isfinite(results[key]), key
-    assert results["fid"] > 0 and 0 < results["classifier_test_accuracy"] <= 1
+    assert results["fid"] > 0
+    assert results["classifier_test_accuracy"] == _manifest()["mnist-5k"]["test_accuracy"]
+    assert results["fid_classifier"].startswith("shipped mnist-5k.safetensors (sha256 ")
     assert results["fid_samples"] == [400, 400]
     bits = results["negative_elbo_nats"] / (784 * math.log(2))
     assert results["negative_elbo_bits_per_dim"] == pytest.approx(bits)
@@ -134,3 +135,41 @@ def test_mmd_to_prior_is_near_zero_for_prior_codes_and_large_when_shifted():
     near = mmd_to_prior(Encoder(prior_like), images, gen, "cpu")
     far = mmd_to_prior(Encoder(prior_like + 3.0), images, gen, "cpu")
     assert abs(near) < 0.02 and far > 1.0  # 0.004 and 3.8 measured
+
+
+def test_shipped_classifiers_are_verified_and_serve_their_datasets(monkeypatch):
+    from robustvae.metrics import classifier as C
+
+    manifest = C._manifest()
+    assert set(manifest) == {"mnist-5k", "fashion-mnist"}
+    assert manifest["mnist-5k"]["serves"] == ["mnist-5k", "mnist"]
+    for name in ("mnist-5k", "mnist", "fashion-mnist"):
+        shipped = C.shipped_classifier(name, (1, 28, 28))
+        assert shipped is not None and shipped.origin.startswith("shipped ")
+        assert 0.8 < shipped.test_accuracy <= 1
+    assert C.shipped_classifier("mnist-5k", (1, 32, 32)) is None  # another size: trained here
+    assert C.shipped_classifier("folder", (1, 28, 28)) is None
+    damaged = {k: dict(v) for k, v in manifest.items()}
+    damaged["fashion-mnist"]["sha256"] = "0" * 64
+    monkeypatch.setattr(C, "_manifest", lambda: damaged)
+    with pytest.raises(ValueError, match="fashion-mnist.safetensors: .*reinstall robustvae"):
+        C.shipped_classifier("fashion-mnist", (1, 28, 28))
+
+
+def test_fid_in_shipped_features_does_not_depend_on_the_thread_count():
+    from robustvae.data import load_dataset
+    from robustvae.metrics.classifier import CodingLayer, shipped_classifier
+
+    images = load_dataset("mnist-5k", "test").images
+    real, fake = images[:400], images[400:800].flip(-1)  # mirrored digits: a real distance
+    features = CodingLayer(shipped_classifier("mnist-5k", (1, 28, 28)).model)
+    threads = torch.get_num_threads()
+    fids = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fids.append(frechet_distance(features, real, fake))
+    finally:
+        torch.set_num_threads(threads)
+    assert fids[0] > 1
+    assert fids[0] == pytest.approx(fids[1], rel=1e-3)

@@ -52,3 +52,9 @@ def test_the_check_catches_a_ragged_table():
     ragged = "| a | b |\n| --- | --- |\n| 1 | 2 | 3 |\n"
     (table,) = _tables(ragged)
     assert len({len(re.findall(r"(?<!\\)\|", row)) for row in table}) == 2
+
+
+def test_the_shipped_classifiers_table_is_rendered_from_their_manifest():
+    from robustvae.metrics.classifier import shipped_table
+
+    assert shipped_table() in (ROOT / "README.md").read_text()

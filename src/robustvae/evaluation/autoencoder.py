@@ -153,13 +153,15 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
             "local Inception weights file (--inception) for FID"
         )
     if classifier_fid:
-        classifier, accuracy = dataset_classifier(
+        classifier = dataset_classifier(
             config.dataset, root=config.data_root, image_size=config.image_size
         )
         real = test.images[:n_samples]
-        results["fid"] = frechet_distance(CodingLayer(classifier), real, samples, device=device)
+        features = CodingLayer(classifier.model)
+        results["fid"] = frechet_distance(features, real, samples, device=device)
         results["fid_samples"] = [len(real), len(samples)]
-        results["classifier_test_accuracy"] = accuracy
+        results["classifier_test_accuracy"] = classifier.test_accuracy
+        results["fid_classifier"] = classifier.origin
     if settings["inception"] is not None:
         from robustvae.metrics.inception import InceptionFeatures
 
