@@ -276,3 +276,29 @@ def test_batches_validation():
     with pytest.raises(ValueError, match="epoch"):
         Batches(ds, 2).set_epoch(-1)
     assert "batch_size=2" in repr(Batches(ds, 2))
+
+
+def test_a_small_folder_trains_with_a_test_fraction_and_tiny_images_are_refused(tmp_path):
+    from PIL import Image
+
+    from robustvae.cli import main
+    from robustvae.data.folder import folder_sources, folder_split
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    sources = folder_sources(folder)
+    assert [len(folder_split(sources, "test", f)) for f in (0.1, 0.0)] == [0, 3]
+    assert len(folder_split(sources, "train", 0.0)) == 3
+    with pytest.raises(ValueError, match="split 'test' is empty .* --test-fraction"):
+        load_dataset("folder", "test", root=folder, image_size=16, cache_dir=tmp_path / "c")
+    flags = ["--dataset", "folder", "--data-root", folder, "--image-size", "16", "--epochs", "1"]
+    flags += ["--width", "0.1", "--batch-size", "2", "--no-progress", "--no-tensorboard"]
+    assert main(["train", "--out", tmp_path / "run", *flags, "--test-fraction", "0"]) == 0
+    with pytest.raises(ValueError, match=r"test_fraction must lie in \[0, 0.9\]"):
+        load_dataset("folder", "test", root=folder, image_size=16, test_fraction=1.5)
+    Image.fromarray(np.zeros((3, 3), dtype=np.uint8)).save(folder / "tiny.png")
+    with pytest.raises(ValueError, match=r"tiny.png: image is 3×3 pixels; .* at least 4"):
+        load_dataset("folder", "all", root=folder, image_size=16, cache_dir=tmp_path / "c2")

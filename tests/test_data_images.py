@@ -252,7 +252,7 @@ def test_folder_errors(tmp_path):
     empty_split = (
         "test" if folder_split(folder_sources(tmp_path / "one"), "test") == [] else "train"
     )
-    with pytest.raises(ValueError, match=f"split '{empty_split}' is empty.*split='all'"):
+    with pytest.raises(ValueError, match=f"split '{empty_split}' is empty.*--test-fraction 0"):
         load_dataset("folder", empty_split, root=tmp_path / "one", image_size=8)
 
 

@@ -47,7 +47,7 @@ class Kind:
 def _load_images(run) -> tuple:
     from robustvae.data import load_dataset
 
-    kwargs = dict(root=run.data_root, image_size=run.image_size)
+    kwargs = dict(root=run.data_root, image_size=run.image_size, test_fraction=run.test_fraction)
     return load_dataset(run.dataset, "train", **kwargs), load_dataset(run.dataset, "test", **kwargs)
 
 
@@ -88,9 +88,9 @@ def _restoration_data(run) -> tuple:
             "at their own size (see crop)"
         )
     crop = run.model.crop
-    train = tile(load_images(run.dataset, "train", run.data_root), 2 * crop, crop)
-    test = tile(load_images(run.dataset, "test", run.data_root), 2 * crop, 2 * crop)
-    return train, test
+    train = load_images(run.dataset, "train", run.data_root, run.test_fraction)
+    test = load_images(run.dataset, "test", run.data_root, run.test_fraction)
+    return tile(train, 2 * crop, crop), tile(test, 2 * crop, 2 * crop)
 
 
 def _restore() -> Kind:

@@ -218,7 +218,7 @@ def _run_evaluate(args) -> int:
         images = load_folder(args.test, "all")
     else:
         config = RunConfig.from_dict(RunDir(args.run_dirs[0]).saved_settings())
-        images = load_images(config.dataset, "test", config.data_root)
+        images = load_images(config.dataset, "test", config.data_root, config.test_fraction)
     if args.images is not None:
         images = images[: args.images]
     device = str(pick_device(args.device))

@@ -13,7 +13,7 @@ from torch import Tensor
 from robustvae.data.cache import DataWarning, cached_arrays
 from robustvae.data.celeba import CELEBA_IMAGE_SIZE, CELEBA_SPLITS, load_celeba_images
 from robustvae.data.download import default_data_dir
-from robustvae.data.folder import FOLDER_SPLITS, load_folder_images
+from robustvae.data.folder import FOLDER_SPLITS, TEST_FRACTION, load_folder_images
 from robustvae.data.idx import (
     FASHION_MNIST_SHA256,
     MNIST_SHA256,
@@ -272,6 +272,7 @@ def load_dataset(
     root: str | Path | None = None,
     image_size: int | None = None,
     cache_dir: str | Path | None = None,
+    test_fraction: float = TEST_FRACTION,
 ) -> ImageDataset:
     """Load a dataset into memory as float32 N×C×H×W in [0, 1].
 
@@ -303,8 +304,10 @@ def load_dataset(
       ``.zip``), 1 channel when every image in the folder is greyscale, else 3 (alpha dropped).
       With ``image_size``, each image's centred largest square is resized to
       ``image_size``×``image_size`` (Pillow bilinear, antialiased); without, all images must
-      share one size. ``test`` is the ~10% whose SHA-1 of the relative path falls below 0.1,
-      ``train`` the rest, ``all`` everything. No labels.
+      share one size. ``test`` is the ~``test_fraction`` (default 10%) whose SHA-1 of the
+      relative path, read as a fraction, falls below it, ``train`` the rest, ``all``
+      everything; at ``test_fraction`` 0 every split is every image. Images need at least
+      4 pixels on each side. No labels.
 
     Decoded arrays are cached as ``.npy`` under ``cache_dir`` (default
     :func:`default_cache_dir`: ``$ROBUSTVAE_CACHE`` or ``~/.cache/robustvae``), keyed by the
@@ -347,4 +350,5 @@ def load_dataset(
         return _to_dataset(images, None, "celeba", split)
     if path is None:
         raise ValueError("the folder dataset needs root: a folder of images")
-    return _to_dataset(load_folder_images(split, path, size, cache_dir), None, "folder", split)
+    images = load_folder_images(split, path, size, cache_dir, test_fraction)
+    return _to_dataset(images, None, "folder", split)

@@ -201,6 +201,11 @@ def _to_8bit(img):
     return img.convert("RGB")  # P, RGBA, CMYK, YCbCr, …
 
 
+#: The smallest side a decoded image may have: below it there is nothing to learn from, and
+#: resizing to a network's input would only blow up a few pixels.
+MIN_IMAGE_SIDE = 4
+
+
 @dataclass(frozen=True)
 class _Decode:
     size: int | None  # output side, None keeps the native size
@@ -252,6 +257,11 @@ def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
     except errors as e:
         # SyntaxError: some Pillow plugins raise it on malformed headers.
         raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
+    if min(img.size) < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"{src}: image is {img.size[0]}×{img.size[1]} pixels; images need at least "
+            f"{MIN_IMAGE_SIDE} on each side (remove it from the folder)"
+        )
     if how.expect is not None and img.size != how.expect:
         raise ValueError(
             f"{src}: image is {img.size[0]}×{img.size[1]}, expected {how.expect[0]}×"

@@ -112,7 +112,8 @@ def summarise(per_image: list[dict]) -> dict:
 def evaluate(run_dir: str | Path, settings: dict, device: str) -> dict:
     """Scores of the run's best checkpoint over (up to ``settings['images']``) test images."""
     config, task = load_run(run_dir, device=device)
-    images = load_images(config.dataset, "test", config.data_root)[: settings["images"]]
+    images = load_images(config.dataset, "test", config.data_root, config.test_fraction)
+    images = images[: settings["images"]]
     per_image = evaluate_images(task, config, images, device, settings["seed"])
     return {**summarise(per_image), "per_image": per_image}
 
@@ -122,7 +123,7 @@ def draw(run_dir: str | Path, device: str = "cpu") -> list[Path]:
     from robustvae.evaluation.restoration_pictures import crops_grid
 
     config, task = load_run(run_dir, device=device)
-    images = load_images(config.dataset, "test", config.data_root)[:6]
+    images = load_images(config.dataset, "test", config.data_root, config.test_fraction)[:6]
     inputs = corrupt_test_images(images, config.model.noise, config.model.levels()[2])
     outputs = restore_images(task, inputs, device)
     path = Path(run_dir) / "restorations.png"
@@ -180,7 +181,7 @@ def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str
         )
         first = {label: members[0] for label, members in by_loss.items()}
         config = first[focus].config
-        images = load_images(config.dataset, "test", config.data_root)[:1]
+        images = load_images(config.dataset, "test", config.data_root, config.test_fraction)[:1]
         seed = RunDir(out_dir / "cells" / first[focus].id).read_evaluation()["settings"]["seed"]
         level = config.model.levels()[2]
         noisy = corrupt_test_images(images, config.model.noise, level, seed)

@@ -132,14 +132,14 @@ def load_photos(split: str) -> list[NamedImage]:
     return out
 
 
-def load_folder(root: str | Path, split: str) -> list[NamedImage]:
+def load_folder(root: str | Path, split: str, test_fraction: float = 0.1) -> list[NamedImage]:
     """The images of ``split`` in an image folder (or zip), 1 channel when all are grey."""
     import zipfile
 
     from robustvae.data.folder import folder_sources_of_split
     from robustvae.data.images import probe_channels, read_member
 
-    sources, chosen = folder_sources_of_split(root, split)
+    sources, chosen = folder_sources_of_split(root, split, test_fraction)
     channels = probe_channels(sources)
     out = []
     for source in chosen:
@@ -155,14 +155,17 @@ def load_folder(root: str | Path, split: str) -> list[NamedImage]:
     return out
 
 
-def load_images(dataset: str, split: str, root: str | Path | None = None) -> list[NamedImage]:
-    """The clean images of ``split`` of a restoration dataset (see the module docstring)."""
+def load_images(
+    dataset: str, split: str, root: str | Path | None = None, test_fraction: float = 0.1
+) -> list[NamedImage]:
+    """The clean images of ``split`` of a restoration dataset (see the module docstring);
+    ``test_fraction`` applies to folders."""
     if dataset == "photos":
         return load_photos(split)
     if dataset == "folder":
         if root is None:
             raise ValueError("dataset 'folder' needs data_root (--data-root DIR)")
-        return load_folder(root, split)
+        return load_folder(root, split, test_fraction)
     raise ValueError(f"the restore kind trains on: {', '.join(DATASETS)}; got dataset {dataset!r}")
 
 

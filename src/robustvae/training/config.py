@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from robustvae.data import known_shape
+from robustvae.data.folder import check_test_fraction
 from robustvae.kinds import KINDS, get_kind
 from robustvae.training.schedule import parse_anneal
 
@@ -57,6 +58,11 @@ class RunConfig:
     )
     data_root: str | None = _help("directory of the data (defaults per dataset)", None)
     image_size: int | None = _help("resize to this (celeba: 64; folder: required)", None)
+    test_fraction: float = _help(
+        "folder datasets: the share of images held out for test, by a hash of each file's "
+        "path (0: test on the training images)",
+        0.1,
+    )
     # model
     kind: str = _help(" | ".join(KINDS) + ": the model kind", "vae")
     model: Any = field(default=None, metadata={"help": "the kind's settings"})
@@ -98,6 +104,7 @@ class RunConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         parse_anneal(self.anneal, self.anneal_shape)
+        check_test_fraction(self.test_fraction)
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         shape = known_shape(self.dataset, self.image_size)
@@ -176,9 +183,11 @@ EXTENDABLE_SETTINGS = ("epochs",)
 def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(setting, saved value, wanted value) for every setting that makes ``wanted`` another run
     than ``saved``: the trainer refuses to resume such a run, and a grid to reuse its cell."""
+    # A run saved before a run setting existed ran with that setting's default.
+    defaults = {f.name: f.default for f in fields(RunConfig) if f.name != "model"}
     changed = []
     for k in sorted(set(saved) | set(wanted)):
-        old, new = saved.get(k), wanted.get(k)
+        old, new = saved.get(k, defaults.get(k)), wanted.get(k, defaults.get(k))
         if k in IGNORED_SETTINGS or old == new:
             continue
         if k in EXTENDABLE_SETTINGS and isinstance(old, int) and isinstance(new, int) and new > old:
