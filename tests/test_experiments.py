@@ -228,7 +228,10 @@ def test_curvature_at_zero_is_a_for_logcosh_and_two_lambda_for_l2(tmp_path):
     assert math.isnan(curvature_at_zero(l1))  # |t| has no curvature at 0
 
 
-def test_report_shows_every_cell_curves_and_sweeps(tmp_path):
+def test_report_shows_every_cell_curves_and_sweeps(tmp_path, monkeypatch):
+    from robustvae.experiments import report
+
+    monkeypatch.setattr(report, "PICTURE_COLUMNS", 3)  # 5 losses: a table of 3, then of 2
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP)
     out = tmp_path / "out"
@@ -257,6 +260,14 @@ def test_report_shows_every_cell_curves_and_sweeps(tmp_path):
         assert f'src="{figure}"' in page
     results_table = page.split("<table>")[1].split("</table>")[0]
     assert "logcosh (a=10)" in results_table and "± " not in results_table  # one seed
+    assert "one run per row" in md and "mean ± std" not in md
+    settings = md.split("## Settings")[1].split("## Pictures")[0]
+    assert "Evaluation: images = 50, samples = 50, fid = False" in settings
+    assert "| width | 0.05 |" in settings and "| epochs | 2 |" in settings  # --set shows
+    assert page.count('<div class="wide"><table>') == page.count("<table>")  # tables scroll
+    pictures = md.split("## Pictures")[1].split("## Training curves")[0]
+    headers = [line for line in pictures.splitlines() if line.startswith("|  |")]
+    assert [line.count("|") - 2 for line in headers] == [3, 2]
 
 
 def test_a_cell_run_with_other_settings_is_never_reused(tmp_path):

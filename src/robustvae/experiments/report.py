@@ -65,6 +65,7 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
     cells = {cell.id: cell for cell in experiment.cells}
     sections = [
         Section("Results", [table_caption(experiment), summary_table(experiment, rows)]),
+        Section("Settings", _settings(experiment)),
         Section("Pictures", _picture_tables(experiment)),
         Section("Training curves", _curves(experiment, out_dir)),
     ]
@@ -85,11 +86,40 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
 # ----------------------------------------------------------------------------- content
 
 
+def _settings(experiment: Experiment) -> list:
+    """The settings every cell shares (``--set`` included), what varies, and the evaluation."""
+    configs = [c.config.to_dict() for c in experiment.cells]
+    keys = dict.fromkeys(k for config in configs for k in config)
+    shared = {
+        k: configs[0].get(k)
+        for k in keys
+        if k != "progress" and all(config.get(k) == configs[0].get(k) for config in configs)
+    }
+    varying = [k for k in keys if k not in shared and k != "progress"]
+    evaluation = ", ".join(f"{k} = {v}" for k, v in experiment.evaluate.items())
+    blocks: list = [f"Evaluation: {evaluation}."]
+    if varying:
+        blocks.append("Varying between cells (see the cell ids): " + ", ".join(varying) + ".")
+    body = [[k, _setting_text(v)] for k, v in shared.items()]
+    blocks.append(Table(["setting shared by every cell", "value"], body, 2))
+    return blocks
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_setting_text(v) for v in value) or "none"
+    return "none" if value is None else str(value)
+
+
+#: Picture tables hold at most this many losses side by side; more wrap into further tables.
+PICTURE_COLUMNS = 6
+
+
 def _picture_tables(experiment: Experiment) -> list:
     """Per group of cells that differ only in the loss: one table, a column per loss."""
-    notes = [
+    notes = {
         get_kind(k).evaluator().PICTURES_NOTE for k in {c.config.kind for c in experiment.cells}
-    ]
+    }  # kinds sharing an evaluator share its note: say it once
     blocks: list = [" ".join(sorted(notes))]
     seeds = {c.axes.get("seed") for c in experiment.cells}
     first_seed = next((c.axes["seed"] for c in experiment.cells if "seed" in c.axes), None)
@@ -104,15 +134,17 @@ def _picture_tables(experiment: Experiment) -> list:
     for key, members in groups.items():
         if key:
             blocks.append("**" + ", ".join(f"{a} = {v}" for a, v in key) + "**")
-        header = [""] + [c.axes["loss"] for c in members]
-        panels = dict.fromkeys(
-            p for c in members for p in get_kind(c.config.kind).evaluator().PANELS
-        )
-        body = [
-            [panel] + [Figure(f"cells/{c.id}/{panel}.png", f"{c.id} {panel}") for c in members]
-            for panel in panels
-        ]
-        blocks.append(Table(header, body, 1))
+        for start in range(0, len(members), PICTURE_COLUMNS):
+            chunk = members[start : start + PICTURE_COLUMNS]
+            header = [""] + [c.axes["loss"] for c in chunk]
+            panels = dict.fromkeys(
+                p for c in chunk for p in get_kind(c.config.kind).evaluator().PANELS
+            )
+            body = [
+                [panel] + [Figure(f"cells/{c.id}/{panel}.png", f"{c.id} {panel}") for c in chunk]
+                for panel in panels
+            ]
+            blocks.append(Table(header, body, 1))
     return blocks
 
 
@@ -278,7 +310,8 @@ def _md_cells(body: list[list]) -> list[list[str]]:
 
 STYLE = """
 body { font-family: DejaVu Sans, sans-serif; margin: 2em auto; max-width: 1400px; }
-table { border-collapse: collapse; margin: 1em 0; }
+div.wide { overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; }
 td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; image-rendering: pixelated; }
@@ -330,4 +363,4 @@ def _html_table(table: Table) -> str:
             else:
                 cells.append(f"<td>{esc(str(cell))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return "<table>\n" + "\n".join(rows) + "\n</table>"
+    return '<div class="wide"><table>\n' + "\n".join(rows) + "\n</table></div>"

@@ -34,9 +34,10 @@ def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
 
 
 def table_caption(experiment) -> str:
-    return "mean ± std over seeds" + (
-        f"; (±%) against {experiment.baseline}" if experiment.baseline else ""
-    )
+    """What the table's numbers are: mean ± std only where seeds are averaged."""
+    seeds = {c.axes["seed"] for c in experiment.cells if "seed" in c.axes}
+    what = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "one run per row"
+    return what + (f"; (±%) against {experiment.baseline}" if experiment.baseline else "")
 
 
 def group_by(rows: list[dict], axes: list[str], drop: tuple[str, ...]) -> dict[tuple, list[dict]]:

@@ -126,6 +126,7 @@ def run_experiment(
             failed[cell_id] = error
     # The tables cover every finished cell of the grid, also those outside --only.
     whole = experiment if only is None else load_experiment(path, settings, None, max_cells)
+    whole.evaluate.update(evaluate or {})
     shown = [c for c in finished_cells(whole, out_dir) if c.id not in failed]
     if shown:
         _write_tables_and_report(replace(whole, cells=shown), out_dir)
