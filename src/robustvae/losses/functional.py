@@ -1,7 +1,10 @@
 """Elementwise reconstruction losses and negative log-likelihoods, as pure functions.
 
-Every function here is finite, with a finite gradient, for any finite input in float32 and
-float64. Losses taking ``(input, target)`` follow ``torch.nn.functional`` (a ``reduction`` of
+For any finite input in float32 and float64 (float16 and bfloat16 are computed in float32),
+and parameters in their valid ranges, every value is within a stated tolerance of the true
+one, +inf where that overflows, and no gradient is NaN: the README's "What the losses
+guarantee" states the tolerances, and ``tests/test_loss_properties.py`` checks them. Losses
+taking ``(input, target)`` follow ``torch.nn.functional`` (a ``reduction`` of
 ``'mean'``, ``'sum'`` or ``'none'``); functions of one residual ``x`` (``general``, the NLLs) are
 elementwise and broadcast their parameters against ``x``.
 """
