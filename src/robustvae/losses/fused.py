@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from robustvae.losses.functional import reduce
+from robustvae.losses.arguments import reduce
 
 MIN_NUMEL = 1 << 15
 #: Eager seconds a kernel spends before ``auto`` compiles it: about one cold compile here.
