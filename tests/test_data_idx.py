@@ -7,7 +7,9 @@ import gzip
 import os
 import re
 import time
+import tracemalloc
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,41 @@ def test_idx_corrupt_and_truncated_gzip(tmp_path):
     (tmp_path / "plain.gz").write_bytes(idx_bytes(b"\0\0\x08\x01", (2,), b"\1\2"))
     with pytest.raises(ValueError, match=r"plain\.gz: corrupt gzip stream"):
         read_idx(tmp_path / "plain.gz")
+
+
+def _gzip_of(head: bytes, zeros: int) -> bytes:
+    """gzip of ``head`` and then ``zeros`` zero bytes, built without holding the zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    body = [packer.compress(head)]
+    for _ in range(zeros >> 20):
+        body.append(packer.compress(bytes(1 << 20)))
+    return b"".join(body) + packer.flush()
+
+
+def test_gzip_bomb_is_read_only_as_far_as_declared(tmp_path):
+    """A 300 KB file inflating to 300 MiB past a 4-byte IDX: one line, not 300 MiB of memory."""
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(_gzip_of(idx_bytes(b"\0\0\x08\x01", (4,), bytes(4)), 300 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb\.gz: 314572800 unexpected trailing bytes"):
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_gzip_declaring_more_than_the_limit(tmp_path):
+    huge = tmp_path / "huge.gz"
+    huge.write_bytes(
+        gzip.compress(b"\0\0\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (70000, 400, 400)))
+    )
+    with pytest.raises(
+        ValueError, match=r"huge\.gz: the IDX header declares shape \(70000, 400, 400\)"
+    ):
+        read_idx(huge)
 
 
 def test_idx_wrong_number_of_dimensions(tmp_path):

@@ -30,6 +30,7 @@ __all__ = [
     "FASHION_MNIST_SHA256",
     "MNIST_GZ_MD5",
     "MNIST_GZ_SIZES",
+    "MAX_IDX_BYTES",
 ]
 
 #: IDX element-type byte → big-endian numpy dtype.
@@ -82,23 +83,61 @@ MNIST_GZ_SIZES: dict[str, int] = {
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
+#: The most decompressed bytes an IDX file may declare (EMNIST's largest file is 0.55 GB).
+MAX_IDX_BYTES = 1 << 30
+
 
 def read_idx_bytes(path: str | Path) -> bytes:
     """The decompressed bytes of an IDX file (gzipped or raw).
 
+    A gzip stream is decompressed only as far as its header declares (at most
+    ``MAX_IDX_BYTES``), so a small file that inflates without end cannot fill the memory.
+
     Raises:
-        ValueError: the gzip stream is truncated or corrupt (naming the file).
+        ValueError: the gzip stream is truncated or corrupt, declares more than
+            ``MAX_IDX_BYTES``, or holds bytes past its declared data (naming the file).
     """
     path = Path(path)
-    data = path.read_bytes()
-    if path.suffix == ".gz" or data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            # gzip.BadGzipFile is an OSError; a cut-off stream raises EOFError.
-            problem = "truncated" if isinstance(e, EOFError) else "corrupt"
-            raise ValueError(f"{path}: {problem} gzip stream ({e})") from None
+    with open(path, "rb") as f:
+        gz = path.suffix == ".gz" or f.read(2) == _GZIP_MAGIC
+    if not gz:
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as f:
+            return _read_declared(f, path)
+    except (OSError, EOFError, zlib.error) as e:
+        # gzip.BadGzipFile is an OSError; a cut-off stream raises EOFError.
+        problem = "truncated" if isinstance(e, EOFError) else "corrupt"
+        raise ValueError(f"{path}: {problem} gzip stream ({e})") from None
+
+
+def _read_declared(f, path: Path) -> bytes:
+    """The header and the data it declares from the open stream ``f``; bytes past them are
+    counted in 1 MiB chunks, never held."""
+    head = f.read(4)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES:
+        return head  # parse_idx says what is wrong with it
+    head += f.read(4 * head[3])
+    if len(head) < 4 + 4 * head[3]:
+        return head
+    shape = tuple(int.from_bytes(head[i : i + 4], "big") for i in range(4, len(head), 4))
+    declared = math.prod(shape) * IDX_DTYPES[head[2]].itemsize
+    if declared > MAX_IDX_BYTES:
+        raise ValueError(
+            f"{path}: the IDX header declares shape {shape}, {declared} bytes of data, more "
+            f"than the {MAX_IDX_BYTES >> 20} MiB limit (MAX_IDX_BYTES)"
+        )
+    data = head + f.read(declared)
+    extra = 0
+    while chunk := f.read(1 << 20):
+        extra += len(chunk)
+    if extra:
+        raise ValueError(_trailing(path, extra, shape))
     return data
+
+
+def _trailing(source, extra: int, shape: tuple[int, ...]) -> str:
+    return f"{source}: {extra} unexpected trailing bytes after the IDX data of shape {shape}"
 
 
 def idx_shape(path: str | Path) -> tuple[int, ...] | None:
@@ -148,10 +187,7 @@ def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
             f"header, found {found}"
         )
     if found > expected:
-        raise ValueError(
-            f"{source}: {found - expected} unexpected trailing bytes after the IDX data of "
-            f"shape {shape}"
-        )
+        raise ValueError(_trailing(source, found - expected, shape))
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
     return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
