@@ -413,3 +413,43 @@ def test_the_zip_member_limit_is_settable(tmp_path, monkeypatch):
     ):
         with pytest.raises(ValueError, match=rf"imgs\.zip:a\.png: zip member is {size} bytes"):
             load()
+
+
+def test_a_zip_member_that_is_not_an_image_is_one_line_naming_it(tmp_path, monkeypatch):
+    from robustvae.data.folder import load_folder_images
+    from robustvae.restoration.data import load_folder
+
+    _gray(tmp_path / "a.png", (6, 6), 9)
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(tmp_path / "a.png", "a.png")
+        z.writestr("notes.png", "not a picture")
+    for load in (
+        lambda: load_folder_images("all", archive, None, tmp_path / "c"),
+        lambda: load_folder(archive, "all"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            load()
+        assert str(caught.value) == (
+            f"{archive}:notes.png: unreadable image (not in a format Pillow knows)"
+        )
+
+
+def test_the_restorer_opens_a_zip_once_not_once_per_member(tmp_path, monkeypatch):
+    from robustvae.restoration.data import load_folder
+
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(5):
+            _gray(tmp_path / f"{i}.png", (6, 6), 9 * i)
+            z.write(tmp_path / f"{i}.png", f"{i}.png")
+    opened = []
+    real = zipfile.ZipFile.__init__
+
+    def counting(self, file, *args, **kwargs):
+        opened.append(file)
+        real(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", counting)
+    assert len(load_folder(archive, "all")) == 5
+    assert len(opened) <= 3  # listing, the channel probe, and reading

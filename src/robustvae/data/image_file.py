@@ -28,7 +28,7 @@ __all__ = ["read_image", "write_image", "bit_depth"]
 def _open(path, label: str):
     from PIL import Image
 
-    from robustvae.data.images import too_large
+    from robustvae.data.images import too_large, unreadable
 
     try:
         img = Image.open(path)
@@ -38,7 +38,7 @@ def _open(path, label: str):
     except Image.DecompressionBombError as error:
         raise too_large(label, error) from None
     except (OSError, SyntaxError) as error:
-        raise ValueError(f"{label}: unreadable image ({type(error).__name__}: {error})") from None
+        raise unreadable(label, error) from None
     return img
 
 

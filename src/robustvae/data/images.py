@@ -181,6 +181,14 @@ def too_large(src, error) -> ValueError:
     )
 
 
+def unreadable(src, error: Exception) -> ValueError:
+    """The one-line error for a file Pillow cannot decode. Pillow's "cannot identify image
+    file" names the file object (a zip member's is a BytesIO repr), so that one is reworded."""
+    if isinstance(error, _pil().UnidentifiedImageError):
+        return ValueError(f"{src}: unreadable image (not in a format Pillow knows)")
+    return ValueError(f"{src}: unreadable image ({type(error).__name__}: {error})")
+
+
 def _to_8bit(img):
     """Pillow image → mode L or RGB; alpha is dropped. 16-bit greyscale (``I;16``) is scaled by
     255/65535; 32-bit integer greyscale (``I``) likewise when it exceeds 255; float greyscale
@@ -214,7 +222,7 @@ class _Decode:
     resample: int
 
 
-class _Reader:
+class SourceReader:
     """Gives what ``Image.open`` reads for each source: the file, or the zip member's bytes. One
     zip handle per thread (a ZipFile is not thread-safe)."""
 
@@ -244,7 +252,7 @@ class _Reader:
             z.close()
 
 
-def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
+def _decode_one(src: ImageSource, how: _Decode, reader: SourceReader) -> np.ndarray:
     Image = _pil()
     errors = (OSError, ValueError, SyntaxError)
     file = reader.file(src)
@@ -256,7 +264,7 @@ def _decode_one(src: ImageSource, how: _Decode, reader: _Reader) -> np.ndarray:
         raise too_large(src, e) from None
     except errors as e:
         # SyntaxError: some Pillow plugins raise it on malformed headers.
-        raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
+        raise unreadable(src, e) from None
     if min(img.size) < MIN_IMAGE_SIDE:
         raise ValueError(
             f"{src}: image is {img.size[0]}×{img.size[1]} pixels; images need at least "
@@ -307,7 +315,7 @@ def decode_images(
     Image = _pil()
     filters = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
     how = _Decode(size, box, expect, filters[resample])
-    reader = _Reader()
+    reader = SourceReader()
     # Known output shape: fill one array as images arrive (no second copy of a large set).
     out = None
     if channels is not None and size is not None:
@@ -383,7 +391,7 @@ def _map(fn: Callable[[ImageSource], np.ndarray], items, progress: str | None):
 
 def probe_channels(sources: Sequence[ImageSource]) -> int:
     """1 when every image is greyscale (judged from its header's mode), else 3."""
-    reader = _Reader()
+    reader = SourceReader()
     try:
         for src in sources:
             file = reader.file(src)
@@ -393,7 +401,7 @@ def probe_channels(sources: Sequence[ImageSource]) -> int:
             except _pil().DecompressionBombError as e:
                 raise too_large(src, e) from None
             except (OSError, ValueError, SyntaxError) as e:
-                raise ValueError(f"{src}: unreadable image ({type(e).__name__}: {e})") from None
+                raise unreadable(src, e) from None
             if mode not in _GRAY_MODES:
                 return 3
         return 1

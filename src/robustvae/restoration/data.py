@@ -134,24 +134,21 @@ def load_photos(split: str) -> list[NamedImage]:
 
 def load_folder(root: str | Path, split: str, test_fraction: float = 0.1) -> list[NamedImage]:
     """The images of ``split`` in an image folder (or zip), 1 channel when all are grey."""
-    import zipfile
-
     from robustvae.data.folder import folder_sources_of_split
-    from robustvae.data.images import probe_channels, read_member
+    from robustvae.data.images import SourceReader, probe_channels
 
     sources, chosen = folder_sources_of_split(root, split, test_fraction)
     channels = probe_channels(sources)
     out = []
-    for source in chosen:
-        if source.member is None:
-            image = read_image(source.path)
-        else:
-            with zipfile.ZipFile(source.path) as archive:
-                data = read_member(archive, source.member, str(source))
-            image = read_image(data, str(source))
-        if image.shape[0] != channels:
-            image = image.expand(3, -1, -1) if channels == 3 else image.mean(0, keepdim=True)
-        out.append(NamedImage(source.name, image.contiguous()))
+    reader = SourceReader()  # one handle per zip archive, not one per member
+    try:
+        for source in chosen:
+            image = read_image(reader.file(source), str(source))
+            if image.shape[0] != channels:
+                image = image.expand(3, -1, -1) if channels == 3 else image.mean(0, keepdim=True)
+            out.append(NamedImage(source.name, image.contiguous()))
+    finally:
+        reader.close()
     return out
 
 
