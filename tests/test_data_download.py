@@ -252,6 +252,25 @@ def test_a_trickling_server_misses_the_deadline(tmp_path):
     assert message.startswith(
         f"download of {url}slow.gz failed: not finished after the deadline of 1 s ("
     )
-    assert message.endswith("bytes in); pass a longer deadline for a slow link")
+    assert message.endswith(
+        "bytes in); pass a longer deadline for a slow link (deadline=, or --deadline of "
+        "robustvae data download)"
+    )
     assert 1.0 <= took < 1.5 and body.sent < 20
     assert not list(dest.iterdir())
+
+
+def test_the_cli_passes_the_deadline_and_refuses_a_bad_one(tmp_path, capsys):
+    from robustvae.cli import main
+
+    body = _Body(100, 1, pause=0.1)
+    with _serving(body) as url:
+        start = time.monotonic()
+        code = main(["data", "download", "mnist", "--dest", str(tmp_path / "d"), "--url", url,
+                     "--deadline", "0.5"])  # fmt: skip
+        took = time.monotonic() - start
+    assert code == 2 and 0.5 <= took < 1.2
+    assert "not finished after the deadline of 0.5 s" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["data", "download", "mnist", "--deadline", "-3"])
+    assert "--deadline: expected a positive number of seconds, got '-3'" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 from pathlib import Path
 
 
@@ -19,13 +21,40 @@ def add(subparsers) -> None:
     download.add_argument("--dest", type=Path, default=None)
     download.add_argument("--url", default=None, help="a mirror's base URL")
     download.add_argument("--force", action="store_true", help="download even if present")
+    download.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="for each connection, and for each read to bring a byte (default: %(default)g)",
+    )
+    download.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="the most one file may take in all; raise it for a slow link (default: %(default)g)",
+    )
     download.set_defaults(handler=run_download)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def run_download(args) -> int:
     from robustvae.data import download_mnist
 
     kwargs = {"base_url": args.url} if args.url else {}
-    for path in download_mnist(args.dest, force=args.force, **kwargs):
+    paths = download_mnist(
+        args.dest, force=args.force, timeout=args.timeout, deadline=args.deadline, **kwargs
+    )
+    for path in paths:
         print(path)
     return 0

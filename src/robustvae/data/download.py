@@ -181,7 +181,8 @@ def _body(
                 if time.monotonic() - start > deadline:
                     raise _DownloadFailed(
                         f"download of {url} failed: not finished after the deadline of "
-                        f"{deadline:g} s ({done} bytes in); pass a longer deadline for a slow link"
+                        f"{deadline:g} s ({done} bytes in); pass a longer deadline for a slow link "
+                        "(deadline=, or --deadline of robustvae data download)"
                     )
                 yield block, total
     except urllib.error.HTTPError as e:
