@@ -519,3 +519,24 @@ def test_a_malformed_experiment_file_is_one_line_at_parse_time(tmp_path, text, m
         load_experiment(path)
     assert message in str(caught.value) and "bad.toml" in str(caught.value)
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_rows_over_different_numbers_of_seeds_get_a_seeds_column():
+    from robustvae.experiments.results import markdown_table, summary_table, table_caption
+
+    experiment = load_experiment(PRESETS_DIR / "fashion-mnist.toml")
+    rows = [
+        {"arch": arch, "seed": seed, "loss": loss, "fid": fid + seed}
+        for arch, seeds in (("mlp", (0, 1, 2)), ("conv", (0,)))
+        for loss, fid in (("l2", 100.0), ("l1", 50.0))
+        for seed in seeds
+    ]
+    table = markdown_table(summary_table(experiment, rows)).splitlines()
+    assert table[0].startswith("| arch | loss | seeds | FID |")
+    assert table[2] == "| mlp | l2 | 3 | 101 ± 1 |"
+    assert table[5] == "| conv | l1 | 1 | 50 (-50%) |"
+    assert table_caption(experiment, rows).startswith("mean ± std over each row's seeds")
+    even = [r for r in rows if r["arch"] == "mlp"]
+    assert "seeds" not in markdown_table(summary_table(experiment, even)).splitlines()[0]
+    assert table_caption(experiment, even).startswith("mean ± std over 3 seeds")
+    assert table_caption(experiment, even[:1]).startswith("one run per row")

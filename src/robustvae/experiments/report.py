@@ -64,7 +64,7 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
     (out_dir / "report").mkdir(exist_ok=True)
     cells = {cell.id: cell for cell in experiment.cells}
     sections = [
-        Section("Results", [table_caption(experiment), summary_table(experiment, rows)]),
+        Section("Results", [table_caption(experiment, rows), summary_table(experiment, rows)]),
         Section("Settings", _settings(experiment)),
         Section("Pictures", _picture_tables(experiment)),
         Section("Training curves", _curves(experiment, out_dir)),

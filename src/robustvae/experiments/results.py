@@ -28,16 +28,27 @@ def write_results(experiment, rows: list[dict], out_dir: Path) -> None:
     write_csv(out_dir / "results.csv", rows)
     atomic_write_text(
         out_dir / "results.md",
-        f"# {experiment.name}\n\n{table_caption(experiment)}\n\n"
+        f"# {experiment.name}\n\n{table_caption(experiment, rows)}\n\n"
         + markdown_table(summary_table(experiment, rows)),
     )
 
 
-def table_caption(experiment) -> str:
-    """What the table's numbers are: mean ± std only where seeds are averaged."""
-    seeds = {c.axes["seed"] for c in experiment.cells if "seed" in c.axes}
-    what = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "one run per row"
+def table_caption(experiment, rows: list[dict]) -> str:
+    """What the table's numbers are: mean ± std only where seeds are averaged, and a seeds
+    column where rows average different numbers of seeds (a grid run in parts)."""
+    counts = set(seed_counts(experiment, rows).values()) or {1}
+    if len(counts) > 1:
+        what = "mean ± std over each row's seeds (its seeds column)"
+    elif counts != {1}:
+        what = f"mean ± std over {counts.pop()} seeds"
+    else:
+        what = "one run per row"
     return what + (f"; (±%) against {experiment.baseline}" if experiment.baseline else "")
+
+
+def seed_counts(experiment, rows: list[dict]) -> dict[tuple, int]:
+    """The number of seeds behind each row of the table."""
+    return {k: len(v) for k, v in group_by(rows, experiment.axes, ("seed",)).items()}
 
 
 def group_by(rows: list[dict], axes: list[str], drop: tuple[str, ...]) -> dict[tuple, list[dict]]:
@@ -62,9 +73,11 @@ def summary_table(experiment, rows: list[dict]) -> Table:
         for key, members in groups.items()
     }
     loss_index = axes.index("loss")
+    seeds = {len(members) for members in groups.values()}
+    label_columns = axes + (["seeds"] if len(seeds) > 1 else [])
     body = []
     for key, members in groups.items():
-        cells = [str(v) for v in key]
+        cells = [str(v) for v in key] + ([str(len(members))] if len(seeds) > 1 else [])
         baseline_key = key[:loss_index] + (experiment.baseline,) + key[loss_index + 1 :]
         for metric, _ in metrics:
             values = [r[metric] for r in members if metric in r]
@@ -82,7 +95,7 @@ def summary_table(experiment, rows: list[dict]) -> Table:
                 text += f" ({(mean - base) / abs(base):+.0%})"
             cells.append(text)
         body.append(cells)
-    return Table(axes + [name for _, name in metrics], body, len(axes))
+    return Table(label_columns + [name for _, name in metrics], body, len(label_columns))
 
 
 def markdown_table(table: Table) -> str:
