@@ -540,3 +540,35 @@ def test_rows_over_different_numbers_of_seeds_get_a_seeds_column():
     assert "seeds" not in markdown_table(summary_table(experiment, even)).splitlines()[0]
     assert table_caption(experiment, even).startswith("mean ± std over 3 seeds")
     assert table_caption(experiment, even[:1]).startswith("one run per row")
+
+
+def test_results_of_a_grid_run_in_parts_merge_in_grid_order(tmp_path, capsys):
+    from robustvae.cli import main
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    header = "cell,seed,loss,ssim,extra\n"
+    (tmp_path / "a.csv").write_text(
+        header + '"seed=1,loss=l2",1,l2,0.5,\n"seed=0,loss=l2",0,l2,0.7,\n'
+    )
+    (tmp_path / "b.csv").write_text('cell,seed,loss,ssim\n"seed=0,loss=logcosh",0,logcosh,0.9\n')
+    merged = tmp_path / "merged.csv"
+    args = ["report", str(path), "--results", str(tmp_path / "b.csv"), str(tmp_path / "a.csv")]
+    assert main([*args, "--merge-into", str(merged)]) == 0
+    table = capsys.readouterr().out
+    with open(merged) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["cell"] for r in rows] == ["seed=0,loss=l2", "seed=0,loss=logcosh", "seed=1,loss=l2"]
+    assert rows[1]["extra"] == "" and rows[0]["ssim"] == "0.7"
+    assert "| l2 | 2 | 0.6 ± 0.14 |" in table and "| logcosh | 1 | 0.9 (+50%) |" in table
+    assert main(["report", str(path), "--results", str(merged)]) == 0
+    assert capsys.readouterr().out == table
+
+    (tmp_path / "c.csv").write_text('cell,ssim\n"seed=0,loss=l2",0.1\n')
+    assert main(["report", str(path), "--results", str(merged), str(tmp_path / "c.csv")]) == 2
+    assert "cell 'seed=0,loss=l2' is in both" in capsys.readouterr().err
+    (tmp_path / "d.csv").write_text('cell,ssim\n"seed=7,loss=l2",0.1\n')
+    assert main(["report", str(path), "--results", str(tmp_path / "d.csv")]) == 2
+    assert "d.csv: cell 'seed=7,loss=l2' is not a cell of tiny" in capsys.readouterr().err
+    assert main(["report", str(path), "--merge-into", str(merged)]) == 2
+    assert "--merge-into takes the rows of --results" in capsys.readouterr().err

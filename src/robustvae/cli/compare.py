@@ -135,14 +135,23 @@ def _add_report(subparsers) -> None:
         description="Write OUT/results.csv, results.md, report.html and report.md from the "
         "cells of EXPERIMENT that have finished, training nothing: look at a long grid while "
         "it runs. Takes compare's --out, --set and --only. With --results CSV it prints the "
-        "Markdown table of a committed results file (docs/results/) and writes nothing.",
+        "Markdown table of committed results files (docs/results/) and writes nothing, "
+        "unless --merge-into names a file for their rows.",
     )
     _add_grid_arguments(parser)
     parser.add_argument(
         "--results",
         type=Path,
+        nargs="+",
         metavar="CSV",
-        help="print the table of this results.csv (e.g. docs/results/quick-mnist5k.csv)",
+        help="print the table of these results.csv files (e.g. docs/results/quick-mnist5k.csv; "
+        "several: a grid run in parts)",
+    )
+    parser.add_argument(
+        "--merge-into",
+        type=Path,
+        metavar="CSV",
+        help="with --results: write their rows, in grid order, into this one results.csv",
     )
     parser.set_defaults(handler=_run_report)
 
@@ -151,10 +160,15 @@ def _run_report(args) -> int:
     from robustvae.experiments import load_experiment, report_experiment
 
     settings = key_values(args.settings, "--set")
-    if args.results is not None:  # a committed results.csv: print its table, write nothing
-        from robustvae.experiments.results import results_table
+    if args.merge_into is not None and args.results is None:
+        raise ValueError("--merge-into takes the rows of --results CSV files")
+    if args.results is not None:  # committed results.csv files: print their table
+        from robustvae.experiments.results import merge_results, results_table
+        from robustvae.files import write_csv
 
         experiment = load_experiment(args.experiment, settings, max_cells=args.max_cells)
+        if args.merge_into is not None:
+            write_csv(args.merge_into, merge_results(experiment, args.results))
         print(results_table(experiment, args.results), end="")
         return 0
     out = args.out or Path("runs") / args.experiment.stem

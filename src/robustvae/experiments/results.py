@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -115,20 +116,41 @@ def _number_or_text(text: str):
 def read_results(path: str | Path) -> list[dict]:
     """The rows of a results.csv, numbers as floats and empty cells left out (as
     ``write_results`` wrote them from the cells' evaluations)."""
+    return [_parsed(row) for row in _read_text_rows(path)]
+
+
+def _read_text_rows(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
-        return [
-            {k: _number_or_text(v) if k not in ("cell",) else v for k, v in row.items() if v != ""}
-            for row in csv.DictReader(f)
-        ]
+        return list(csv.DictReader(f))
 
 
-def results_table(experiment, path: str | Path) -> str:
-    """The Markdown results table of ``experiment`` rendered from a committed results.csv:
+def _parsed(row: dict[str, str]) -> dict:
+    return {k: v if k == "cell" else _number_or_text(v) for k, v in row.items() if v != ""}
+
+
+def merge_results(experiment, paths: Sequence[str | Path]) -> list[dict[str, str]]:
+    """The rows of several results.csv files of ``experiment`` (a grid run in parts, e.g.
+    ``--only 'arch=mlp,*'`` on one machine and ``--only 'arch=conv,*'`` on another), in the
+    grid's cell order, as text. A cell outside the grid, or in two files, is an error."""
+    order = {cell.id: i for i, cell in enumerate(experiment.cells)}
+    found: dict[str, tuple[Path, dict[str, str]]] = {}
+    for path in map(Path, paths):
+        for row in _read_text_rows(path):
+            cell = row.get("cell")
+            if cell not in order:
+                raise ValueError(f"{path}: cell {cell!r} is not a cell of {experiment.name}")
+            if cell in found:
+                raise ValueError(f"cell {cell!r} is in both {found[cell][0]} and {path}")
+            found[cell] = (path, row)
+    return [found[cell][1] for cell in sorted(found, key=order.__getitem__)]
+
+
+def results_table(experiment, paths: str | Path | Sequence[str | Path]) -> str:
+    """The Markdown results table of ``experiment`` rendered from committed results.csv files:
     what ``robustvae report EXPERIMENT --results CSV`` prints and the README holds."""
-    rows = read_results(path)
+    paths = [paths] if isinstance(paths, str | Path) else paths
+    rows = [_parsed(row) for row in merge_results(experiment, paths)]
+    cells = {c.id: c for c in experiment.cells}
     for row in rows:  # grid axes are written as text; restore them as the grid has them
-        cell = next((c for c in experiment.cells if c.id == row["cell"]), None)
-        if cell is None:
-            raise ValueError(f"{path}: cell {row['cell']!r} is not a cell of {experiment.name}")
-        row.update(cell.axes)
+        row.update(cells[row["cell"]].axes)
     return markdown_table(summary_table(experiment, rows))
