@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from robustvae.data import DataWarning, load_dataset
 from robustvae.data.celeba import CELEBA_BOX
 from robustvae.data.folder import folder_sources, folder_split
+from robustvae.data.images import ImageSource, SourceReader
 
 
 @pytest.fixture(autouse=True)
@@ -417,8 +419,12 @@ def test_the_zip_member_limit_is_settable(tmp_path, monkeypatch):
 
 def test_a_zip_member_that_is_not_an_image_is_one_line_naming_it(tmp_path, monkeypatch):
     from robustvae.data.folder import load_folder_images
+    from robustvae.data.image_file import read_image
     from robustvae.restoration.data import load_folder
 
+    unidentified = (
+        "unreadable image (not an image Pillow can identify: an unknown format or a damaged header)"
+    )
     _gray(tmp_path / "a.png", (6, 6), 9)
     archive = tmp_path / "imgs.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -430,9 +436,10 @@ def test_a_zip_member_that_is_not_an_image_is_one_line_naming_it(tmp_path, monke
     ):
         with pytest.raises(ValueError) as caught:
             load()
-        assert str(caught.value) == (
-            f"{archive}:notes.png: unreadable image (not in a format Pillow knows)"
-        )
+        assert str(caught.value) == f"{archive}:notes.png: " + unidentified
+    with pytest.raises(ValueError) as caught:  # what the restorer reads each member with
+        read_image(io.BytesIO(b"not a picture"), "imgs.zip:notes.png")
+    assert str(caught.value) == "imgs.zip:notes.png: " + unidentified
 
 
 def test_the_restorer_opens_a_zip_once_not_once_per_member(tmp_path, monkeypatch):
@@ -453,3 +460,10 @@ def test_the_restorer_opens_a_zip_once_not_once_per_member(tmp_path, monkeypatch
     monkeypatch.setattr(zipfile.ZipFile, "__init__", counting)
     assert len(load_folder(archive, "all")) == 5
     assert len(opened) <= 3  # listing, the channel probe, and reading
+
+    reader = SourceReader()
+    source = ImageSource("0.png", archive, "0.png")
+    first = reader.file(source).getvalue()
+    reader.close()
+    assert reader.file(source).getvalue() == first  # used again after close: reopens
+    reader.close()

@@ -560,7 +560,9 @@ def test_results_of_a_grid_run_in_parts_merge_in_grid_order(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert [r["cell"] for r in rows] == ["seed=0,loss=l2", "seed=0,loss=logcosh", "seed=1,loss=l2"]
     assert rows[1]["extra"] == "" and rows[0]["ssim"] == "0.7"
-    assert "| l2 | 2 | 0.6 ± 0.14 |" in table and "| logcosh | 1 | 0.9 (+50%) |" in table
+    assert (
+        "| l2 | 2 | 0.6 ± 0.14 |" in table and "| logcosh | 1 | 0.9 (+29%) |" in table
+    )  # against l2's seed 0
     assert main(["report", str(path), "--results", str(merged)]) == 0
     assert capsys.readouterr().out == table
 
@@ -572,3 +574,32 @@ def test_results_of_a_grid_run_in_parts_merge_in_grid_order(tmp_path, capsys):
     assert "d.csv: cell 'seed=7,loss=l2' is not a cell of tiny" in capsys.readouterr().err
     assert main(["report", str(path), "--merge-into", str(merged)]) == 2
     assert "--merge-into takes the rows of --results" in capsys.readouterr().err
+    (tmp_path / "e.csv").write_text('cell,ssim\n"seed=0,loss=l2",0.1\n"seed=0,loss=l2",0.2\n')
+    assert main(["report", str(path), "--results", str(tmp_path / "e.csv")]) == 2
+    assert "cell 'seed=0,loss=l2' is twice in " in capsys.readouterr().err
+    for text, problem in [
+        (
+            'cell,ssim\n"seed=0,loss=l2",0.1\n"seed=1,loss=l2"\n',
+            "line 3: 1 fields under a header of 2",
+        ),
+        ('cell,ssim\n"seed=0,loss=l2",0.1,9,9\n', "line 2: 4 fields under a header of 2"),
+        ("ssim,psnr\n0.1,20\n", "no 'cell' column (not a results.csv)"),
+    ]:
+        (tmp_path / "f.csv").write_text(text)
+        assert main(["report", str(path), "--results", str(tmp_path / "f.csv")]) == 2
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .endswith(f"f.csv{':' if 'cell' in problem else ''} {problem}")
+        )
+    (tmp_path / "bom.csv").write_text('\ufeffcell,ssim\n"seed=0,loss=l2",0.1\n', encoding="utf-8")
+    assert main(["report", str(path), "--results", str(tmp_path / "bom.csv")]) == 0
+
+    part = tmp_path / "part.csv"  # merging into one of the inputs, then again into itself
+    part.write_text((tmp_path / "a.csv").read_text())
+    capsys.readouterr()
+    args = ["report", str(path), "--results", str(part), str(tmp_path / "b.csv")]
+    assert main([*args, "--merge-into", str(part)]) == 0
+    assert capsys.readouterr().out == table and part.read_text() == merged.read_text()
+    assert main(["report", str(path), "--results", str(part), "--merge-into", str(part)]) == 0
+    assert capsys.readouterr().out == table and part.read_text() == merged.read_text()

@@ -163,13 +163,14 @@ def _run_report(args) -> int:
     if args.merge_into is not None and args.results is None:
         raise ValueError("--merge-into takes the rows of --results CSV files")
     if args.results is not None:  # committed results.csv files: print their table
-        from robustvae.experiments.results import merge_results, results_table
+        from robustvae.experiments.results import merge_results, table_of_rows
         from robustvae.files import write_csv
 
         experiment = load_experiment(args.experiment, settings, max_cells=args.max_cells)
+        rows = merge_results(experiment, args.results)
         if args.merge_into is not None:
-            write_csv(args.merge_into, merge_results(experiment, args.results))
-        print(results_table(experiment, args.results), end="")
+            write_csv(args.merge_into, rows)
+        print(table_of_rows(experiment, rows), end="")
         return 0
     out = args.out or Path("runs") / args.experiment.stem
     experiment = report_experiment(args.experiment, out, settings, args.only, args.max_cells)

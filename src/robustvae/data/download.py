@@ -181,15 +181,21 @@ def _body(
                 if time.monotonic() - start > deadline:
                     raise _DownloadFailed(
                         f"download of {url} failed: not finished after the deadline of "
-                        f"{deadline:g} s ({done} bytes in); pass a longer deadline for a slow link "
-                        "(deadline=, or --deadline of robustvae data download)"
+                        f"{deadline:g} s ({done} bytes in); allow more time for a slow link (the "
+                        "deadline argument, or --deadline on the command line)"
                     )
                 yield block, total
     except urllib.error.HTTPError as e:
         raise _DownloadFailed(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
-        raise _DownloadFailed(f"download of {url} failed: {reason}") from None
+        hint = (
+            " (a read brought nothing within the timeout; raise the timeout argument, or "
+            "--timeout on the command line)"
+            if isinstance(reason, TimeoutError)
+            else ""
+        )
+        raise _DownloadFailed(f"download of {url} failed: {reason}{hint}") from None
 
 
 def _fetcher(url: str, name: str, algo: str, expected: str, body, progress):

@@ -87,7 +87,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 1 << 30
 
 
-def read_idx_bytes(path: str | Path) -> bytes:
+def read_idx_bytes(path: str | Path) -> bytes | bytearray:
     """The decompressed bytes of an IDX file (gzipped or raw).
 
     A gzip stream is decompressed only as far as its header declares (at most
@@ -111,11 +111,11 @@ def read_idx_bytes(path: str | Path) -> bytes:
         raise ValueError(f"{path}: {problem} gzip stream ({e})") from None
 
 
-def _read_declared(f, path: Path) -> bytes:
-    """The header and the data it declares from the open stream ``f``; bytes past them are
-    counted in 1 MiB chunks, never held."""
+def _read_declared(f, path: Path) -> bytes | bytearray:
+    """The header and the data it declares, read from the open stream ``f`` into one buffer;
+    a stream going on past them is refused at its first chunk."""
     head = f.read(4)
-    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES:
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES or head[3] == 0:
         return head  # parse_idx says what is wrong with it
     head += f.read(4 * head[3])
     if len(head) < 4 + 4 * head[3]:
@@ -127,17 +127,20 @@ def _read_declared(f, path: Path) -> bytes:
             f"{path}: the IDX header declares shape {shape}, {declared} bytes of data, more "
             f"than the {MAX_IDX_BYTES >> 20} MiB limit (MAX_IDX_BYTES)"
         )
-    data = head + f.read(declared)
-    extra = 0
-    while chunk := f.read(1 << 20):
-        extra += len(chunk)
-    if extra:
-        raise ValueError(_trailing(path, extra, shape))
+    data = bytearray(len(head) + declared)
+    data[: len(head)] = head
+    view, done = memoryview(data)[len(head) :], 0
+    # 1 MiB at a time: gzip's readinto decompresses into a temporary of the size asked for.
+    while done < declared and (n := f.readinto(view[done : done + (1 << 20)])):
+        done += n
+    if done < declared:
+        return data[: len(head) + done]  # parse_idx reports the truncated data
+    if extra := len(f.read(1 << 20)):
+        raise ValueError(
+            f"{path}: unexpected trailing bytes (at least {extra}) after the IDX data of shape "
+            f"{shape}"
+        )
     return data
-
-
-def _trailing(source, extra: int, shape: tuple[int, ...]) -> str:
-    return f"{source}: {extra} unexpected trailing bytes after the IDX data of shape {shape}"
 
 
 def idx_shape(path: str | Path) -> tuple[int, ...] | None:
@@ -187,7 +190,10 @@ def parse_idx(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
             f"header, found {found}"
         )
     if found > expected:
-        raise ValueError(_trailing(source, found - expected, shape))
+        raise ValueError(
+            f"{source}: {found - expected} unexpected trailing bytes after the IDX data of "
+            f"shape {shape}"
+        )
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
     return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 

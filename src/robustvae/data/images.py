@@ -185,7 +185,10 @@ def unreadable(src, error: Exception) -> ValueError:
     """The one-line error for a file Pillow cannot decode. Pillow's "cannot identify image
     file" names the file object (a zip member's is a BytesIO repr), so that one is reworded."""
     if isinstance(error, _pil().UnidentifiedImageError):
-        return ValueError(f"{src}: unreadable image (not in a format Pillow knows)")
+        return ValueError(
+            f"{src}: unreadable image (not an image Pillow can identify: an unknown format or "
+            "a damaged header)"
+        )
     return ValueError(f"{src}: unreadable image ({type(error).__name__}: {error})")
 
 
@@ -248,7 +251,11 @@ class SourceReader:
         return z
 
     def close(self) -> None:
-        for z in self._handles:
+        """Close every zip handle; the reader opens new ones if it is used again."""
+        with self._lock:
+            handles, self._handles = self._handles, []
+            self._local = threading.local()
+        for z in handles:
             z.close()
 
 

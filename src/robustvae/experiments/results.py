@@ -65,14 +65,6 @@ def summary_table(experiment, rows: list[dict]) -> Table:
     axes = [a for a in experiment.axes if a != "seed"]
     metrics = [(k, name) for k, name in columns(experiment) if any(k in r for r in rows)]
     groups = group_by(rows, experiment.axes, ("seed",))
-    means = {
-        key: {
-            k: statistics.fmean(r[k] for r in members if k in r)
-            for k, _ in metrics
-            if any(k in r for r in members)
-        }
-        for key, members in groups.items()
-    }
     loss_index = axes.index("loss")
     seeds = {len(members) for members in groups.values()}
     label_columns = axes + (["seeds"] if len(seeds) > 1 else [])
@@ -91,12 +83,21 @@ def summary_table(experiment, rows: list[dict]) -> Table:
                 text += f" ± {statistics.stdev(values):.2g}"
             if len(values) < len(members):
                 text += f" (n={len(values)})"  # some seeds lack this metric
-            base = means.get(baseline_key, {}).get(metric)
+            base = _baseline_mean(groups.get(baseline_key, []), members, metric)
             if experiment.baseline and key != baseline_key and base:
                 text += f" ({(mean - base) / abs(base):+.0%})"
             cells.append(text)
         body.append(cells)
     return Table(label_columns + [name for _, name in metrics], body, len(label_columns))
+
+
+def _baseline_mean(baseline: list[dict], members: list[dict], metric: str) -> float | None:
+    """The baseline's mean of ``metric`` over the seeds it shares with ``members`` (over all
+    its seeds when it shares none), so that a row run on fewer seeds compares like for like."""
+    seeds = {r.get("seed") for r in members if metric in r}
+    values = [r[metric] for r in baseline if metric in r]
+    shared = [r[metric] for r in baseline if metric in r and r.get("seed") in seeds]
+    return statistics.fmean(shared or values) if values else None
 
 
 def markdown_table(table: Table) -> str:
@@ -119,9 +120,28 @@ def read_results(path: str | Path) -> list[dict]:
     return [_parsed(row) for row in _read_text_rows(path)]
 
 
+_MORE = "\0more"  # where DictReader puts the fields of a row longer than its header
+
+
 def _read_text_rows(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """The rows of a CSV file as text; a row with more or fewer fields than the header (a file
+    cut off, or edited by hand) is an error naming its line."""
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
+        reader = csv.DictReader(f, restkey=_MORE, restval=None)
+        rows = []
+        for row in reader:
+            if _MORE in row or None in row.values():
+                fields = (
+                    len(row) - 1 + len(row[_MORE])
+                    if _MORE in row
+                    else len([v for v in row.values() if v is not None])
+                )
+                raise ValueError(
+                    f"{path} line {reader.line_num}: {fields} fields under a header of "
+                    f"{len(reader.fieldnames)}"
+                )
+            rows.append(row)
+        return rows
 
 
 def _parsed(row: dict[str, str]) -> dict:
@@ -131,16 +151,23 @@ def _parsed(row: dict[str, str]) -> dict:
 def merge_results(experiment, paths: Sequence[str | Path]) -> list[dict[str, str]]:
     """The rows of several results.csv files of ``experiment`` (a grid run in parts, e.g.
     ``--only 'arch=mlp,*'`` on one machine and ``--only 'arch=conv,*'`` on another), in the
-    grid's cell order, as text. A cell outside the grid, or in two files, is an error."""
+    grid's cell order, as text. A cell outside the grid, or there twice, is an error."""
     order = {cell.id: i for i, cell in enumerate(experiment.cells)}
     found: dict[str, tuple[Path, dict[str, str]]] = {}
     for path in map(Path, paths):
         for row in _read_text_rows(path):
             cell = row.get("cell")
+            if cell is None:
+                raise ValueError(f"{path}: no 'cell' column (not a results.csv)")
             if cell not in order:
                 raise ValueError(f"{path}: cell {cell!r} is not a cell of {experiment.name}")
             if cell in found:
-                raise ValueError(f"cell {cell!r} is in both {found[cell][0]} and {path}")
+                where = (
+                    f"twice in {path}"
+                    if found[cell][0] == path
+                    else (f"in both {found[cell][0]} and {path}")
+                )
+                raise ValueError(f"cell {cell!r} is {where}")
             found[cell] = (path, row)
     return [found[cell][1] for cell in sorted(found, key=order.__getitem__)]
 
@@ -149,7 +176,12 @@ def results_table(experiment, paths: str | Path | Sequence[str | Path]) -> str:
     """The Markdown results table of ``experiment`` rendered from committed results.csv files:
     what ``robustvae report EXPERIMENT --results CSV`` prints and the README holds."""
     paths = [paths] if isinstance(paths, str | Path) else paths
-    rows = [_parsed(row) for row in merge_results(experiment, paths)]
+    return table_of_rows(experiment, merge_results(experiment, paths))
+
+
+def table_of_rows(experiment, text_rows: list[dict[str, str]]) -> str:
+    """The Markdown results table of the rows ``merge_results`` gives."""
+    rows = [_parsed(row) for row in text_rows]
     cells = {c.id: c for c in experiment.cells}
     for row in rows:  # grid axes are written as text; restore them as the grid has them
         row.update(cells[row["cell"]].axes)
