@@ -603,3 +603,26 @@ def test_results_of_a_grid_run_in_parts_merge_in_grid_order(tmp_path, capsys):
     assert capsys.readouterr().out == table and part.read_text() == merged.read_text()
     assert main(["report", str(path), "--results", str(part), "--merge-into", str(part)]) == 0
     assert capsys.readouterr().out == table and part.read_text() == merged.read_text()
+
+
+def test_the_time_left_is_the_training_left_shared_among_the_jobs():
+    from robustvae.experiments.runner import GridProgress
+
+    lines = []
+    asked = []
+
+    def training_left(finished):
+        asked.append(set(finished))
+        return 3600.0 if len(finished) == 1 else None
+
+    tracker = GridProgress(4, 0, lines.append, training_left, slots=2)
+    tracker.finished("a")  # an hour of epochs left in 3 cells, two at a time: half an hour
+    assert lines[-1].startswith("[1/4] a  (0m00s elapsed, ~30m00s left")
+    tracker.finished("b", "ValueError: x")  # no pace measured: the mean time per cell so far
+    assert asked == [{"a"}, {"a", "b"}]
+    assert re.fullmatch(
+        r"\[2/4\] FAILED b: ValueError: x  \(0m00s elapsed, ~0m00s left\)", lines[-1]
+    )
+    tracker.finished("c")
+    tracker.finished("d")
+    assert lines[-1].endswith("~0m00s left)") and len(asked) == 3  # nothing asked at the end

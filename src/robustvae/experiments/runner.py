@@ -59,17 +59,35 @@ class CellsFailed(RuntimeError):
 
 
 class GridProgress:
-    """One line per finished cell: count, id, elapsed time and an estimate of what is left."""
+    """One line per finished cell: count, id, elapsed time and an estimate of what is left.
 
-    def __init__(self, total: int, done: int, report: Callable[[str], Any]):
+    The estimate is the training left in the unfinished cells at their measured pace per
+    epoch (``todo_left``), shared among ``slots`` parallel runs; before any epoch is measured
+    it is the mean time per finished cell so far.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        report: Callable[[str], Any],
+        todo_left: Callable[[set[str]], float | None] = lambda finished: None,
+        slots: int = 1,
+    ):
         self.total, self.done, self.report = total, done, report
-        self.started, self.ran = time.monotonic(), 0
+        self.todo_left, self.slots = todo_left, max(1, slots)
+        self.started, self.ran, self.finished_ids = time.monotonic(), 0, set()
 
     def finished(self, cell_id: str, error: str | None = None) -> None:
         self.done += 1
         self.ran += 1
+        self.finished_ids.add(cell_id)
         elapsed = time.monotonic() - self.started
-        left = elapsed / self.ran * (self.total - self.done)
+        training = self.todo_left(self.finished_ids) if self.done < self.total else 0.0
+        if training is None:
+            left = elapsed / self.ran * (self.total - self.done)
+        else:
+            left = training / min(self.slots, self.total - self.done or 1)
         status = f"FAILED {cell_id}: {error}" if error else cell_id
         self.report(
             f"[{self.done}/{self.total}] {status}  "
@@ -112,7 +130,12 @@ def run_experiment(
     todo = [c for c in experiment.cells if not is_finished(c, dirs[c.id], experiment.evaluate)]
     total = len(experiment.cells)
     progress(f"{experiment.name}: {total} cells, {total - len(todo)} already finished")
-    tracker = GridProgress(total, total - len(todo), progress)
+
+    def todo_left(finished: set[str]) -> float | None:
+        waiting = [c for c in todo if c.id not in finished]
+        return training_time_left([planned_cell(c, dirs[c.id]) for c in waiting])
+
+    tracker = GridProgress(total, total - len(todo), progress, todo_left, jobs)
     if ray_address is not None:
         outcomes = on_ray(run_cell, ray_address, todo, dirs, experiment.evaluate, jobs)
     elif jobs > 1:
@@ -244,17 +267,18 @@ def plan_experiment(
     max_cells: int = MAX_CELLS,
 ) -> list[PlannedCell]:
     """The cells ``run_experiment`` would run, trained or not, without training any."""
+    experiment = load_experiment(path, settings, only, max_cells)
+    return [planned_cell(cell, Path(out_dir) / "cells" / cell.id) for cell in experiment.cells]
+
+
+def planned_cell(cell: Cell, cell_dir: Path) -> PlannedCell:
+    """A cell's epochs so far and its pace, from its metrics.jsonl."""
     from robustvae.training import RunDir
 
-    experiment = load_experiment(path, settings, only, max_cells)
-    planned = []
-    for cell in experiment.cells:
-        metrics = RunDir(Path(out_dir) / "cells" / cell.id).read_metrics()
-        rows = [r for r in metrics if "seconds" in r]
-        pace = sum(r["seconds"] for r in rows) / len(rows) if rows else None
-        done = rows[-1]["epoch"] if rows else 0
-        planned.append(PlannedCell(cell.id, done, cell.config.epochs, pace))
-    return planned
+    rows = [r for r in RunDir(cell_dir).read_metrics() if "seconds" in r]
+    pace = sum(r["seconds"] for r in rows) / len(rows) if rows else None
+    done = rows[-1]["epoch"] if rows else 0
+    return PlannedCell(cell.id, done, cell.config.epochs, pace)
 
 
 def training_time_left(cells: list[PlannedCell]) -> float | None:
