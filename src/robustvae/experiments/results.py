@@ -120,27 +120,22 @@ def read_results(path: str | Path) -> list[dict]:
     return [_parsed(row) for row in _read_text_rows(path)]
 
 
-_MORE = "\0more"  # where DictReader puts the fields of a row longer than its header
-
-
 def _read_text_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of a CSV file as text; a row with more or fewer fields than the header (a file
     cut off, or edited by hand) is an error naming its line."""
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
-        reader = csv.DictReader(f, restkey=_MORE, restval=None)
+        reader = csv.reader(f)
+        header = next(reader, [])
         rows = []
-        for row in reader:
-            if _MORE in row or None in row.values():
-                fields = (
-                    len(row) - 1 + len(row[_MORE])
-                    if _MORE in row
-                    else len([v for v in row.values() if v is not None])
-                )
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
                 raise ValueError(
-                    f"{path} line {reader.line_num}: {fields} fields under a header of "
-                    f"{len(reader.fieldnames)}"
+                    f"{path} line {reader.line_num}: {len(fields)} fields under a header of "
+                    f"{len(header)}"
                 )
-            rows.append(row)
+            rows.append(dict(zip(header, fields, strict=True)))
         return rows
 
 
@@ -162,11 +157,8 @@ def merge_results(experiment, paths: Sequence[str | Path]) -> list[dict[str, str
             if cell not in order:
                 raise ValueError(f"{path}: cell {cell!r} is not a cell of {experiment.name}")
             if cell in found:
-                where = (
-                    f"twice in {path}"
-                    if found[cell][0] == path
-                    else (f"in both {found[cell][0]} and {path}")
-                )
+                first = found[cell][0]
+                where = f"twice in {path}" if first == path else f"in both {first} and {path}"
                 raise ValueError(f"cell {cell!r} is {where}")
             found[cell] = (path, row)
     return [found[cell][1] for cell in sorted(found, key=order.__getitem__)]
