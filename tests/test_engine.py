@@ -264,3 +264,32 @@ def test_evaluate_without_labels_skips_fid_and_draws_only_the_samples_it_scores(
     results = evaluate_run(tmp_path / "run", images=1000, samples=10000, fid=True)
     assert "fid" not in results and "no labels" in results["fid_skipped"]
     assert results["images_used"] == results["samples_drawn"] <= 2  # the folder's test split
+
+
+def test_updates_report_each_groups_share_and_mean_gradient_norm():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    optimizers = {"a": torch.optim.SGD([a], lr=0.0), "b": torch.optim.SGD([b], lr=0.0)}
+    updates = Updates(optimizers, reduce=lambda params: None, check=lambda terms, log: None)
+    scales = [1.0, 2.0, 3.0, 4.0]
+    for step, scale in enumerate(scales):
+        updates.begin()
+        updates.step("a", scale * (3 * a[0] + 4 * a[1]))  # gradient norm 5·scale
+        if step % 2 == 0:
+            updates.step("b", scale * b.sum())  # gradient norm √3·scale
+        else:
+            updates.skip("b")
+    health = updates.health()
+    assert health["update_share"] == {"a": 1.0, "b": 0.5}
+    assert health["grad_norm"]["a"] == pytest.approx(5 * sum(scales) / 4)
+    assert health["grad_norm"]["b"] == pytest.approx(3**0.5 * (1.0 + 3.0) / 2)
+    updates.reset_epoch()
+    assert updates.health() == {"update_share": {"a": 0.0, "b": 0.0}, "grad_norm": {}}
+    assert updates.skipped == {"a": 0, "b": 0}
+
+
+def test_a_multi_group_run_logs_its_update_shares_every_epoch(tmp_path):
+    result = train(RunConfig.make(kind="gan-toy", epochs=2, batch_size=32, **QUIET), tmp_path)
+    for row in result.metrics:
+        assert set(row["update_share"]) == set(result.model.parameter_groups())
+        assert all(0 < share <= 1 for share in row["update_share"].values())
+        assert all(norm > 0 for norm in row["grad_norm"].values())

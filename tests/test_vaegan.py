@@ -11,6 +11,7 @@ import torch
 from conftest import assert_picture
 
 from robustvae.cli import main
+from robustvae.models.adversarial import Balancer, mean_balancing
 from robustvae.models.vaegan import VAEGAN, VAEGANConfig, balancing
 from robustvae.models.vaegan_nets import build_vaegan_nets
 from robustvae.task import TrainingStopped, Updates
@@ -120,6 +121,61 @@ def test_balancing_rule_of_larsens_code(real, fake, expected):
     assert balancing(real, fake, 0.68, 0.35) == expected
 
 
+def test_the_mean_rule_frees_a_waiting_discriminator_that_larsens_rule_keeps_frozen():
+    # A waiting discriminator's cost on reals stays where it was (nothing else moves it) while
+    # the generator catches up on fakes: Larsen's rule waits for ever, the mean rule resumes.
+    real = 0.2
+    for fake in (0.4, 0.6, 0.8, 1.0):
+        assert balancing(real, fake, 0.68, 0.35) == (False, True)
+    assert mean_balancing(real, 0.4, 0.68, 0.35) == (False, True)  # mean 0.3: it waits
+    assert mean_balancing(real, 0.6, 0.68, 0.35) == (True, True)  # mean 0.4: it learns
+    assert mean_balancing(1.2, 1.0, 0.68, 0.35) == (True, False)  # it loses: the decoder waits
+
+
+def test_balancer_averages_the_costs_and_keeps_them_in_its_state():
+    balancer = Balancer("mean", 0.68, 0.35, decay=0.5)
+    assert balancer.decide(torch.tensor(0.1), torch.tensor(0.1)) == (False, True)
+    assert balancer.averages.tolist() == pytest.approx(
+        [0.1, 0.1]
+    )  # the first step's costs start them
+    # 0.5·0.1 + 0.5·1.3 = 0.7 each: near equilibrium, both learn; the step's own costs
+    # (1.3) would have made the decoder wait.
+    assert balancer.decide(torch.tensor(1.3), torch.tensor(1.3)) == (True, True)
+    assert balancer.averages.tolist() == pytest.approx([0.7, 0.7])
+    resumed = Balancer("mean", 0.68, 0.35, decay=0.5)
+    resumed.load_state_dict(balancer.state_dict())
+    assert torch.equal(resumed.averages, balancer.averages)
+    assert "averages" not in Balancer("larsen", 0.68, 0.35).state_dict()  # decay 0: no state
+    assert Balancer("none", 0.68, 0.35).decide(torch.tensor(0.0), torch.tensor(9.0)) == (
+        True,
+        True,
+    )
+
+
+def test_a_frozen_discriminator_is_warned_about_in_one_line():
+    task = _task()
+    frozen = {"update_share": {"discriminator": 0.05}, "test": {"acc_real": 1.0}}
+    with pytest.warns(RuntimeWarning, match=r"epoch 3: the discriminator updated on 5% of the"):
+        task.end_of_epoch(2, [frozen])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at a healthy share
+        task.end_of_epoch(2, [{**frozen, "update_share": {"discriminator": 0.5}}])
+
+
+def test_the_cli_prints_warnings_in_one_line(capsys):
+    import warnings
+
+    from robustvae.cli import _one_line_warning
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        warnings.warn("the discriminator updated on 0% of the steps", RuntimeWarning)
+    err = capsys.readouterr().err
+    assert err == "robustvae: warning: the discriminator updated on 0% of the steps\n"
+
+
 def test_balancing_skips_updates_and_counts_them():
     # Costs are near log 2 ≈ 0.69 at the start; an equilibrium of 10 makes both "low": the
     # discriminator counts as winning and waits, the decoder learns.
@@ -189,7 +245,7 @@ def test_config_validation():
         (dict(gamma=0.0), "gamma"),
         (dict(generator_loss="hinge"), "saturating, non_saturating"),
         (dict(pinned_epochs=-1), "pinned_epochs"),
-        (dict(balance="yes"), "balance"),
+        (dict(balance="yes"), "balance must be one of: larsen, mean, none"),
     ]:
         with pytest.raises(ValueError, match=message):
             VAEGANConfig(**bad)

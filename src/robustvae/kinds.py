@@ -79,6 +79,20 @@ def _vaegan() -> Kind:
     )
 
 
+def _gan() -> Kind:
+    from robustvae.models.gan import GAN, GANConfig
+
+    return Kind(
+        name="gan",
+        summary="GAN with the VAE-GAN's decoder and discriminator (Larsen et al.'s baseline)",
+        config=GANConfig,
+        build=lambda config, shape: GAN(config, shape),
+        check=lambda config, shape: config.check(shape),
+        load_data=_load_images,
+        evaluation="robustvae.evaluation.autoencoder",
+    )
+
+
 def _restoration_data(run) -> tuple:
     from robustvae.restoration.data import load_images, tile
 
@@ -148,6 +162,7 @@ KINDS: dict[str, Kind] = {
     "vae": _autoencoder("vae", "variational autoencoder, any reconstruction loss"),
     "wae": _autoencoder("wae", "Wasserstein autoencoder (MMD), any reconstruction loss"),
     "vaegan": _vaegan(),
+    "gan": _gan(),
     "restore": _restore(),
     "depth": _depth(),
 }

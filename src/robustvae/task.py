@@ -81,6 +81,10 @@ class Updates:
     Larsen et al.'s VAE-GAN does) avoids backpropagating through weights an earlier update has
     already changed. ``skip(group)`` counts an update a balancing rule left out.
 
+    Per epoch, ``health()`` gives each group's update share (updates applied per step) and the
+    mean norm of the gradients it applied; the norms are summed on the device, so reading them
+    costs no synchronisation per step.
+
     The trainer makes one ``Updates`` per run; ``check(terms, log)`` (set by the trainer)
     receives the terms passed to the first ``backward`` of each training step, before any
     weight changes, and stops a run whose terms are not finite. Those terms are also the
@@ -95,9 +99,36 @@ class Updates:
         self.checked: dict[str, Tensor] | None = None
         self.logged = False
         self.skipped: dict[str, int] = dict.fromkeys(optimizers, 0)
+        self.applied: dict[str, int] = dict.fromkeys(optimizers, 0)
+        self._norms: dict[str, Tensor] = {}
+        self._pending_norm: dict[str, Tensor] = {}
+        self.steps = 0
 
     def begin(self) -> None:
+        """A training step starts."""
         self.checked, self.logged = None, False
+        self.steps += 1
+
+    def reset_epoch(self) -> None:
+        """Zero the per-epoch counts and norm sums."""
+        self.steps = 0
+        for counts in (self.skipped, self.applied):
+            for name in counts:
+                counts[name] = 0
+        self._norms, self._pending_norm = {}, {}
+
+    def health(self) -> dict[str, dict[str, float]]:
+        """This epoch so far: ``update_share`` (updates applied per step, per group) and
+        ``grad_norm`` (the mean L2 norm of each group's applied gradients; groups that never
+        updated are left out)."""
+        steps = max(self.steps, 1)
+        share = {name: self.applied[name] / steps for name in self.optimizers}
+        norms = {
+            name: total.item() / self.applied[name]
+            for name, total in self._norms.items()
+            if self.applied[name]
+        }
+        return {"update_share": share, "grad_norm": norms}
 
     def _optimizer(self, group: str) -> torch.optim.Optimizer:
         if group not in self.optimizers:
@@ -122,10 +153,20 @@ class Updates:
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)
         self._reduce(params)
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            with torch.no_grad():
+                norms = torch._foreach_norm(grads)
+                self._pending_norm[group] = torch.linalg.vector_norm(torch.stack(norms))
 
     def apply(self, group: str) -> None:
         """Take ``group``'s optimizer step with the gradients ``backward`` left."""
         self._optimizer(group).step()
+        self.applied[group] += 1
+        norm = self._pending_norm.pop(group, None)
+        if norm is not None:
+            total = self._norms.get(group)
+            self._norms[group] = norm.detach().double() if total is None else total + norm
 
     def step(
         self,

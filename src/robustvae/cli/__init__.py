@@ -12,13 +12,14 @@
 
 Each group module has ``add(subparsers)``, which declares its subcommands and sets ``handler``
 to a function ``(args) -> int``; list it in ``GROUPS``. Errors a user can fix (``ValueError``,
-``OSError``) print one line to stderr and exit with status 2.
+``OSError``) print one line to stderr and exit with status 2; warnings print one line each.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from robustvae import __version__
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
@@ -47,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
-        status = args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            status = args.handler(args)
     except (ValueError, OSError) as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         status = 2

@@ -1,4 +1,6 @@
-"""The evaluator of the autoencoder kinds (``vae``, ``wae``): every metric of a trained run.
+"""The evaluator of the image-generating kinds (``vae``, ``wae``, ``vaegan``, ``gan``): every
+metric of a trained run. A model without an encoder (``gan``) gets the metrics of its samples
+only: no reconstruction, SSIM, errors or MMD to the prior.
 
 - sharpness of reconstructed test images and of generated samples (and of the test images
   themselves, for scale), over ``n_images`` (1,000 as the paper);
@@ -7,6 +9,8 @@
 - SSIM, PSNR, squared L2 and L1 of the reconstructions (per image, averaged);
 - with a local Inception weights file, FID in Inception-v3's pool features as well;
 - MMD² between the codes of the test images and draws from the prior, for every model;
+- for the adversarial kinds, the discriminator's update share (its lowest over the epochs,
+  and its mean) from metrics.jsonl; its test accuracies are among the test terms;
 - the test means of the training terms (loss, recon, KL or MMD), and for a VAE with a
   likelihood loss the negative ELBO in nats per image and bits per dimension.
 """
@@ -27,7 +31,7 @@ from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
 from robustvae.training import evaluate as test_terms
-from robustvae.training import load_run
+from robustvae.training import RunDir, load_run
 
 #: (key, title) of the results-table columns, in order.
 COLUMNS = (
@@ -40,11 +44,22 @@ COLUMNS = (
     ("test_kl", "KL"),
     ("mmd_to_prior", "MMD² to prior"),
     ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
+    ("discriminator_share", "D's update share (min over epochs)"),
+    ("test_acc_sampled", "D's test accuracy on samples"),
 )
 #: The pictures the report shows side by side (PNG files in the run directory).
 PANELS = ("samples", "reconstructions", "interpolations")
 PICTURES_NOTE = "Rows of reconstructions alternate originals and their reconstructions."
 LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
+ADVERSARIAL_KINDS = ("vaegan", "gan")
+#: The game's health, per epoch: how often the discriminator updated, how well it tells test
+#: images apart, and the size of its gradients.
+GAME_TERMS = [
+    ("update_share/discriminator", "discriminator: share of steps it updated"),
+    ("acc_real", "discriminator: test accuracy on real images"),
+    ("acc_sampled", "discriminator: test accuracy on samples"),
+    ("grad_norm/discriminator", "discriminator: mean gradient norm"),
+]
 
 
 def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
@@ -54,12 +69,16 @@ def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
         c.kind == "vae" and getattr(c.model, "loss", None) in LIKELIHOOD_LOSSES for c in configs
     )
     terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
-    terms.append(("sq_l2", "test squared L2 (sum over pixels)"))
-    return terms + [
+    if any(c.kind != "gan" for c in configs):
+        terms.append(("sq_l2", "test squared L2 (sum over pixels)"))
+    terms += [
         (name, title)
         for name, title in LATENT_TERMS
         if any(name in h[0]["test"] for h in histories.values() if h)
     ]
+    if any(c.kind in ADVERSARIAL_KINDS for c in configs):
+        terms += GAME_TERMS
+    return terms
 
 
 def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
@@ -120,7 +139,7 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
     classifier_fid = settings["fid"] and test.labels is not None
     if not classifier_fid and settings["inception"] is None:
         n_samples = min(n_samples, len(images))  # no FID: samples only for their sharpness
-    recon = _in_batches(model.reconstruct, images, device)
+    encodes = hasattr(model, "reconstruct")
     generator = torch.Generator().manual_seed(settings["seed"])
     samples = torch.cat(
         [
@@ -129,22 +148,34 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
         ]
     )
     results = {
-        "sharpness_reconstructed": sharpness(recon),
         "sharpness_generated": sharpness(samples[:n_images]),
         "sharpness_test_images": sharpness(images),
-        "ssim": quality.ssim_per_image(recon, images).mean().item(),
-        "psnr": quality.psnr_per_image(recon, images).mean().item(),
-        "sq_l2": quality.squared_l2_per_image(recon, images).mean().item(),
-        "l1": quality.l1_per_image(recon, images).mean().item(),
         "test": _seeded_test_terms(model, test, device, settings["seed"]),
     }
-    if len(images) >= 2:  # the unbiased estimator needs two codes
+    if encodes:
+        recon = _in_batches(model.reconstruct, images, device)
+        results.update(
+            sharpness_reconstructed=sharpness(recon),
+            ssim=quality.ssim_per_image(recon, images).mean().item(),
+            psnr=quality.psnr_per_image(recon, images).mean().item(),
+            sq_l2=quality.squared_l2_per_image(recon, images).mean().item(),
+            l1=quality.l1_per_image(recon, images).mean().item(),
+        )
+    if encodes and len(images) >= 2:  # the unbiased estimator needs two codes
         results["mmd_to_prior"] = mmd_to_prior(model, images, generator, device)
     if config.kind == "vae" and config.model.loss in LIKELIHOOD_LOSSES:
         nats = results["test"]["recon"] + results["test"]["kl"]
         dims = math.prod(test.images.shape[1:])
         results["negative_elbo_nats"] = nats
         results["negative_elbo_bits_per_dim"] = nats / (dims * math.log(2))
+    shares = [
+        row["update_share"]["discriminator"]
+        for row in RunDir(run_dir).read_metrics()
+        if "discriminator" in row.get("update_share", {})
+    ]
+    if shares:  # the adversarial kinds: the game's health over the whole run
+        results["discriminator_share"] = min(shares)
+        results["discriminator_share_mean"] = sum(shares) / len(shares)
     results["images_used"] = len(images)
     results["samples_drawn"] = len(samples)
     if settings["fid"] and test.labels is None:

@@ -54,12 +54,30 @@ def write_interpolations(
     return save_grid(model.decode(path_codes).cpu(), path, nrow=steps, scale=2)
 
 
+@torch.no_grad()
+def write_prior_interpolations(
+    model, path: str | Path, pairs: int = 8, steps: int = 10, seed: int = 0
+) -> Path:
+    """A model without an encoder (a GAN): one row per pair of codes drawn from the prior, the
+    decoded straight line between them."""
+    weight = next(model.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randn(2 * pairs, model.latent_dim, generator=generator, dtype=weight.dtype)
+    codes = (codes * model.config.prior_scale).to(weight.device)
+    path_codes = interpolate(codes[0::2], codes[1::2], steps)
+    return save_grid(model.decode(path_codes).cpu(), path, nrow=steps, scale=2)
+
+
 def write_all(model: AutoEncoder, test_images: torch.Tensor, out_dir: str | Path) -> list[Path]:
     """Samples, reconstructions of up to 32 test images, and interpolations between up to 8
-    pairs of others (fewer when the test split is small; none below 2 images)."""
+    pairs of others (fewer when the test split is small; none below 2 images). A model without
+    an encoder gets samples and interpolations between draws from the prior."""
     out_dir = Path(out_dir)
     model.eval()
     written = [write_samples(model, out_dir / "samples.png")]
+    if not hasattr(model, "encode"):
+        written.append(write_prior_interpolations(model, out_dir / "interpolations.png"))
+        return written
     if len(test_images):
         recon = test_images[:32]
         written.append(write_reconstructions(model, recon, out_dir / "reconstructions.png"))

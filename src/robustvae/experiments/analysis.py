@@ -9,15 +9,25 @@ import statistics
 from robustvae.experiments.grid import Cell
 
 
+def _term(row: dict, term: str):
+    """A term of a metrics.jsonl row: ``"sq_l2"`` is a test term, ``"update_share/decoder"``
+    the entry ``decoder`` of the row's ``update_share``; None where it was not logged."""
+    section, _, name = term.rpartition("/")
+    value = row.get(section or "test", {})
+    return value.get(name) if isinstance(value, dict) else None
+
+
 def mean_band(runs: list[list[dict]], term: str):
-    """(steps, mean, std or None) of the test ``term`` over seeds (metrics.jsonl rows of each
-    run, cut to the shortest); None when no run logged the term. std needs two runs."""
-    runs = [r for r in runs if r and term in r[0]["test"]]
+    """(steps, mean, std or None) of ``term`` (a test term, or ``section/name``: see
+    ``_term``) over seeds (metrics.jsonl rows of each run, cut to the shortest, and to the rows
+    that logged it); None when no run logged it. std needs two runs."""
+    runs = [[row for row in r if _term(row, term) is not None] for r in runs]
+    runs = [r for r in runs if r]
     if not runs:
         return None
     length = min(len(r) for r in runs)
     steps = [row["step"] for row in runs[0][:length]]
-    values = [[r[i]["test"][term] for r in runs] for i in range(length)]
+    values = [[_term(r[i], term) for r in runs] for i in range(length)]
     mean = [statistics.fmean(v) for v in values]
     std = [statistics.stdev(v) for v in values] if len(runs) > 1 else None
     return steps, mean, std

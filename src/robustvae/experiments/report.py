@@ -153,15 +153,14 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
 
     blocks: list = []
     groups: dict[tuple, list[Cell]] = {}
-    for cell in experiment.cells:
+    mixed = len({c.config.kind for c in experiment.cells}) > 1
+    for cell in experiment.cells:  # kinds log different terms: one figure per kind
         key = tuple((a, v) for a, v in cell.axes.items() if a not in ("loss", "seed"))
+        key += (("kind", cell.config.kind),) if mixed and "kind" not in cell.axes else ()
         groups.setdefault(key, []).append(cell)
     for key, members in groups.items():
         histories = {c.id: RunDir(out_dir / "cells" / c.id).read_metrics() for c in members}
-        kinds = {c.config.kind for c in members}
-        if len(kinds) > 1:
-            continue  # kinds log different terms: no shared axes
-        evaluator = get_kind(kinds.pop()).evaluator()
+        evaluator = get_kind(members[0].config.kind).evaluator()
         terms = evaluator.curve_terms([c.config for c in members], histories)
         wide = 2.2 if len({c.axes["loss"] for c in members}) > 6 else 0.0
         fig, axes = plt.subplots(

@@ -17,12 +17,10 @@ paper), every gradient from one forward pass, then the updates:
     discriminator  minimises L_GAN; L_llike never reaches it (each group's gradient is taken
                    with respect to its own parameters only)
 
-The balancing rule of the authors' code (``model/aegan.py``; not in the paper): with the
-discriminator's batch costs on real images and on fakes, it skips its update while either
-cost is below equilibrium − margin (it is winning), and the decoder skips its update while
-either is above equilibrium + margin; if both would be skipped, both update. Deciding reads
-two numbers on the host: one more synchronisation per step on a GPU. ``balance=False``
-switches it off.
+Which of the decoder and the discriminator update in a step is decided by a balancing rule
+from the discriminator's costs on reals and on fakes (``balance``; Larsen's code's rule is
+``larsen``, the default ``mean``): see ``robustvae.models.adversarial``, which also holds the
+settings this kind shares with the ``gan`` kind.
 
 The learned parameters of the feature loss (the adaptive loss's α and c, one per feature)
 train with the encoder, which minimises L_llike.
@@ -34,26 +32,25 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from robustvae.losses.registry import LOSSES, get_loss
-from robustvae.models.config import (
-    FlatSettings,
-    _choice,
-    _is_int,
-    _loss_params,
-    _number,
-    default_latent_dim,
+from robustvae.models.adversarial import (
+    GENERATOR_LOSSES,
+    RMSPROP,
+    AdversarialSettings,
+    Balancer,
+    balancing,
+    check_game,
+    fake_cost,
+    generator_cost,
+    real_cost,
 )
-from robustvae.models.nets import check_width
+from robustvae.models.config import _choice, _loss_params, _number, default_latent_dim
 from robustvae.models.vae import gaussian_kl
-from robustvae.models.vaegan_nets import SIZES, build_vaegan_nets
-from robustvae.task import Group, Task, TrainingStopped
+from robustvae.models.vaegan_nets import build_vaegan_nets, check_size
+from robustvae.task import Group, Task
 
 __all__ = ["VAEGAN", "VAEGANConfig", "GENERATOR_LOSSES", "balancing"]
-
-GENERATOR_LOSSES = ("saturating", "non_saturating")
-RMSPROP = {"alpha": 0.9, "eps": 1e-8}  # the authors' RMSProp: decay 0.9, eps 1e-8
 
 
 def _help(text: str, default):
@@ -61,13 +58,10 @@ def _help(text: str, default):
 
 
 @dataclass(frozen=True)
-class VAEGANConfig(FlatSettings):
-    """The settings of the ``vaegan`` kind."""
+class VAEGANConfig(AdversarialSettings):
+    """The settings of the ``vaegan`` kind: the shared adversarial ones
+    (``robustvae.models.adversarial``) and the feature loss."""
 
-    latent_dim: int | None = _help(
-        "size of z; default: 8 below 64×64 images, 64 from there (Larsen's CelebA: 128)", None
-    )
-    width: float = _help("channel/unit multiplier: 1 is Larsen's size", 1.0)
     feature_loss: str = _help(
         "the loss in the discriminator's feature space, a registry name; 'normal' (scale 1) "
         "is Larsen's Gaussian",
@@ -81,41 +75,13 @@ class VAEGANConfig(FlatSettings):
         "for 62,500 updates; 0.1 learns in a few thousand)",
         0.1,
     )
-    vaegan_lr: float = _help(
-        "RMSProp's learning rate for the encoder, decoder and discriminator (Larsen: 3e-4; "
-        "the run's lr is not used)",
-        3e-4,
-    )
-    generator_loss: str = _help(
-        "saturating (Larsen: the decoder maximises L_GAN) | non_saturating (−log D(fake))",
-        "saturating",
-    )
-    balance: bool = _help("skip updates while the discriminator wins or loses by a margin", True)
-    equilibrium: float = _help("the balancing rule's target cost (Larsen's code: 0.68)", 0.68)
-    margin: float = _help("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
-    pinned_epochs: int = _help(
-        "stop when the discriminator tells every test image apart for this many epochs in a "
-        "row (0: never)",
-        3,
-    )
-    prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
 
     def __post_init__(self):
-        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
-            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
-        object.__setattr__(self, "width", check_width(self.width))
+        super().__post_init__()
         _choice("feature_loss", self.feature_loss, tuple(LOSSES))
         params = _loss_params(self.feature_loss_params, "feature_loss_params")
         object.__setattr__(self, "feature_loss_params", params)
-        for name in ("gamma", "vaegan_lr", "prior_scale"):
-            object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
-        for name in ("equilibrium", "margin"):
-            object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
-        _choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
-        if not isinstance(self.balance, bool):
-            raise ValueError(f"balance must be true or false, got {self.balance!r}")
-        if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
-            raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
+        object.__setattr__(self, "gamma", _number("gamma", self.gamma, positive=True))
         self.feature_loss_module(16)  # the loss's own constructor checks its parameters
 
     def feature_loss_module(self, num_features: int) -> nn.Module:
@@ -133,23 +99,7 @@ class VAEGANConfig(FlatSettings):
             ) from None
 
     def check(self, image_shape: tuple[int, int, int]) -> None:
-        if tuple(image_shape[1:]) not in SIZES:
-            supported = ", ".join(f"{h}×{w}" for h, w in SIZES)
-            raise ValueError(
-                f"kind 'vaegan' takes images of {supported} pixels, got "
-                f"{image_shape[1]}×{image_shape[2]}"
-            )
-
-
-def balancing(real: float, fake: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
-    """(update the discriminator, update the decoder) for the discriminator's mean costs on
-    real images and on fakes (Larsen et al.'s code, ``model/aegan.py``)."""
-    low, high = equilibrium - margin, equilibrium + margin
-    train_dis = not (real < low or fake < low)  # it is winning: let the decoder catch up
-    train_dec = not (real > high or fake > high)  # it is losing: let it catch up
-    if not (train_dis or train_dec):
-        return True, True
-    return train_dis, train_dec
+        check_size("vaegan", image_shape)
 
 
 class VAEGAN(Task):
@@ -171,6 +121,9 @@ class VAEGAN(Task):
         self.encoder, self.decoder = nets.encoder, nets.decoder
         self.discriminator = nets.discriminator
         self.feature_loss = config.feature_loss_module(self.discriminator.num_features)
+        self.balancer = Balancer(
+            config.balance, config.equilibrium, config.margin, config.balance_decay
+        )
 
     # ------------------------------------------------------------------ the autoencoder
 
@@ -223,13 +176,10 @@ class VAEGAN(Task):
         # as in the authors' code).
         features, logits = self.discriminator(torch.cat([x, x_tilde, x_p]))
         real, recon, sampled = logits[:n], logits[n : 2 * n], logits[2 * n :]
-        ones, zeros = torch.ones_like(real), torch.zeros_like(real)
-        cost_real = bce(real, ones)
-        cost_sampled, cost_recon = bce(sampled, zeros), bce(recon, zeros)
-        if self.config.generator_loss == "saturating":
-            dec_gan = -(cost_sampled + cost_recon)
-        else:
-            dec_gan = bce(sampled, ones) + bce(recon, ones)
+        cost_real = real_cost(real)
+        cost_sampled, cost_recon = fake_cost(sampled), fake_cost(recon)
+        loss = self.config.generator_loss
+        dec_gan = generator_cost(sampled, loss) + generator_cost(recon, loss)
         llike = self.feature_loss(features[n : 2 * n], features[:n].detach()).sum() / n
         return {
             "kl": gaussian_kl(mean, log_var, self.config.prior_scale).mean(),
@@ -249,12 +199,7 @@ class VAEGAN(Task):
 
     def training_step(self, batch, updates) -> dict[str, Tensor]:
         terms = self._terms(batch["image"])
-        train_dis, train_dec = True, True
-        if self.config.balance:
-            real, fake = torch.stack([terms["cost_real"], terms["cost_fake"]]).tolist()
-            train_dis, train_dec = balancing(
-                real, fake, self.config.equilibrium, self.config.margin
-            )
+        train_dis, train_dec = self.balancer.decide(terms["cost_real"], terms["cost_fake"])
         updates.backward("encoder", terms["kl"] + terms["llike"], terms, retain_graph=True)
         if train_dec:
             decoder_loss = self.config.gamma * terms["llike"] + terms["dec_gan"]
@@ -280,19 +225,8 @@ class VAEGAN(Task):
         return {"samples": self.sample(64, generator=generator), "reconstructions": pairs}
 
     def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        """Stop when the discriminator has been perfect on the test split for
-        ``pinned_epochs`` epochs in a row: the decoder then learns nothing from it."""
+        """Warn when balancing froze the discriminator; stop when it has been perfect on the
+        test split for ``pinned_epochs`` epochs in a row (``check_game``)."""
         super().end_of_epoch(epoch, metrics)
-        n = self.config.pinned_epochs
-        recent = metrics[-n:] if n else []
         accuracies = ("acc_real", "acc_sampled", "acc_recon")
-        if (
-            n
-            and len(recent) == n
-            and all(min(row["test"][a] for a in accuracies) >= 1.0 for row in recent)
-        ):
-            raise TrainingStopped(
-                f"the discriminator has told every test image apart for {n} epochs in a row "
-                "(real, sampled and reconstructed): the decoder gets no useful gradient. Try "
-                "balance = true, a smaller width or vaegan_lr, or a larger gamma"
-            )
+        check_game(epoch, metrics, self.config.pinned_epochs, accuracies)

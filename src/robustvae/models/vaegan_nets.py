@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from robustvae.models.nets import scaled
 
-__all__ = ["VAEGANNets", "build_vaegan_nets", "SIZES"]
+__all__ = ["VAEGANNets", "build_vaegan_nets", "check_size", "SIZES"]
 
 KERNEL = 5
 SIZES = ((28, 28), (64, 64))
@@ -146,6 +146,16 @@ class Discriminator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.to_features(x)
         return features.flatten(1), self.head(features).squeeze(1)
+
+
+def check_size(kind: str, image_shape: tuple[int, int, int]) -> None:
+    """ValueError unless Larsen's nets take images of this size."""
+    if tuple(image_shape[1:]) not in SIZES:
+        supported = ", ".join(f"{h}×{w}" for h, w in SIZES)
+        raise ValueError(
+            f"kind {kind!r} takes images of {supported} pixels, got "
+            f"{image_shape[1]}×{image_shape[2]}"
+        )
 
 
 class VAEGANNets(nn.Module):

@@ -246,8 +246,7 @@ class _Training:
             annealed = {self.anneal.name: self.anneal.value(epoch, config.epochs)}
             task.set_loss_param(self.anneal.name, annealed[self.anneal.name])
         batches.set_epoch(epoch)
-        for name in self.updates.skipped:
-            self.updates.skipped[name] = 0
+        self.updates.reset_epoch()
         started = time.perf_counter()
         monitor = self.monitor
         monitor.start_epoch()
@@ -291,6 +290,8 @@ class _Training:
             row["statistics"] = statistics
         if any(self.updates.skipped.values()):
             row["skipped_updates"] = dict(self.updates.skipped)
+        if len(self.optimizers) > 1:  # a single group updates on every step
+            row.update(self.updates.health())
         self.metrics.append(row)
         try:
             task.end_of_epoch(epoch, self.metrics)
@@ -389,6 +390,9 @@ def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
     writer.add_scalar("lr", row["lr"], row["epoch"])
     for group, count in row.get("skipped_updates", {}).items():
         writer.add_scalar(f"skipped_updates/{group}", count, row["epoch"])
+    for section in ("update_share", "grad_norm"):
+        for group, value in row.get(section, {}).items():
+            writer.add_scalar(f"{section}/{group}", value, row["epoch"])
     for name, value in {**row.get("statistics", {}), **row.get("anneal", {})}.items():
         writer.add_scalar(f"statistics/{name}", value, row["epoch"])
     batch = next(iter(Batches(test_set, min(64, len(test_set)), shuffle=False)))

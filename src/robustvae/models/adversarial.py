@@ -1,0 +1,228 @@
+"""What the adversarial kinds (``vaegan``, ``gan``) share: their settings, the discriminator's
+costs, the balancing rules that decide which groups update in a step, and the checks of the
+game's health after every epoch.
+
+The discriminator D gives logits; its costs are binary cross-entropies, batch means:
+``cost_real = −log D(x)`` and, for each kind of fake x̂, ``−log(1 − D(x̂))``. The generator
+(Larsen's decoder) maximises the discriminator's cost on fakes ('saturating', the paper's
+minimax) or minimises ``−log D(x̂)`` ('non_saturating', Goodfellow et al.'s fix of a generator
+that learns nothing while D wins).
+
+Balancing (``balance``) decides from the discriminator's costs whether the discriminator and
+the generator update in this step:
+
+- ``larsen``, the rule of Larsen et al.'s code (``model/aegan.py``; not in the paper): the
+  discriminator waits while its cost on reals *or* on fakes is below equilibrium − margin
+  (it is winning), the generator while either is above equilibrium + margin; if both would
+  wait, both update. Its premise fails at small scale: once a waiting discriminator's cost on
+  reals is low it stays low (nothing else moves it), and the discriminator never updates
+  again (``docs/results/vaegan-dynamics.csv``).
+- ``mean``: the same thresholds on the mean of the two costs, the discriminator's whole cost.
+  A waiting discriminator's cost on fakes rises as the generator catches up, and with it the
+  mean, so it updates again.
+- ``none``: every group updates on every step.
+
+With ``balance_decay`` > 0 the rule reads exponential moving averages of the costs (that
+decay per step, kept in a buffer, so a resumed run decides the same) instead of the step's own.
+Under data parallelism the costs are averaged over the ranks first, so every rank decides the
+same. Deciding reads two numbers on the host: one synchronisation per step on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+from robustvae.models.config import FlatSettings, _choice, _is_int, _number
+from robustvae.models.nets import check_width
+from robustvae.task import TrainingStopped
+
+__all__ = [
+    "AdversarialSettings",
+    "BALANCE_RULES",
+    "Balancer",
+    "GENERATOR_LOSSES",
+    "LOW_SHARE",
+    "RMSPROP",
+    "balancing",
+    "check_game",
+    "fake_cost",
+    "generator_cost",
+    "mean_balancing",
+]
+
+GENERATOR_LOSSES = ("saturating", "non_saturating")
+BALANCE_RULES = ("larsen", "mean", "none")
+RMSPROP = {"alpha": 0.9, "eps": 1e-8}  # the authors' RMSProp: decay 0.9, eps 1e-8
+#: Below this share of an epoch's steps the discriminator counts as frozen (a warning).
+LOW_SHARE = 0.1
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class AdversarialSettings(FlatSettings):
+    """The settings both adversarial kinds take (nets, optimizer, the game's rules)."""
+
+    latent_dim: int | None = _help(
+        "size of z; default: 8 below 64×64 images, 64 from there (Larsen's CelebA: 128)", None
+    )
+    width: float = _help("channel/unit multiplier: 1 is Larsen's size", 1.0)
+    vaegan_lr: float = _help(
+        "RMSProp's learning rate for every group of the adversarial kinds (Larsen: 3e-4; the "
+        "run's lr is not used)",
+        3e-4,
+    )
+    generator_loss: str = _help(
+        "saturating (Larsen: the generator maximises the discriminator's cost) | "
+        "non_saturating (it minimises −log D(fake))",
+        "saturating",
+    )
+    balance: str = _help(
+        "which groups update in a step: mean (skip the discriminator while its mean cost is "
+        "below equilibrium − margin, the generator while above equilibrium + margin) | larsen "
+        "(the same on its cost on reals or on fakes, as Larsen's code) | none",
+        "mean",
+    )
+    balance_decay: float = _help(
+        "in [0, 1): balance on moving averages of the costs with this decay per step (0: each "
+        "step's own costs)",
+        0.0,
+    )
+    equilibrium: float = _help("the balancing rule's target cost (Larsen's code: 0.68)", 0.68)
+    margin: float = _help("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
+    pinned_epochs: int = _help(
+        "stop when the discriminator tells every test image apart for this many epochs in a "
+        "row (0: never)",
+        3,
+    )
+    prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
+
+    def __post_init__(self):
+        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
+            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
+        object.__setattr__(self, "width", check_width(self.width))
+        for name in ("vaegan_lr", "prior_scale"):
+            object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
+        for name in ("equilibrium", "margin", "balance_decay"):
+            object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
+        if self.balance_decay >= 1:
+            raise ValueError(f"balance_decay must be in [0, 1), got {self.balance_decay!r}")
+        _choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
+        if isinstance(self.balance, bool):  # runs saved when balance was true/false
+            object.__setattr__(self, "balance", "larsen" if self.balance else "none")
+        _choice("balance", self.balance, BALANCE_RULES)
+        if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
+            raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
+
+
+# ---------------------------------------------------------------------- costs
+
+
+def fake_cost(logits: Tensor) -> Tensor:
+    """The discriminator's cost on fakes, −log(1 − D(x̂)), a batch mean."""
+    return bce(logits, torch.zeros_like(logits))
+
+
+def real_cost(logits: Tensor) -> Tensor:
+    """The discriminator's cost on reals, −log D(x), a batch mean."""
+    return bce(logits, torch.ones_like(logits))
+
+
+def generator_cost(logits: Tensor, generator_loss: str) -> Tensor:
+    """What the generator minimises for one kind of fake: −(the discriminator's cost on it)
+    ('saturating'), or −log D(x̂) ('non_saturating')."""
+    if generator_loss == "saturating":
+        return -fake_cost(logits)
+    return real_cost(logits)
+
+
+# ---------------------------------------------------------------------- balancing
+
+
+def balancing(real: float, fake: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
+    """Larsen's rule: (update the discriminator, update the generator) for the
+    discriminator's costs on real images and on fakes (``model/aegan.py``)."""
+    low, high = equilibrium - margin, equilibrium + margin
+    train_dis = not (real < low or fake < low)  # it is winning: let the generator catch up
+    train_dec = not (real > high or fake > high)  # it is losing: let it catch up
+    if not (train_dis or train_dec):
+        return True, True
+    return train_dis, train_dec
+
+
+def mean_balancing(real: float, fake: float, equilibrium: float, margin: float):
+    """The ``mean`` rule: Larsen's thresholds on the discriminator's mean cost."""
+    mean = 0.5 * (real + fake)
+    return balancing(mean, mean, equilibrium, margin)
+
+
+class Balancer(nn.Module):
+    """Decides each step which of the discriminator and the generator update (see the module
+    docstring). Its moving averages, when ``decay`` > 0, are a buffer: checkpointed and
+    resumed with the weights."""
+
+    def __init__(self, rule: str, equilibrium: float, margin: float, decay: float = 0.0):
+        super().__init__()
+        self.rule, self.equilibrium, self.margin, self.decay = rule, equilibrium, margin, decay
+        if decay > 0:
+            self.register_buffer("averages", torch.full((2,), math.nan, dtype=torch.float64))
+
+    def decide(self, cost_real: Tensor, cost_fake: Tensor) -> tuple[bool, bool]:
+        """(update the discriminator, update the generator) after this step's costs."""
+        if self.rule == "none":
+            return True, True
+        costs = torch.stack([cost_real.detach(), cost_fake.detach()]).double()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(costs)
+            costs /= torch.distributed.get_world_size()
+        if self.decay > 0:
+            averages = self.averages
+            first = torch.isnan(averages)
+            blended = self.decay * averages + (1 - self.decay) * costs.to(averages.device)
+            averages.copy_(torch.where(first, costs.to(averages.device), blended))
+            costs = averages
+        real, fake = costs.tolist()
+        rule = balancing if self.rule == "larsen" else mean_balancing
+        return rule(real, fake, self.equilibrium, self.margin)
+
+
+# ---------------------------------------------------------------------- the game's health
+
+
+def check_game(epoch: int, metrics: list[dict], pinned_epochs: int, accuracies: tuple) -> None:
+    """After an epoch: warn (one line) when the discriminator updated on under ``LOW_SHARE``
+    of its steps, frozen while the generator trains against a fixed opponent; stop when it
+    has told every test image apart (each of ``accuracies`` 1.0) for ``pinned_epochs``
+    epochs in a row, when the generator gets no useful gradient."""
+    share = metrics[-1].get("update_share", {}).get("discriminator") if metrics else None
+    if share is not None and share < LOW_SHARE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn(
+                f"epoch {epoch + 1}: the discriminator updated on {share:.0%} of the steps "
+                f"(under {LOW_SHARE:.0%}): balancing has frozen it, and the generator trains "
+                "against a fixed opponent (balance = 'none' updates it on every step)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    n = pinned_epochs
+    recent = metrics[-n:] if n else []
+    if (
+        n
+        and len(recent) == n
+        and all(min(row["test"][a] for a in accuracies) >= 1.0 for row in recent)
+    ):
+        raise TrainingStopped(
+            f"the discriminator has told every test image apart for {n} epochs in a row "
+            f"({', '.join(a.removeprefix('acc_') for a in accuracies)}): the generator gets no "
+            "useful gradient. Try balance = 'mean', a smaller width or vaegan_lr, or "
+            "generator_loss = 'non_saturating'"
+        )
