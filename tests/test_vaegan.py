@@ -171,7 +171,7 @@ def test_the_cli_prints_warnings_in_one_line(capsys):
 
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
-        warnings.warn("the discriminator updated on 0% of the steps", RuntimeWarning)
+        warnings.warn("the discriminator updated on 0% of the steps", RuntimeWarning, stacklevel=2)
     err = capsys.readouterr().err
     assert err == "robustvae: warning: the discriminator updated on 0% of the steps\n"
 
