@@ -19,9 +19,13 @@ from typing import Any
 from robustvae.data import known_shape
 from robustvae.data.folder import check_test_fraction
 from robustvae.kinds import KINDS, get_kind
-from robustvae.training.schedule import parse_anneal
+from robustvae.training.schedule import LR_SCHEDULES, LRSchedule, parse_anneal
 
-SCHEDULES = ("none", "celeba")
+#: The ``schedule`` setting of runs saved before ``lr_schedule``: its values as the new settings.
+OLD_SCHEDULES = {
+    "none": {},
+    "celeba": {"lr_schedule": "step", "lr_milestones": [30, 50], "lr_gamma": [0.5, 0.2]},
+}
 DEVICES = ("auto", "cpu", "cuda")
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
@@ -70,7 +74,22 @@ class RunConfig:
     epochs: int = _help("passes over the training set", 10)
     batch_size: int = _help("the global batch (split across DDP processes)", 100)
     lr: float = _help("learning rate (each parameter group may scale or replace it)", 1e-3)
-    schedule: str = _help("none | celeba (lr ×0.5 after 30 epochs, ×0.2 more after 50)", "none")
+    lr_schedule: str = _help(
+        "constant | step | cosine | rampdown (Noise2Noise's: a squared-cosine ramp-down over "
+        "the last rampdown_fraction of the steps): the learning rate over the run",
+        "constant",
+    )
+    warmup_steps: int = _help("≥ 0: steps over which the learning rate rises linearly", 0)
+    lr_milestones: tuple[int, ...] = _help(
+        "step: the epochs after which the learning rate is multiplied by lr_gamma, e.g. 30,50",
+        (),
+    )
+    lr_gamma: tuple[float, ...] = _help(
+        "step: the factor at every milestone, or one per milestone (e.g. 0.5,0.2)", (0.1,)
+    )
+    rampdown_fraction: float = _help(
+        "rampdown: the share of the run's steps over which the rate ramps down", 0.3
+    )
     anneal: str | None = _help(
         "NAME=START:END: move a fixed loss parameter from START (first epoch) to END (last), "
         "e.g. alpha=2:0",
@@ -101,8 +120,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        self._check_lr_schedule()
         parse_anneal(self.anneal, self.anneal_shape)
         check_test_fraction(self.test_fraction)
         if self.device not in DEVICES:
@@ -110,6 +128,45 @@ class RunConfig:
         shape = known_shape(self.dataset, self.image_size)
         if shape is not None:  # fail now, not after the data has loaded
             kind.check(self.model, shape)
+
+    def _check_lr_schedule(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_steps < 2**40:
+            raise ValueError(
+                f"warmup_steps must be an int in [0, 2**40), got {self.warmup_steps!r}"
+            )
+        milestones = _number_list("lr_milestones", self.lr_milestones, int)
+        if any(not 0 < m < 2**40 for m in milestones) or list(milestones) != sorted(
+            set(milestones)
+        ):
+            raise ValueError(
+                f"lr_milestones must be increasing epochs > 0, got {list(milestones)!r}"
+            )
+        gamma = _number_list("lr_gamma", self.lr_gamma, float)
+        if not gamma or any(not (math.isfinite(g) and g > 0) for g in gamma):
+            raise ValueError(f"lr_gamma must be one or more numbers > 0, got {list(gamma)!r}")
+        if len(gamma) > 1 and len(gamma) != len(milestones):
+            raise ValueError(
+                f"lr_gamma has {len(gamma)} factors for {len(milestones)} lr_milestones: give "
+                "one factor, or one per milestone"
+            )
+        if not (math.isfinite(self.rampdown_fraction) and 0 <= self.rampdown_fraction <= 1):
+            raise ValueError(f"rampdown_fraction must be in [0, 1], got {self.rampdown_fraction!r}")
+        object.__setattr__(self, "lr_milestones", milestones)
+        object.__setattr__(self, "lr_gamma", tuple(float(g) for g in gamma))
+
+    def lr_schedule_of(self, steps_per_epoch: int) -> LRSchedule:
+        """The run's learning-rate schedule for epochs of ``steps_per_epoch`` steps."""
+        return LRSchedule(
+            self.lr_schedule,
+            self.epochs * steps_per_epoch,
+            steps_per_epoch,
+            self.warmup_steps,
+            self.lr_milestones,
+            self.lr_gamma,
+            self.rampdown_fraction,
+        )
 
     # ------------------------------------------------------------------ flat form
 
@@ -120,6 +177,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The flat table: the run's keys, then the kind's."""
         run = {name: getattr(self, name) for name in self.run_keys()}
+        run = {k: list(v) if isinstance(v, tuple) else v for k, v in run.items()}
         return {**run, **self.model.to_dict()}
 
     @classmethod
@@ -127,6 +185,12 @@ class RunConfig:
         """Inverse of ``to_dict``; missing keys take defaults, unknown keys are an error."""
         if not isinstance(data, dict):
             raise ValueError(f"a run config must be a table, got {type(data).__name__}")
+        if "schedule" in data:  # a run saved before lr_schedule
+            data = dict(data)
+            old = data.pop("schedule")
+            if old not in OLD_SCHEDULES:
+                raise ValueError(f"schedule must be one of {tuple(OLD_SCHEDULES)}, got {old!r}")
+            data = {**OLD_SCHEDULES[old], **data}
         kind = get_kind(data.get("kind", "vae"))
         run_keys = cls.run_keys()
         model_keys = [f.name for f in fields(kind.config)]
@@ -158,6 +222,24 @@ class RunConfig:
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: not valid TOML ({error})") from None
         return cls.from_dict(data)
+
+
+def _number_list(name: str, value, kind: type) -> tuple:
+    """A list setting from TOML (a list or one number) or the command line ("30,50")."""
+    if isinstance(value, str):
+        try:
+            value = [kind(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ValueError(f"{name} must be numbers separated by commas, got {value!r}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        raise ValueError(f"{name} must be a list of numbers, got {value!r}")
+    if kind is int and not all(float(v).is_integer() for v in value):
+        raise ValueError(f"{name} must be whole epochs, got {list(value)!r}")
+    return tuple(kind(v) for v in value)
 
 
 def setting_fields() -> dict[str, dataclasses.Field]:

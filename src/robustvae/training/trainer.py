@@ -33,7 +33,7 @@ from robustvae.training.checkpoint import (
 from robustvae.training.config import RunConfig, changed_settings
 from robustvae.training.monitor import TermMonitor, TrainingDiverged
 from robustvae.training.rundir import RunDir
-from robustvae.training.schedule import lr_factor, parse_anneal
+from robustvae.training.schedule import parse_anneal
 
 EVAL_BATCH = 500
 
@@ -149,6 +149,7 @@ class _Training:
         self.epoch, self.step, self.best = 0, 0, math.inf
         self.metrics: list[dict] = []
         self.epoch_now, self.rows_now = 0, 0
+        self.lr_factor_logged: float | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -237,10 +238,6 @@ class _Training:
 
     def _epoch(self, epoch: int, batches: Batches, writer) -> None:
         config, context, task = self.config, self.context, self.task
-        factor = lr_factor(config.schedule, epoch)
-        for name, optimizer in self.optimizers.items():
-            for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
-                group["lr"] = base * factor
         annealed = None
         if self.anneal is not None:
             annealed = {self.anneal.name: self.anneal.value(epoch, config.epochs)}
@@ -252,6 +249,7 @@ class _Training:
         monitor.start_epoch()
         bar = _progress(batches, epoch, config, config.progress and context.is_main)
         transform = task.has_batch_transform
+        schedule = config.lr_schedule_of(len(batches))
         self.epoch_now = epoch
         for b, batch in enumerate(bar):
             if transform:
@@ -260,6 +258,7 @@ class _Training:
                 )
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             self.rows_now = _rows(batch)
+            self._set_lr(schedule.factor(self.step), writer)
             self.updates.begin()
             terms = task.training_step(batch, self.updates)
             if not self.updates.logged:
@@ -301,6 +300,16 @@ class _Training:
             ) from None
         if context.is_main:
             self._finish_epoch(row, writer)
+
+    def _set_lr(self, factor: float, writer) -> None:
+        """Every group's rate for this step: its own rate times the schedule's factor (logged
+        to TensorBoard whenever it changes)."""
+        for name, optimizer in self.optimizers.items():
+            for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * factor
+        if writer is not None and factor != self.lr_factor_logged:
+            writer.add_scalar("lr_factor", factor, self.step)
+            self.lr_factor_logged = factor
 
     def _finish_epoch(self, row: dict, writer) -> None:
         run, task = self.run_dir, self.task

@@ -1,0 +1,101 @@
+"""Learning-rate schedules (robustvae.training.schedule.LRSchedule and the run settings):
+their shapes against hand computations, the settings' checks, old runs' ``schedule``, and a
+scheduled run that resumes bit for bit."""
+
+import math
+
+import pytest
+import torch
+
+from robustvae.training import RunConfig, train
+from robustvae.training.schedule import LRSchedule
+
+QUIET = dict(progress=False, tensorboard=False, device="cpu")
+
+
+def test_constant_and_warmup():
+    schedule = LRSchedule("constant", total_steps=100, steps_per_epoch=10, warmup_steps=4)
+    assert [schedule.factor(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert LRSchedule("constant", 100, 10).factor(99) == 1.0
+
+
+def test_step_with_one_factor_or_one_per_milestone():
+    one = LRSchedule("step", 100, 10, milestones=(3, 5), gamma=(0.1,))
+    assert [one.factor(s) for s in (0, 29, 30, 49, 50, 99)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01]
+    )
+    celeba = LRSchedule("step", 1000, 10, milestones=(30, 50), gamma=(0.5, 0.2))
+    assert [celeba.factor(s) for s in (299, 300, 499, 500)] == pytest.approx([1, 0.5, 0.5, 0.1])
+
+
+def test_cosine_goes_from_one_to_zero():
+    schedule = LRSchedule("cosine", total_steps=101, steps_per_epoch=10)
+    assert schedule.factor(0) == 1.0 and schedule.factor(100) == pytest.approx(0.0, abs=1e-12)
+    assert schedule.factor(50) == pytest.approx(0.5)
+    assert schedule.factor(25) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_rampdown_is_noise2noise_squared_cosine_over_the_last_share():
+    schedule = LRSchedule("rampdown", total_steps=100, steps_per_epoch=10, rampdown_fraction=0.3)
+    assert all(schedule.factor(s) == 1.0 for s in range(70))
+    # Noise2Noise: ((0.5 + cos(π·t)/2))², t = (i − start)/(0.3·total).
+    for step in (70, 80, 85, 99):
+        t = (step - 70) / 30
+        assert schedule.factor(step) == pytest.approx((0.5 + math.cos(math.pi * t) / 2) ** 2)
+    assert schedule.factor(85) == pytest.approx(0.25)
+
+
+def test_settings_are_checked_and_take_lists_from_the_command_line():
+    config = RunConfig.make(lr_schedule="step", lr_milestones="3, 5", lr_gamma="0.5,0.2")
+    assert config.lr_milestones == (3, 5) and config.lr_gamma == (0.5, 0.2)
+    assert config.to_dict()["lr_milestones"] == [3, 5]
+    assert RunConfig.make(lr_gamma=0.5).lr_gamma == (0.5,)
+    for bad, message in [
+        (dict(lr_schedule="linear"), "lr_schedule must be one of"),
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(lr_milestones=[5, 3]), "increasing"),
+        (dict(lr_milestones=[1.5]), "whole epochs"),
+        (dict(lr_milestones=[3, 5], lr_gamma=[0.5, 0.2, 0.1]), "3 factors for 2"),
+        (dict(lr_gamma=[0.0]), "lr_gamma"),
+        (dict(lr_milestones="3,x"), "separated by commas"),
+        (dict(rampdown_fraction=1.5), "rampdown_fraction"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            RunConfig.make(**bad)
+
+
+def test_runs_saved_with_the_old_schedule_setting_read_as_the_new_ones():
+    celeba = RunConfig.from_dict({"schedule": "celeba", "epochs": 60})
+    assert (celeba.lr_schedule, celeba.lr_milestones, celeba.lr_gamma) == (
+        "step",
+        (30, 50),
+        (0.5, 0.2),
+    )
+    assert RunConfig.from_dict({"schedule": "none"}) == RunConfig()
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        RunConfig.from_dict({"schedule": "weekly"})
+
+
+def test_a_scheduled_run_sets_each_steps_rate_and_resumes_bit_for_bit(tmp_path):
+    settings = dict(kind="vae", epochs=3, batch_size=500, lr_schedule="cosine", warmup_steps=3)
+    config = RunConfig.make(**settings, **QUIET)
+    whole = train(config, tmp_path / "whole")
+    steps = whole.metrics[0]["step"]  # 4,000 training images: 8 steps an epoch
+    schedule = config.lr_schedule_of(steps)
+    for row in whole.metrics:  # each epoch's logged rate is its last step's
+        assert row["lr"] == pytest.approx(1e-3 * schedule.factor(row["step"] - 1))
+    assert whole.metrics[-1]["lr"] < 0.01 * 1e-3
+
+    # Interrupted in its second epoch (before that epoch's checkpoint), then resumed: the
+    # cosine follows the same 3 epochs throughout.
+    def interrupt(line):
+        if line.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", report=interrupt)
+    with pytest.raises(ValueError, match="different lr_schedule"):
+        train(config.replace(lr_schedule="rampdown"), tmp_path / "split", resume=True)
+    resumed = train(config, tmp_path / "split", resume=True)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
