@@ -99,3 +99,60 @@ def test_a_scheduled_run_sets_each_steps_rate_and_resumes_bit_for_bit(tmp_path):
     resumed = train(config, tmp_path / "split", resume=True)
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+def test_weight_average_matches_a_hand_computation_and_copies_buffers():
+    from robustvae.training.averaging import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    average = WeightAverage(model, decay=0.9)
+    start = model[0].weight.detach().clone()
+    history = [start]
+    for step in range(3):
+        with torch.no_grad():
+            model[0].weight.add_(1.0 + step)
+            model[1].running_mean.fill_(10.0 + step)
+        history.append(model[0].weight.detach().clone())
+        average.update()
+    expected = start
+    for weight in history[1:]:
+        expected = 0.9 * expected + 0.1 * weight
+    assert torch.allclose(average.state["0.weight"], expected, atol=1e-6)
+    assert average.state["1.running_mean"].item() == 12.0  # buffers are copied, not averaged
+    own = model[0].weight.detach().clone()
+    with average.swapped_in():
+        assert torch.equal(model[0].weight, average.state["0.weight"])
+    assert torch.equal(model[0].weight, own)
+
+
+def test_an_averaged_run_resumes_bit_for_bit_and_is_scored_with_its_averages(tmp_path):
+    from robustvae.evaluation import evaluate_run
+    from robustvae.training import load_checkpoint, load_run
+
+    config = RunConfig.make(kind="vae", epochs=2, batch_size=500, ema=0.9, **QUIET)
+    whole = train(config, tmp_path / "whole")
+
+    def interrupt(line):
+        if line.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", report=interrupt)
+    resumed = train(config, tmp_path / "split", resume=True)
+    saved = load_checkpoint(tmp_path / "split" / "latest.safetensors")
+    reference = load_checkpoint(tmp_path / "whole" / "latest.safetensors")
+    assert set(saved.averaged) == set(saved.model)
+    for key, value in reference.averaged.items():
+        assert torch.equal(saved.averaged[key], value), key
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    _, loaded = load_run(tmp_path / "whole", "latest")
+    for key, value in reference.averaged.items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert not torch.equal(
+        reference.averaged["encoder.net.1.weight"], reference.model["encoder.net.1.weight"]
+    )
+    results = evaluate_run(tmp_path / "whole", images=100, samples=100, fid=False)
+    assert results["weights"] == "averaged (ema 0.9)"
+    with pytest.raises(ValueError, match="ema must be"):
+        RunConfig.make(ema=1.0)

@@ -20,10 +20,14 @@ def kind_of_run(run_dir: str | Path):
 
 def evaluate_run(run_dir: str | Path, device: str = "cpu", **settings: Any) -> dict:
     """Evaluate ``run_dir`` with its kind's evaluator and write ``evaluation.json`` (atomically,
-    with the settings it was computed with). ``settings``: see ``evaluation_settings``."""
+    with the settings it was computed with, and which weights were scored: the moving average
+    of a run that kept one, else the trained weights). ``settings``: see
+    ``evaluation_settings``."""
     chosen = evaluation_settings(**settings)
     results = kind_of_run(run_dir).evaluator().evaluate(run_dir, chosen, device)
     results["settings"] = chosen
+    decay = (RunDir(run_dir).saved_settings() or {}).get("ema") or 0
+    results["weights"] = f"averaged (ema {decay})" if decay else "trained"
     RunDir(run_dir).write_evaluation(results)
     return results
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Checkpoint:
     optimizers: dict[str, dict[str, Any]]  # group name → optimizer state dict
     rng: dict[str, Tensor]
     meta: dict[str, Any]  # config, epoch, step, and anything else JSON can hold
+    averaged: dict[str, Tensor] = field(default_factory=dict)  # the weights' moving average
 
 
 def _flatten_optimizer(prefix: str, state: dict) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -139,11 +140,14 @@ def save_checkpoint(
     model: nn.Module,
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     meta: dict[str, Any] | None = None,
+    averaged: dict[str, Tensor] | None = None,
 ) -> Path:
     """Write ``path`` (a .safetensors file) atomically: ``model``'s state dict, each named
-    optimizer's state, the RNG states and ``meta``."""
+    optimizer's state, the RNG states, ``meta``, and the averaged weights if any."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for name, value in (averaged or {}).items():
+        tensors[f"ema.{name}"] = value.detach().cpu().contiguous()
     info: dict[str, Any] = {"format": FORMAT, "meta": meta or {}, "optimizers": {}}
     for name, optimizer in (optimizers or {}).items():
         if "." in name:
@@ -192,13 +196,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             "corrupted (use the other checkpoint of the run, or train again)"
         )
     for name, value in tensors.items():
-        if name.startswith("model.") and value.is_floating_point():
+        if name.startswith(("model.", "ema.")) and value.is_floating_point():
             if not torch.isfinite(value).all():
                 raise ValueError(
-                    f"{path}: weight {name[len('model.') :]!r} holds NaN or inf: the file is "
+                    f"{path}: weight {name.split('.', 1)[1]!r} holds NaN or inf: the file is "
                     "corrupted or comes from a diverged run"
                 )
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    averaged = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
     rng = {k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
     if info["format"] == "robustvae-checkpoint-1":  # one optimizer, that of group "model"
         groups = {"model": info["optimizer"]} if "optimizer" in info else {}
@@ -211,4 +216,4 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         prefix = prefixes[name]
         found = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         optimizers[name] = _unflatten_optimizer(found, saved)
-    return Checkpoint(model, optimizers, rng, info["meta"])
+    return Checkpoint(model, optimizers, rng, info["meta"], averaged)

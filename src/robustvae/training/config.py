@@ -90,6 +90,12 @@ class RunConfig:
     rampdown_fraction: float = _help(
         "rampdown: the share of the run's steps over which the rate ramps down", 0.3
     )
+    ema: float = _help(
+        "in [0, 1): keep an exponential moving average of the weights with this decay per "
+        "step (e.g. 0.999), used by the test terms, evaluation, pictures, apply and predict "
+        "(0: off)",
+        0.0,
+    )
     anneal: str | None = _help(
         "NAME=START:END: move a fixed loss parameter from START (first epoch) to END (last), "
         "e.g. alpha=2:0",
@@ -121,6 +127,8 @@ class RunConfig:
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         self._check_lr_schedule()
+        if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
+            raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
         parse_anneal(self.anneal, self.anneal_shape)
         check_test_fraction(self.test_fraction)
         if self.device not in DEVICES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from contextlib import nullcontext
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from robustvae.grids import make_grid
 from robustvae.kinds import get_kind
 from robustvae.task import Task, TrainingStopped, Updates
 from robustvae.training import distributed
+from robustvae.training.averaging import WeightAverage
 from robustvae.training.checkpoint import (
     check_meta,
     load_checkpoint,
@@ -134,6 +136,7 @@ class _Training:
         self.train_set, self.test_set = kind.load_data(config)
         self.item_shape = tuple(self.train_set.item_shape)
         self.task = kind.build(config.model, self.item_shape).to(self.device)
+        self.average = WeightAverage(self.task, config.ema) if config.ema > 0 else None
         self.anneal = parse_anneal(config.anneal, config.anneal_shape)
         if self.anneal is not None:  # a parameter the loss cannot take fails before training
             self.task.set_loss_param(self.anneal.name, self.anneal.value(0, config.epochs))
@@ -197,6 +200,10 @@ class _Training:
                 raise ValueError(
                     f"{path}: optimizer {name!r} does not fit the model ({error})"
                 ) from None
+        if self.average is not None:
+            if not checkpoint.averaged:
+                raise ValueError(f"{path}: holds no averaged weights, though the run keeps them")
+            self.average.load(checkpoint.averaged, path)
         set_rng_state(checkpoint.rng, path)
         self.epoch, self.step, self.best = (checkpoint.meta[k] for k in ("epoch", "step", "best"))
         self.metrics = [r for r in self.run_dir.read_metrics() if r["epoch"] <= self.epoch]
@@ -212,6 +219,8 @@ class _Training:
         if context.distributed:  # each rank its own noise; every rank rank 0's weights
             torch.manual_seed(config.seed * 1000 + context.rank + 1000 * self.epoch)
             distributed.broadcast_state(self.task)
+            if self.average is not None and not resume:  # rank 0's initial weights
+                self.average = WeightAverage(self.task, config.ema)
         if context.is_main:
             run.path.mkdir(parents=True, exist_ok=True)
             run.write_config(config)
@@ -261,6 +270,8 @@ class _Training:
             self._set_lr(schedule.factor(self.step), writer)
             self.updates.begin()
             terms = task.training_step(batch, self.updates)
+            if self.average is not None:
+                self.average.update()
             if not self.updates.logged:
                 monitor.push(terms, self.step, epoch, self.rows_now, log=True)
             self.step += 1
@@ -280,8 +291,9 @@ class _Training:
             "lr": first.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3),
             "train": dict(zip(names, train_means.tolist(), strict=True)),
-            "test": evaluate(task, self.test_set, self.device, config.seed),
         }
+        with self._scored_weights():
+            row["test"] = evaluate(task, self.test_set, self.device, config.seed)
         if annealed is not None:
             row["anneal"] = annealed
         statistics = task.epoch_statistics()
@@ -301,6 +313,10 @@ class _Training:
         if context.is_main:
             self._finish_epoch(row, writer)
 
+    def _scored_weights(self):
+        """The weights the test terms and pictures are made with: the averages when kept."""
+        return nullcontext() if self.average is None else self.average.swapped_in()
+
     def _set_lr(self, factor: float, writer) -> None:
         """Every group's rate for this step: its own rate times the schedule's factor (logged
         to TensorBoard whenever it changes)."""
@@ -317,7 +333,8 @@ class _Training:
         if self.report is not None:
             self.report(epoch_line(row, self.config.epochs))
         if writer is not None:
-            _log_tensorboard(writer, row, task, self.test_set, self.device)
+            with self._scored_weights():
+                _log_tensorboard(writer, row, task, self.test_set, self.device)
         self._check_weights(row)
         metric = task.best_metric
         if metric is None:  # the latest is the best
@@ -338,9 +355,10 @@ class _Training:
             "best": self.best,
             "best_metric": metric,
         }
+        averaged = None if self.average is None else self.average.state
         if is_best:  # best first: a crash in between leaves meta["best"] consistent
-            save_checkpoint(run.best, task, meta=meta)
-        save_checkpoint(run.latest, task, self.optimizers, meta=meta)
+            save_checkpoint(run.best, task, meta=meta, averaged=averaged)
+        save_checkpoint(run.latest, task, self.optimizers, meta=meta, averaged=averaged)
 
     # ------------------------------------------------------------------ checks and reduction
 
@@ -420,7 +438,8 @@ def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """(RunConfig, task in eval mode) from a run directory's checkpoint (``RunDir.checkpoint``:
-    ``best``, falling back to ``latest``, or ``latest``)."""
+    ``best``, falling back to ``latest``, or ``latest``), with the averaged weights where the
+    run kept them (``ema``)."""
     run = RunDir(run_dir)
     path = run.checkpoint(which)
     checkpoint = load_checkpoint(path)
@@ -435,5 +454,5 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     if anneal is not None:  # the loss as it was in the checkpoint's epoch
         epoch = max(int(checkpoint.meta.get("epoch", 1)) - 1, 0)
         task.set_loss_param(anneal.name, anneal.value(epoch, config.epochs))
-    load_weights(task, checkpoint.model, path)
+    load_weights(task, checkpoint.averaged or checkpoint.model, path)
     return config, task.to(device).eval()
