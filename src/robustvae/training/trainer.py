@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
