@@ -26,7 +26,11 @@ def test_each_group_descends_its_own_loss_only():
     }
     assert changed == {"generator", "discriminator"}
     assert set(terms) >= {"gan", "gen_gan", "cost_real", "cost_fake", "acc_real", "acc_sampled"}
-    # The saturating generator loss is minus the discriminator's cost on samples.
+    # The non-saturating generator loss is −log D(sample) > 0; the saturating one is minus
+    # the discriminator's cost on samples.
+    assert terms["gen_gan"].item() > 0
+    saturating = GAN(GANConfig(width=0.125, generator_loss="saturating"), (1, 28, 28))
+    terms = saturating.loss_terms({"image": torch.rand(16, 1, 28, 28)})
     assert terms["gen_gan"].item() == pytest.approx(-terms["cost_fake"].item())
     assert {id(p) for p in task.generator.parameters()} == {
         id(p) for p in task.parameter_groups()["generator"].params
@@ -34,7 +38,7 @@ def test_each_group_descends_its_own_loss_only():
 
 
 def test_gan_trains_resumes_bit_for_bit_and_evaluates_without_reconstructions(tmp_path):
-    config = RunConfig.make(**SMALL, epochs=2, batch_size=200, balance_decay=0.9)
+    config = RunConfig.make(**SMALL, epochs=2, batch_size=200, balance="mean", balance_decay=0.9)
     whole = train(config, tmp_path / "whole")
     train(config.replace(epochs=1), tmp_path / "split")
     resumed = train(config, tmp_path / "split", resume=True)
@@ -58,7 +62,7 @@ def test_gan_trains_resumes_bit_for_bit_and_evaluates_without_reconstructions(tm
 
 
 def test_a_pinned_discriminator_stops_a_gan():
-    task = GAN(GANConfig(width=0.125, pinned_epochs=1), (1, 28, 28))
+    task = GAN(GANConfig(width=0.125, pinned_epochs=1, generator_loss="saturating"), (1, 28, 28))
     with pytest.raises(TrainingStopped, match="real, sampled"):
         task.end_of_epoch(0, [{"test": {"acc_real": 1.0, "acc_sampled": 1.0}}])
 

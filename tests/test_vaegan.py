@@ -61,7 +61,10 @@ def test_groups_are_disjoint_and_cover_every_parameter():
     assert len(ids) == len(set(ids)) == len(list(task.parameters()))
     encoder = {id(p) for p in groups["encoder"].params}
     assert {id(p) for p in task.feature_loss.parameters()} <= encoder  # α, c learn with it
-    assert all(g.optimizer == "rmsprop" and g.lr == 3e-4 for g in groups.values())
+    assert all(g.optimizer == "rmsprop" for g in groups.values())
+    assert [g.lr for g in groups.values()] == [3e-4, 3e-4, 1e-5]  # a slower discriminator
+    larsen = _task(discriminator_lr=None).parameter_groups()
+    assert [g.lr for g in larsen.values()] == [3e-4, 3e-4, 3e-4]
 
 
 class _Recorder(Updates):
@@ -121,6 +124,26 @@ def test_balancing_rule_of_larsens_code(real, fake, expected):
     assert balancing(real, fake, 0.68, 0.35) == expected
 
 
+def test_by_default_the_discriminator_learns_on_every_step_where_larsens_rule_froze_it(
+    tmp_path,
+):
+    # Two epochs of mnist-5k at width 1/8, as a new user would start. With Larsen's rule the
+    # discriminator's first steps win and it waits from then on (0–3% of the steps, and a
+    # warning); by default it updates on every step, slowly, and its gradient never vanishes.
+    settings = dict(**SMALL, dataset="mnist-5k", epochs=2, batch_size=100)
+    default = train(RunConfig.make(**settings), tmp_path / "default")
+    for row in default.metrics:
+        assert row["update_share"] == {"encoder": 1.0, "decoder": 1.0, "discriminator": 1.0}
+        assert row["grad_norm"]["discriminator"] > 0
+        assert 0 < row["train"]["cost_real"] and 0 < row["train"]["cost_fake"]
+    groups = default.model.parameter_groups()
+    assert groups["discriminator"].lr == 1e-5 and groups["decoder"].lr == 3e-4
+    larsen = dict(settings, balance="larsen", generator_loss="saturating", discriminator_lr=None)
+    with pytest.warns(RuntimeWarning, match="the discriminator updated on [0-9]% of the steps"):
+        frozen = train(RunConfig.make(**larsen), tmp_path / "larsen")
+    assert all(row["update_share"]["discriminator"] < 0.1 for row in frozen.metrics)
+
+
 def test_the_mean_rule_frees_a_waiting_discriminator_that_larsens_rule_keeps_frozen():
     # A waiting discriminator's cost on reals stays where it was (nothing else moves it) while
     # the generator catches up on fakes: Larsen's rule waits for ever, the mean rule resumes.
@@ -153,7 +176,7 @@ def test_balancer_averages_the_costs_and_keeps_them_in_its_state():
 
 
 def test_a_frozen_discriminator_is_warned_about_in_one_line():
-    task = _task()
+    task = _task(balance="larsen")
     frozen = {"update_share": {"discriminator": 0.05}, "test": {"acc_real": 1.0}}
     with pytest.warns(RuntimeWarning, match=r"epoch 3: the discriminator updated on 5% of the"):
         task.end_of_epoch(2, [frozen])
@@ -179,7 +202,7 @@ def test_the_cli_prints_warnings_in_one_line(capsys):
 def test_balancing_skips_updates_and_counts_them():
     # Costs are near log 2 ≈ 0.69 at the start; an equilibrium of 10 makes both "low": the
     # discriminator counts as winning and waits, the decoder learns.
-    task = _task(equilibrium=10.0, margin=0.0)
+    task = _task(balance="larsen", equilibrium=10.0, margin=0.0)
     recorder = _Recorder(task)
     recorder.begin()
     task.training_step({"image": _images()}, recorder)
@@ -216,13 +239,15 @@ def test_resume_is_bit_for_bit_with_three_optimizers(tmp_path):
 
 
 def test_a_pinned_discriminator_stops_the_run_cleanly():
-    task = _task(pinned_epochs=2)
+    task = _task(pinned_epochs=2, generator_loss="saturating")
     perfect = {"test": {"acc_real": 1.0, "acc_sampled": 1.0, "acc_recon": 1.0}}
     imperfect = {"test": {"acc_real": 1.0, "acc_sampled": 0.99, "acc_recon": 1.0}}
     task.end_of_epoch(1, [imperfect, perfect])  # one perfect epoch: go on
     with pytest.raises(TrainingStopped, match="2 epochs in a row"):
         task.end_of_epoch(2, [imperfect, perfect, perfect])
     _task(pinned_epochs=0).end_of_epoch(2, [perfect] * 5)  # 0: never
+    # The non-saturating loss's gradient does not vanish when the discriminator wins.
+    _task(pinned_epochs=2, generator_loss="non_saturating").end_of_epoch(2, [perfect] * 5)
 
 
 def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp_path):
@@ -231,7 +256,7 @@ def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp
     # perfect one in a row and stops the run.
     config = RunConfig.make(
         **SMALL, epochs=3, batch_size=500, balance=False, vaegan_lr=0.03, gamma=1e-6,
-        pinned_epochs=2,
+        pinned_epochs=2, generator_loss="saturating", discriminator_lr=None,
     )  # fmt: skip
     with pytest.raises(TrainingDiverged, match=r"stopped after epoch 2: the discriminator has"):
         train(config, tmp_path)

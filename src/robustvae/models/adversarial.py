@@ -16,11 +16,13 @@ the generator update in this step:
   (it is winning), the generator while either is above equilibrium + margin; if both would
   wait, both update. Its premise fails at small scale: once a waiting discriminator's cost on
   reals is low it stays low (nothing else moves it), and the discriminator never updates
-  again (``docs/results/vaegan-dynamics.csv``).
+  again: 0–3% of the steps in every epoch in ``docs/results/vaegan-dynamics.csv``.
 - ``mean``: the same thresholds on the mean of the two costs, the discriminator's whole cost.
   A waiting discriminator's cost on fakes rises as the generator catches up, and with it the
-  mean, so it updates again.
-- ``none``: every group updates on every step.
+  mean, so it updates again, where the generator can catch up (at γ = 0.1 on mnist-5k it
+  does not, and the discriminator stays frozen as under ``larsen``).
+- ``none`` (the default): every group updates on every step. What keeps the discriminator
+  from winning at once is its learning rate (``discriminator_lr``, 30× below the others).
 
 With ``balance_decay`` > 0 the rule reads exponential moving averages of the costs (that
 decay per step, kept in a buffer, so a resumed run decides the same) instead of the step's own.
@@ -80,16 +82,22 @@ class AdversarialSettings(FlatSettings):
         "run's lr is not used)",
         3e-4,
     )
+    discriminator_lr: float | None = _help(
+        "the discriminator's RMSProp learning rate (None: vaegan_lr, as Larsen); 30× below the "
+        "generator's, it learns on every step without winning at once (two time-scales)",
+        1e-5,
+    )
     generator_loss: str = _help(
-        "saturating (Larsen: the generator maximises the discriminator's cost) | "
-        "non_saturating (it minimises −log D(fake))",
-        "saturating",
+        "non_saturating (the generator minimises −log D(fake)) | saturating (Larsen: it "
+        "maximises the discriminator's cost)",
+        "non_saturating",
     )
     balance: str = _help(
-        "which groups update in a step: mean (skip the discriminator while its mean cost is "
-        "below equilibrium − margin, the generator while above equilibrium + margin) | larsen "
-        "(the same on its cost on reals or on fakes, as Larsen's code) | none",
-        "mean",
+        "which groups update in a step: none (all, every step) | larsen (skip the "
+        "discriminator while its cost on reals or on fakes is below equilibrium − margin, the "
+        "generator while either is above equilibrium + margin, as Larsen's code) | mean (the "
+        "same on the discriminator's mean cost)",
+        "none",
     )
     balance_decay: float = _help(
         "in [0, 1): balance on moving averages of the costs with this decay per step (0: each "
@@ -99,8 +107,8 @@ class AdversarialSettings(FlatSettings):
     equilibrium: float = _help("the balancing rule's target cost (Larsen's code: 0.68)", 0.68)
     margin: float = _help("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
     pinned_epochs: int = _help(
-        "stop when the discriminator tells every test image apart for this many epochs in a "
-        "row (0: never)",
+        "with the saturating generator loss, stop when the discriminator tells every test "
+        "image apart for this many epochs in a row (0: never)",
         3,
     )
     prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
@@ -111,6 +119,9 @@ class AdversarialSettings(FlatSettings):
         object.__setattr__(self, "width", check_width(self.width))
         for name in ("vaegan_lr", "prior_scale"):
             object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
+        if self.discriminator_lr is not None:
+            rate = _number("discriminator_lr", self.discriminator_lr, positive=True)
+            object.__setattr__(self, "discriminator_lr", rate)
         for name in ("equilibrium", "margin", "balance_decay"):
             object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
         if self.balance_decay >= 1:
@@ -121,6 +132,11 @@ class AdversarialSettings(FlatSettings):
         _choice("balance", self.balance, BALANCE_RULES)
         if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
             raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
+
+    @property
+    def discriminator_rate(self) -> float:
+        """The discriminator's learning rate."""
+        return self.vaegan_lr if self.discriminator_lr is None else self.discriminator_lr
 
 
 # ---------------------------------------------------------------------- costs
@@ -197,11 +213,12 @@ class Balancer(nn.Module):
 # ---------------------------------------------------------------------- the game's health
 
 
-def check_game(epoch: int, metrics: list[dict], pinned_epochs: int, accuracies: tuple) -> None:
+def check_game(epoch: int, metrics: list[dict], config: AdversarialSettings, accuracies) -> None:
     """After an epoch: warn (one line) when the discriminator updated on under ``LOW_SHARE``
-    of its steps, frozen while the generator trains against a fixed opponent; stop when it
-    has told every test image apart (each of ``accuracies`` 1.0) for ``pinned_epochs``
-    epochs in a row, when the generator gets no useful gradient."""
+    of its steps, frozen while the generator trains against a fixed opponent. With the
+    saturating generator loss, stop when it has told every test image apart (each of
+    ``accuracies`` 1.0) for ``pinned_epochs`` epochs in a row: that loss's gradient then
+    vanishes (the non-saturating one's does not)."""
     share = metrics[-1].get("update_share", {}).get("discriminator") if metrics else None
     if share is not None and share < LOW_SHARE:
         with warnings.catch_warnings():
@@ -213,7 +230,7 @@ def check_game(epoch: int, metrics: list[dict], pinned_epochs: int, accuracies: 
                 RuntimeWarning,
                 stacklevel=2,
             )
-    n = pinned_epochs
+    n = config.pinned_epochs if config.generator_loss == "saturating" else 0
     recent = metrics[-n:] if n else []
     if (
         n
@@ -222,7 +239,7 @@ def check_game(epoch: int, metrics: list[dict], pinned_epochs: int, accuracies: 
     ):
         raise TrainingStopped(
             f"the discriminator has told every test image apart for {n} epochs in a row "
-            f"({', '.join(a.removeprefix('acc_') for a in accuracies)}): the generator gets no "
-            "useful gradient. Try balance = 'mean', a smaller width or vaegan_lr, or "
-            "generator_loss = 'non_saturating'"
+            f"({', '.join(a.removeprefix('acc_') for a in accuracies)}): the saturating "
+            "generator loss gives no useful gradient. Try generator_loss = 'non_saturating', a "
+            "smaller discriminator_lr, or a smaller width"
         )

@@ -74,7 +74,12 @@ class GAN(Task):
         lr = self.config.vaegan_lr
         return {
             "generator": Group(list(self.generator.parameters()), "rmsprop", lr, RMSPROP),
-            "discriminator": Group(list(self.discriminator.parameters()), "rmsprop", lr, RMSPROP),
+            "discriminator": Group(
+                list(self.discriminator.parameters()),
+                "rmsprop",
+                self.config.discriminator_rate,
+                RMSPROP,
+            ),
         }
 
     def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -123,7 +128,8 @@ class GAN(Task):
         return {"samples": self.sample(64, generator=torch.Generator().manual_seed(1))}
 
     def end_of_epoch(self, epoch: int, metrics: list[dict]) -> None:
-        """Warn when balancing froze the discriminator; stop when it has been perfect on the
-        test split for ``pinned_epochs`` epochs in a row (``check_game``)."""
+        """Warn when balancing froze the discriminator; with the saturating generator loss,
+        stop when it has been perfect on the test split for ``pinned_epochs`` epochs in a row
+        (``check_game``)."""
         super().end_of_epoch(epoch, metrics)
-        check_game(epoch, metrics, self.config.pinned_epochs, ("acc_real", "acc_sampled"))
+        check_game(epoch, metrics, self.config, ("acc_real", "acc_sampled"))
