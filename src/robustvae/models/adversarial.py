@@ -78,13 +78,13 @@ class AdversarialSettings(FlatSettings):
     )
     width: float = _help("channel/unit multiplier: 1 is Larsen's size", 1.0)
     vaegan_lr: float = _help(
-        "RMSProp's learning rate for every group of the adversarial kinds (Larsen: 3e-4; the "
-        "run's lr is not used)",
+        "RMSProp's learning rate for the groups other than the discriminator (Larsen: 3e-4; "
+        "the run's lr is not used)",
         3e-4,
     )
-    discriminator_lr: float | None = _help(
-        "the discriminator's RMSProp learning rate (None: vaegan_lr, as Larsen); 30× below the "
-        "generator's, it learns on every step without winning at once (two time-scales)",
+    discriminator_lr: float = _help(
+        "the discriminator's RMSProp learning rate (Larsen: 3e-4, as the others); 30× below "
+        "the generator's, it learns on every step without winning at once (two time-scales)",
         1e-5,
     )
     generator_loss: str = _help(
@@ -117,11 +117,8 @@ class AdversarialSettings(FlatSettings):
         if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
             raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
         object.__setattr__(self, "width", check_width(self.width))
-        for name in ("vaegan_lr", "prior_scale"):
+        for name in ("vaegan_lr", "discriminator_lr", "prior_scale"):
             object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
-        if self.discriminator_lr is not None:
-            rate = _number("discriminator_lr", self.discriminator_lr, positive=True)
-            object.__setattr__(self, "discriminator_lr", rate)
         for name in ("equilibrium", "margin", "balance_decay"):
             object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
         if self.balance_decay >= 1:
@@ -132,11 +129,6 @@ class AdversarialSettings(FlatSettings):
         _choice("balance", self.balance, BALANCE_RULES)
         if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
             raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
-
-    @property
-    def discriminator_rate(self) -> float:
-        """The discriminator's learning rate."""
-        return self.vaegan_lr if self.discriminator_lr is None else self.discriminator_lr
 
 
 # ---------------------------------------------------------------------- costs

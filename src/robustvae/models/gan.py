@@ -77,7 +77,7 @@ class GAN(Task):
             "discriminator": Group(
                 list(self.discriminator.parameters()),
                 "rmsprop",
-                self.config.discriminator_rate,
+                self.config.discriminator_lr,
                 RMSPROP,
             ),
         }

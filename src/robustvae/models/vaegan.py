@@ -168,7 +168,7 @@ class VAEGAN(Task):
             "discriminator": Group(
                 list(self.discriminator.parameters()),
                 "rmsprop",
-                self.config.discriminator_rate,
+                self.config.discriminator_lr,
                 RMSPROP,
             ),
         }
