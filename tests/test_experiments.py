@@ -626,3 +626,23 @@ def test_the_time_left_is_the_training_left_shared_among_the_jobs():
     tracker.finished("c")
     tracker.finished("d")
     assert lines[-1].endswith("~0m00s left)") and len(asked) == 3  # nothing asked at the end
+
+
+def test_mean_band_aligns_runs_by_step_and_reads_sections():
+    from robustvae.experiments.analysis import mean_band
+
+    def row(step, share=None, acc=0.5):
+        r = {"step": step, "test": {"acc_sampled": acc}}
+        if share is not None:
+            r["update_share"] = {"discriminator": share}
+        return r
+
+    # Epochs in which the discriminator never updated log no gradient norm; a frozen run
+    # logs shares at every epoch. Seeds are compared at the same steps only.
+    first = [row(40, 0.0, 1.0), row(80, 0.1, 0.8), row(120, 0.2, 0.6)]
+    second = [row(40, 0.2, 0.8), row(80, None, 0.6)]
+    steps, mean, std = mean_band([first, second], "update_share/discriminator")
+    assert steps == [40] and mean == pytest.approx([0.1])
+    steps, mean, std = mean_band([first, second], "acc_sampled")
+    assert steps == [40, 80] and mean == pytest.approx([0.9, 0.7]) and std is not None
+    assert mean_band([first], "grad_norm/discriminator") is None

@@ -19,17 +19,17 @@ def _term(row: dict, term: str):
 
 def mean_band(runs: list[list[dict]], term: str):
     """(steps, mean, std or None) of ``term`` (a test term, or ``section/name``: see
-    ``_term``) over seeds (metrics.jsonl rows of each run, cut to the shortest, and to the rows
-    that logged it); None when no run logged it. std needs two runs."""
-    runs = [[row for row in r if _term(row, term) is not None] for r in runs]
-    runs = [r for r in runs if r]
-    if not runs:
+    ``_term``) over seeds (metrics.jsonl rows of each run), at the steps where every run that
+    logged the term logged it; None when no run logged it. std needs two runs."""
+    logged = [{row["step"]: _term(row, term) for row in r} for r in runs]
+    logged = [{s: v for s, v in values.items() if v is not None} for values in logged]
+    logged = [values for values in logged if values]
+    if not logged:
         return None
-    length = min(len(r) for r in runs)
-    steps = [row["step"] for row in runs[0][:length]]
-    values = [[_term(r[i], term) for r in runs] for i in range(length)]
+    steps = sorted(set.intersection(*(set(values) for values in logged)))
+    values = [[run[s] for run in logged] for s in steps]
     mean = [statistics.fmean(v) for v in values]
-    std = [statistics.stdev(v) for v in values] if len(runs) > 1 else None
+    std = [statistics.stdev(v) for v in values] if len(logged) > 1 else None
     return steps, mean, std
 
 
