@@ -32,12 +32,24 @@ def _state(model):
 
 @pytest.mark.parametrize(
     "settings",
-    [dict(kind="gan-toy", batch_size=32, batchnorm=True), dict(kind="paired-toy", batch_size=16)],
+    [
+        dict(kind="gan-toy", batch_size=32, batchnorm=True),
+        dict(kind="paired-toy", batch_size=16),
+        # every kind takes a schedule and weight averaging: two groups, batch norm, pairs
+        dict(kind="gan-toy", batch_size=32, batchnorm=True, ema=0.9, lr_schedule="cosine"),
+        dict(kind="paired-toy", batch_size=16, ema=0.5, lr_schedule="rampdown", warmup_steps=3),
+    ],
 )
 def test_toys_train_checkpoint_and_resume_bit_for_bit(tmp_path, settings):
     config = RunConfig.make(epochs=3, **settings, **QUIET)
     whole = train(config, tmp_path / "whole")
-    train(config.replace(epochs=2), tmp_path / "split")
+
+    def interrupt(line):  # killed in epoch 3, before its checkpoint
+        if line.startswith("epoch 3/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "split", report=interrupt)
     resumed = train(config, tmp_path / "split", resume=True)
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
@@ -45,7 +57,10 @@ def test_toys_train_checkpoint_and_resume_bit_for_bit(tmp_path, settings):
     groups = set(resumed.model.parameter_groups())
     assert set(load_checkpoint(tmp_path / "split" / "latest.safetensors").optimizers) == groups
     _, loaded = load_run(tmp_path / "split", "latest")
-    for key, value in resumed.model.state_dict().items():
+    saved = load_checkpoint(tmp_path / "split" / "latest.safetensors")
+    expected = saved.averaged if "ema" in settings else resumed.model.state_dict()
+    assert bool(saved.averaged) == ("ema" in settings)
+    for key, value in expected.items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
 
