@@ -53,7 +53,9 @@ TINY = {
     "barron-vae": ("representation=wavelet,*", 1 / 32, 4),
     "barron-vae-fashion": ("representation=dct,*", 0.05, 4),
     "sweep-a-lambda": ("*", 0.02, 13),
-    "vaegan-similarity": ("seed=0,*", 0.05, 5),
+    "vaegan-similarity": ("seed=0,*", 0.05, 6),
+    "vaegan-dynamics": ("seed=0,loss=[ln]*-sat-g0.1", 0.05, 2),
+    "vaegan-gamma": ("dataset=mnist-5k,seed=0,loss=*-0.1", 0.05, 1),
     "text-removal": ("seed=0,*", 0.05, 4),
     "stereo-depth": ("seed=0,*", 0.05, 6),
 }
@@ -78,6 +80,8 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
         from test_restoration import _folder
 
         settings.update(dataset="folder", data_root=str(_folder(tmp_path)), crop=32, batch_size=4)
+    elif dataset == "mnist-5k":  # the bundled 4,000 training images: 8 steps an epoch
+        settings.update(batch_size=500)
     elif dataset == "motorcycle":  # the real scenes; bigger crops, few steps
         settings.update(crop=64, max_disparity=64, batch_size=64)
     out = tmp_path / "out"
@@ -115,3 +119,7 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
         assert f"(cells/{cell.id}/samples.png)" in report
     if name == "sweep-a-lambda":
         assert "## Sweeps" in report and list((out / "report").glob("sweep-*.png"))
+    if name.startswith("vaegan"):  # the game's health: the discriminator's update share
+        shares = [float(r["discriminator_share"]) for r in rows if r.get("discriminator_share")]
+        assert shares and all(0 <= share <= 1 for share in shares)
+        assert "D's update share" in (out / "results.md").read_text()
