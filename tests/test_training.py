@@ -274,10 +274,10 @@ def test_a_crash_between_metrics_and_checkpoint_leaves_no_duplicate_rows(tmp_pat
     config = RunConfig.make(**SMALL)
     real_save = trainer.save_checkpoint
 
-    def crash_at_epoch_2(path, model, optimizers=None, meta=None):
+    def crash_at_epoch_2(path, model, optimizers=None, meta=None, averaged=None):
         if meta["epoch"] == 2:
             raise OSError("simulated crash")
-        return real_save(path, model, optimizers, meta=meta)
+        return real_save(path, model, optimizers, meta=meta, averaged=averaged)
 
     monkeypatch.setattr(trainer, "save_checkpoint", crash_at_epoch_2)
     with pytest.raises(OSError, match="simulated"):

@@ -139,6 +139,7 @@ def test_by_default_the_discriminator_learns_on_every_step_where_larsens_rule_fr
     groups = default.model.parameter_groups()
     assert groups["discriminator"].lr == 1e-5 and groups["decoder"].lr == 3e-4
     larsen = dict(settings, balance="larsen", generator_loss="saturating", discriminator_lr=3e-4)
+    larsen["epochs"] = 1
     with pytest.warns(RuntimeWarning, match="the discriminator updated on [0-9]% of the steps"):
         frozen = train(RunConfig.make(**larsen), tmp_path / "larsen")
     assert all(row["update_share"]["discriminator"] < 0.1 for row in frozen.metrics)
@@ -256,7 +257,7 @@ def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp
     # perfect one in a row and stops the run.
     config = RunConfig.make(
         **SMALL, epochs=3, batch_size=500, balance=False, vaegan_lr=0.03, gamma=1e-6,
-        pinned_epochs=2, generator_loss="saturating", discriminator_lr=3e-4,
+        pinned_epochs=2, generator_loss="saturating", discriminator_lr=0.03,
     )  # fmt: skip
     with pytest.raises(TrainingDiverged, match=r"stopped after epoch 2: the discriminator has"):
         train(config, tmp_path)
