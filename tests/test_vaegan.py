@@ -127,10 +127,10 @@ def test_balancing_rule_of_larsens_code(real, fake, expected):
 def test_by_default_the_discriminator_learns_on_every_step_where_larsens_rule_froze_it(
     tmp_path,
 ):
-    # Two epochs of mnist-5k at width 1/8, as a new user would start. With Larsen's rule the
+    # Two epochs of mnist-5k at width 1/8 (20 steps each). With Larsen's rule the
     # discriminator's first steps win and it waits from then on (0–3% of the steps, and a
     # warning); by default it updates on every step, slowly, and its gradient never vanishes.
-    settings = dict(**SMALL, dataset="mnist-5k", epochs=2, batch_size=100)
+    settings = dict(**SMALL, dataset="mnist-5k", epochs=2, batch_size=200)
     default = train(RunConfig.make(**settings), tmp_path / "default")
     for row in default.metrics:
         assert row["update_share"] == {"encoder": 1.0, "decoder": 1.0, "discriminator": 1.0}
