@@ -304,6 +304,9 @@ def test_updates_report_each_groups_share_and_mean_gradient_norm():
 
 def test_a_multi_group_run_logs_its_update_shares_every_epoch(tmp_path):
     result = train(RunConfig.make(kind="gan-toy", epochs=2, batch_size=32, **QUIET), tmp_path)
+    from robustvae.training.trainer import epoch_line
+
+    assert "updates discriminator 100%, generator 100%" in epoch_line(result.metrics[0], 2)
     for row in result.metrics:
         assert set(row["update_share"]) == set(result.model.parameter_groups())
         assert all(0 < share <= 1 for share in row["update_share"].values())

@@ -111,11 +111,15 @@ def train(
 
 def epoch_line(row: dict, epochs: int) -> str:
     """One epoch of ``metrics.jsonl`` as a line: time, train and test terms, the annealed
-    value, and the adaptive loss's α and c (median, with min–max)."""
+    value, each group's update share (several groups), and the adaptive loss's α and c
+    (median, with min–max)."""
     parts = [f"epoch {row['epoch']}/{epochs} ({row['seconds']:.1f} s)"]
     for split in ("train", "test"):
         parts.append(", ".join(f"{split} {k} {v:.4g}" for k, v in row[split].items()))
     parts += [f"{name} {value:.4g}" for name, value in row.get("anneal", {}).items()]
+    shares = row.get("update_share", {})
+    if shares:
+        parts.append("updates " + ", ".join(f"{g} {v:.0%}" for g, v in shares.items()))
     statistics = row.get("statistics", {})
     for name, symbol in (("alpha", "α"), ("scale", "c")):
         if f"{name}_median" in statistics:
