@@ -54,7 +54,7 @@ TINY = {
     "barron-vae-fashion": ("representation=dct,*", 0.05, 4),
     "sweep-a-lambda": ("*", 0.02, 13),
     "vaegan-similarity": ("seed=0,*", 0.05, 6),
-    "vaegan-dynamics": ("seed=0,loss=[ln]*-sat-g0.1", 0.05, 2),
+    "vaegan-dynamics": ("seed=0,loss=none-nonsat-g0.1-dlr1e-5", 0.05, 1),
     "vaegan-gamma": ("dataset=mnist-5k,seed=0,loss=*-0.1", 0.05, 1),
     "text-removal": ("seed=0,*", 0.05, 4),
     "stereo-depth": ("seed=0,*", 0.05, 6),
