@@ -81,9 +81,9 @@ class Updates:
     Larsen et al.'s VAE-GAN does) avoids backpropagating through weights an earlier update has
     already changed. ``skip(group)`` counts an update a balancing rule left out.
 
-    Per epoch, ``health()`` gives each group's update share (updates applied per step) and the
-    mean norm of the gradients it applied; the norms are summed on the device, so reading them
-    costs no synchronisation per step.
+    Per epoch, ``health()`` gives each group's update share (updates applied per step) and,
+    for several groups, the mean norm of the gradients each applied; the norms are summed on
+    the device, so reading them costs no synchronisation per step.
 
     The trainer makes one ``Updates`` per run; ``check(terms, log)`` (set by the trainer)
     receives the terms passed to the first ``backward`` of each training step, before any
@@ -94,6 +94,7 @@ class Updates:
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], reduce, check):
         self.optimizers = optimizers
+        self.track_norms = len(optimizers) > 1  # one group always updates: nothing to watch
         self._reduce = reduce
         self._check = check
         self.checked: dict[str, Tensor] | None = None
@@ -153,7 +154,7 @@ class Updates:
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss, inputs=params, retain_graph=retain_graph)
         self._reduce(params)
-        grads = [p.grad for p in params if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None] if self.track_norms else []
         if grads:
             with torch.no_grad():
                 norms = torch._foreach_norm(grads)

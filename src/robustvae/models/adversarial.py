@@ -56,6 +56,7 @@ __all__ = [
     "fake_cost",
     "generator_cost",
     "mean_balancing",
+    "sample_prior",
 ]
 
 GENERATOR_LOSSES = ("saturating", "non_saturating")
@@ -129,6 +130,17 @@ class AdversarialSettings(FlatSettings):
         _choice("balance", self.balance, BALANCE_RULES)
         if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
             raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
+
+
+@torch.no_grad()
+def sample_prior(
+    decoder: nn.Module, latent_dim: int, scale: float, n: int, generator=None
+) -> Tensor:
+    """``n`` images decoded from z ~ N(0, scale²·I), drawn from ``generator`` when given."""
+    weight = next(decoder.parameters())
+    device = generator.device if generator is not None else weight.device
+    z = torch.randn(n, latent_dim, generator=generator, device=device, dtype=weight.dtype)
+    return decoder(z.to(weight.device) * scale)
 
 
 # ---------------------------------------------------------------------- costs

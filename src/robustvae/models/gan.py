@@ -27,6 +27,7 @@ from robustvae.models.adversarial import (
     fake_cost,
     generator_cost,
     real_cost,
+    sample_prior,
 )
 from robustvae.models.config import default_latent_dim
 from robustvae.models.vaegan_nets import Decoder, Discriminator, check_size
@@ -63,12 +64,8 @@ class GAN(Task):
     def decode(self, z: Tensor) -> Tensor:
         return self.generator(z)
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        weight = next(self.generator.parameters())
-        device = generator.device if generator is not None else weight.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
-        return self.decode(z.to(weight.device) * self.config.prior_scale)
+        return sample_prior(self.generator, self.latent_dim, self.config.prior_scale, n, generator)
 
     def parameter_groups(self) -> dict[str, Group]:
         lr = self.config.vaegan_lr

@@ -46,6 +46,7 @@ from robustvae.models.adversarial import (
     fake_cost,
     generator_cost,
     real_cost,
+    sample_prior,
 )
 from robustvae.models.config import _choice, _loss_params, _number, default_latent_dim
 from robustvae.models.vae import gaussian_kl
@@ -146,12 +147,8 @@ class VAEGAN(Task):
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        weight = next(self.decoder.parameters())
-        device = generator.device if generator is not None else weight.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
-        return self.decode(z.to(weight.device) * self.config.prior_scale)
+        return sample_prior(self.decoder, self.latent_dim, self.config.prior_scale, n, generator)
 
     # ------------------------------------------------------------------ the Task interface
 
