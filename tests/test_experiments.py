@@ -532,9 +532,10 @@ def test_rows_over_different_numbers_of_seeds_get_a_seeds_column():
         for seed in seeds
     ]
     table = markdown_table(summary_table(experiment, rows)).splitlines()
-    assert table[0].startswith("| arch | loss | seeds | FID |")
-    assert table[2] == "| mlp | l2 | 3 | 101 ± 1 |"
-    assert table[5] == "| conv | l1 | 1 | 50 (-50%) |"
+    assert table[0] == "| arch | loss | seeds | FID | Δ FID [95% interval] |"
+    assert table[2] == "| mlp | l2 | 3 | 101 ± 1 | baseline |"
+    assert table[3] == "| mlp | l1 | 3 | 51 ± 1 (-50%) | -50 [-50, -50] resolved |"
+    assert table[5] == "| conv | l1 | 1 | 50 (-50%) | -50 (1 seed: no interval) |"
     assert table_caption(experiment, rows).startswith("mean ± std over each row's seeds")
     even = [r for r in rows if r["arch"] == "mlp"]
     assert "seeds" not in markdown_table(summary_table(experiment, even)).splitlines()[0]

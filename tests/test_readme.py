@@ -9,7 +9,7 @@ import pytest
 
 from robustvae.cli import main
 from robustvae.experiments import load_experiment
-from robustvae.experiments.results import results_table
+from robustvae.experiments.results import MARKER, results_table, with_tables_rendered
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "docs" / "results").glob("*.csv"))
@@ -26,6 +26,24 @@ def test_each_results_table_in_the_readme_is_rendered_from_its_file(path, capsys
     assert table in (ROOT / "README.md").read_text(), f"README's {path.stem} table is stale"
     assert main(["report", preset, "--results", path]) == 0
     assert capsys.readouterr().out == table
+
+
+def test_each_results_file_has_its_marked_table_and_none_is_stale():
+    text = (ROOT / "README.md").read_text()
+    marked = [m.group(1) for line in text.splitlines() if (m := MARKER.match(line))]
+    assert sorted(marked) == sorted(p.stem for p in RESULTS)
+    rendered = with_tables_rendered(text, ROOT / "docs" / "results", ROOT / "experiments")
+    assert rendered == text, "run scripts/render_readme_tables.py"
+
+
+def test_rendering_replaces_the_marked_table_only(tmp_path):
+    stale = "intro\n<!-- results: stereo-depth -->\n| old | table |\n| --- | --- |\nafter\n"
+    new = with_tables_rendered(stale, ROOT / "docs" / "results", ROOT / "experiments")
+    table = results_table(
+        load_experiment(ROOT / "experiments" / "stereo-depth.toml"),
+        ROOT / "docs" / "results" / "stereo-depth.csv",
+    )
+    assert new == "intro\n<!-- results: stereo-depth -->\n" + table + "after\n"
 
 
 def _tables(text: str) -> list[list[str]]:

@@ -14,7 +14,10 @@ A kind is one module plus one ``Kind`` entry in ``KINDS``:
   ``evaluate(run_dir, settings, device) -> dict`` (written to ``evaluation.json``),
   ``draw(run_dir, device)`` (the run's pictures, PNG files in the run directory),
   ``COLUMNS`` ((key, title) pairs of its results-table columns), ``PANELS`` (the pictures
-  the report shows side by side) and ``PICTURES_NOTE`` (how to read them),
+  the report shows side by side) and ``PICTURES_NOTE`` (how to read them), ``PAIRED`` (the
+  column keys each row is compared with its baseline on, seed by seed) and ``PER_IMAGE``
+  ((key, higher is better) of the scores its ``evaluate`` also gives per test image, as
+  ``per_image``: compared image by image),
   ``curve_terms(configs, histories)`` (the (test term, title) pairs the report plots against
   steps) and ``report_blocks(experiment, rows, out_dir)`` (the kind's own report figures).
 """

@@ -47,6 +47,10 @@ COLUMNS = (
     ("discriminator_share", "D's update share (min over epochs)"),
     ("test_acc_sampled", "D's test accuracy on samples"),
 )
+#: The columns each row is compared with its baseline on, seed by seed (those present).
+PAIRED = ("fid", "ssim", "negative_elbo_bits_per_dim")
+#: No score is kept per test image.
+PER_IMAGE = ()
 #: The pictures the report shows side by side (PNG files in the run directory).
 PANELS = ("samples", "reconstructions", "interpolations")
 PICTURES_NOTE = "Rows of reconstructions alternate originals and their reconstructions."

@@ -33,6 +33,10 @@ COLUMNS = (
     ("a3", "δ<1.25³"),
     ("fit_avg", "Avg (training scene)"),
 )
+#: The column each row is compared with its baseline on, seed by seed.
+PAIRED = ("avg",)
+#: One test scene: nothing to pair image by image.
+PER_IMAGE = ()
 PANELS = ("disparity",)
 PICTURES_NOTE = (
     "Disparity pictures: per scene, the left view, the predicted disparity, the ground truth "

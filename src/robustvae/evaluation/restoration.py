@@ -31,6 +31,10 @@ COLUMNS = (
     ("one_minus_ssim", "1 − SSIM"),
     ("psnr", "PSNR (dB)"),
 )
+#: The column each row is compared with its baseline on, seed by seed.
+PAIRED = ("ssim",)
+#: Scored per test image as well ((key, higher is better)): Fig. 10's pairs.
+PER_IMAGE = (("ssim", True),)
 #: The pictures the report shows side by side.
 PANELS = ("restorations",)
 PICTURES_NOTE = "Each picture: the corrupted test crops, their restorations, the clean crops."

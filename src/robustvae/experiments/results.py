@@ -4,11 +4,20 @@ and each loss's change against the baseline loss in %, as the papers print it)."
 from __future__ import annotations
 
 import csv
+import json
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from robustvae.experiments.statistics import (
+    better_on,
+    paired_difference,
+    paired_text,
+    per_image_text,
+    signed_rank,
+)
 from robustvae.files import atomic_write_text, write_csv
 from robustvae.kinds import get_kind
 
@@ -17,6 +26,23 @@ def columns(experiment) -> list[tuple[str, str]]:
     """(key, title) of the table's metric columns: those of the cells' kinds, in order."""
     kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
     return list(dict.fromkeys(c for k in kinds for c in get_kind(k).evaluator().COLUMNS))
+
+
+def _evaluators(experiment) -> list:
+    kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
+    return [get_kind(k).evaluator() for k in kinds]
+
+
+def paired_metrics(experiment) -> list[str]:
+    """The metrics each row is compared with its baseline on, seed by seed (the kinds'
+    ``PAIRED``)."""
+    return list(dict.fromkeys(m for e in _evaluators(experiment) for m in e.PAIRED))
+
+
+def per_image_metrics(experiment) -> dict[str, bool]:
+    """The metrics scored per test image (results column ``per_image_METRIC``), each with
+    whether higher is better: each row is compared with its baseline image by image."""
+    return {m: up for e in _evaluators(experiment) for m, up in e.PER_IMAGE}
 
 
 class Table(NamedTuple):
@@ -44,7 +70,20 @@ def table_caption(experiment, rows: list[dict]) -> str:
         what = f"mean ± std over {counts.pop()} seeds"
     else:
         what = "one run per row"
-    return what + (f"; (±%) against {experiment.baseline}" if experiment.baseline else "")
+    if not experiment.baseline:
+        return what
+    what += (
+        f"; (±%) against {experiment.baseline}. Δ: the mean difference from "
+        f"{experiment.baseline} over the seeds both ran (each seed paired with the same seed), "
+        'with its Student-t 95% interval; "resolved" where the interval excludes 0'
+    )
+    if per_image_metrics(experiment):
+        what += (
+            ". Per image: Wilcoxon's signed-rank p over the test images (each image's score "
+            f"averaged over the shared seeds), and the images a row scores better on than "
+            f"{experiment.baseline}, with the Clopper–Pearson 95% interval of that share"
+        )
+    return what
 
 
 def seed_counts(experiment, rows: list[dict]) -> dict[tuple, int]:
@@ -68,6 +107,15 @@ def summary_table(experiment, rows: list[dict]) -> Table:
     loss_index = axes.index("loss")
     seeds = {len(members) for members in groups.values()}
     label_columns = axes + (["seeds"] if len(seeds) > 1 else [])
+    titles = dict(columns(experiment))
+    paired, per_image = [], {}
+    if experiment.baseline:
+        paired = [m for m in paired_metrics(experiment) if any(m in r for r in rows)]
+        per_image = {
+            m: up
+            for m, up in per_image_metrics(experiment).items()
+            if any(f"per_image_{m}" in r for r in rows)
+        }
     body = []
     for key, members in groups.items():
         cells = [str(v) for v in key] + ([str(len(members))] if len(seeds) > 1 else [])
@@ -87,8 +135,69 @@ def summary_table(experiment, rows: list[dict]) -> Table:
             if experiment.baseline and key != baseline_key and base:
                 text += f" ({(mean - base) / abs(base):+.0%})"
             cells.append(text)
+        if paired or per_image:
+            baseline = groups.get(baseline_key, [])
+            is_baseline = key == baseline_key
+            for metric in paired:
+                cells.append("baseline" if is_baseline else _paired_cell(members, baseline, metric))
+            for metric, up in per_image.items():
+                cells.append(
+                    "baseline" if is_baseline else _per_image_cell(members, baseline, metric, up)
+                )
         body.append(cells)
-    return Table(label_columns + [name for _, name in metrics], body, len(label_columns))
+    header = label_columns + [name for _, name in metrics]
+    header += [f"Δ {titles[m]} [95% interval]" for m in paired]
+    header += [f"per image: {titles[m]} against {experiment.baseline}" for m in per_image]
+    return _without_empty_comparisons(Table(header, body, len(label_columns)), len(metrics))
+
+
+def _without_empty_comparisons(table: Table, metrics: int) -> Table:
+    """The table less the comparison columns no row could fill (a metric the baseline lacks)."""
+    first = table.label_columns + metrics
+    keep = [
+        i
+        for i in range(len(table.header))
+        if i < first or any(row[i] not in ("", "baseline") for row in table.body)
+    ]
+    return Table(
+        [table.header[i] for i in keep],
+        [[row[i] for i in keep] for row in table.body],
+        table.label_columns,
+    )
+
+
+def _by_seed(rows: list[dict], metric: str) -> dict:
+    return {r.get("seed"): r[metric] for r in rows if metric in r}
+
+
+def _paired_cell(members: list[dict], baseline: list[dict], metric: str) -> str:
+    """The row's mean paired difference from the baseline over their shared seeds."""
+    mine, theirs = _by_seed(members, metric), _by_seed(baseline, metric)
+    shared = [s for s in mine if s in theirs]
+    if not shared:
+        return ""
+    return paired_text(paired_difference([mine[s] for s in shared], [theirs[s] for s in shared]))
+
+
+def _image_means(rows: list[dict], metric: str, seeds: list) -> dict[str, float]:
+    """Each test image's ``metric`` averaged over the rows of ``seeds``."""
+    per_run = [json.loads(r[f"per_image_{metric}"]) for r in rows if r.get("seed") in seeds]
+    return {name: statistics.fmean(run[name] for run in per_run) for name in per_run[0]}
+
+
+def _per_image_cell(members: list[dict], baseline: list[dict], metric: str, higher: bool) -> str:
+    column = f"per_image_{metric}"
+    mine = {r.get("seed") for r in members if column in r}
+    shared = [s for s in mine if s in {r.get("seed") for r in baseline if column in r}]
+    if not shared:
+        return ""
+    values = _image_means(members, metric, shared)
+    reference = _image_means(baseline, metric, shared)
+    names = [n for n in values if n in reference]
+    if not names:
+        return ""
+    a, b = [values[n] for n in names], [reference[n] for n in names]
+    return per_image_text(signed_rank(a, b), better_on(a, b, higher))
 
 
 def _baseline_mean(baseline: list[dict], members: list[dict], metric: str) -> float | None:
@@ -178,3 +287,28 @@ def table_of_rows(experiment, text_rows: list[dict[str, str]]) -> str:
     for row in rows:  # grid axes are written as text; restore them as the grid has them
         row.update(cells[row["cell"]].axes)
     return markdown_table(summary_table(experiment, rows))
+
+
+MARKER = re.compile(r"^<!-- results: ([A-Za-z0-9_.-]+)\b.*-->$")
+
+
+def with_tables_rendered(text: str, results_dir: Path, presets_dir: Path) -> str:
+    """``text`` (Markdown) with the table after each ``<!-- results: NAME ... -->`` line
+    replaced by the rendering of ``results_dir/NAME.csv`` under ``presets_dir/NAME.toml``."""
+    from robustvae.experiments.grid import load_experiment
+
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        out.append(lines[i])
+        found = MARKER.match(lines[i].rstrip("\n"))
+        i += 1
+        if not found:
+            continue
+        name = found.group(1)
+        while i < len(lines) and lines[i].startswith("|"):
+            i += 1  # the old table
+        experiment = load_experiment(presets_dir / f"{name}.toml")
+        out.append(results_table(experiment, results_dir / f"{name}.csv"))
+    return "".join(out)

@@ -12,6 +12,7 @@ grid goes on; the tables are written from every finished cell, then ``CellsFaile
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -202,10 +203,12 @@ def _write_tables_and_report(experiment: Experiment, out_dir: Path) -> None:
     rows = []
     for cell in experiment.cells:
         run = RunDir(out_dir / "cells" / cell.id)
-        panels = kind_of_run(run.path).evaluator().PANELS
-        if not all((run / f"{panel}.png").exists() for panel in panels):  # an older version's
+        evaluator = kind_of_run(run.path).evaluator()
+        if not all((run / f"{panel}.png").exists() for panel in evaluator.PANELS):  # older
             draw_run(run.path)
-        rows.append({"cell": cell.id, **cell.axes, **_flatten(run.read_evaluation())})
+        evaluation = run.read_evaluation()
+        per_image = [key for key, _ in evaluator.PER_IMAGE]
+        rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation, per_image)})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir)
 
@@ -237,7 +240,9 @@ def _check_same_settings(cell: Cell, run: Path) -> None:
         )
 
 
-def _flatten(evaluation: dict) -> dict:
+def _flatten(evaluation: dict, per_image: list[str]) -> dict:
+    """One results row: nested scores as ``KEY_NAME``; of the per-image scores, those named in
+    ``per_image`` as ``per_image_KEY``, JSON text mapping each image's name to its score."""
     flat = {}
     for key, value in evaluation.items():
         if key == "settings":
@@ -246,6 +251,10 @@ def _flatten(evaluation: dict) -> dict:
             flat.update({f"{key}_{k}": v for k, v in value.items()})
         elif not isinstance(value, list):
             flat[key] = value
+    for key in per_image:
+        images = evaluation.get("per_image", [])
+        if images:
+            flat[f"per_image_{key}"] = json.dumps({r["name"]: r[key] for r in images})
     return flat
 
 
