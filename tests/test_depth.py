@@ -20,7 +20,7 @@ from robustvae.depth.data import (
     stereo_tiles,
 )
 from robustvae.depth.metrics import average_error, depth_metrics, disparity_to_depth, valid_mask
-from robustvae.depth.model import DepthConfig, DepthTask
+from robustvae.depth.model import DepthConfig, DepthTask, correlation
 from robustvae.depth.warp import edge_aware_smoothness, warp_right_to_left
 from robustvae.training.schedule import Anneal, parse_anneal
 
@@ -259,6 +259,40 @@ def test_the_general_loss_is_weighted_by_its_scale_and_adaptive_is_per_channel()
         DepthTask(DepthConfig(), (1, 64, 64))
     with pytest.raises(ValueError, match="crop must be a multiple of 32"):
         DepthConfig(crop=100)
+
+
+def test_the_correlation_peaks_at_the_true_shift():
+    generator = torch.Generator().manual_seed(0)
+    left = torch.randn(2, 8, 16, 40, generator=generator)
+    right = torch.randn(2, 8, 16, 40 + 24, generator=generator)
+    right[..., 24 - 12 : 24 - 12 + 40] = left  # right[x + margin − 12] = left[x]: disparity 12
+    volume = correlation(left, right, 24, range(0, 24, 4))
+    assert volume.shape == (2, 6, 16, 40)
+    assert (volume.mean((2, 3)).argmax(1) == 3).all()  # the shift of 12: the 4th channel
+    assert torch.allclose(volume[:, 3], left.square().mean(1))
+    with pytest.raises(ValueError, match="margin of 20"):
+        correlation(left, right[..., 8:], 16, range(0, 24, 4))
+
+
+def test_the_correlation_input_learns_its_features_and_tiles_exactly():
+    from robustvae.evaluation.depth import margin
+    from robustvae.tiling import run_tiled
+
+    torch.manual_seed(0)
+    config = DepthConfig(width=0.125, crop=64, max_disparity=64, input="correlation")
+    task = DepthTask(config, (3, 64, 64))
+    assert config.input_channels() == 3 + 16 and task.reach() == 189 + 64 + 3
+    tiles = stereo_tiles([load_scene("motorcycle")], 128, 128, 64)
+    batch = task.batch_transform(
+        {k: v[6:8] for k, v in tiles.tensors.items()}, torch.Generator().manual_seed(0)
+    )
+    task.loss_terms(batch)["loss"].backward()
+    assert task.features[0].weight.grad.abs().sum() > 0  # the photometric loss trains them
+    pair = torch.rand(6, 64, 640)
+    with torch.no_grad():
+        whole = task(pair[None])[0]
+    tiled = run_tiled(task, pair, tile=64, margin=margin(task))
+    assert torch.allclose(whole, tiled, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- annealing

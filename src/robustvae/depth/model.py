@@ -2,10 +2,13 @@
 Barron's depth experiment (``002_…``: the fixed Laplace likelihood, i.e. L1 on RGB, replaced by
 the general loss with fixed, annealed or adaptive α and a fixed scale).
 
-The net (the shared U-Net, ``robustvae.unet``) sees the left view and a matching-cost volume
-(``input='cost'``: for each candidate disparity, how much the right view shifted by it differs
-from the left one), or both views (``'stereo'``), or the left view alone (``'left'``), and
-predicts the left view's disparity as ``max_disparity · sigmoid(·)``.
+The net (the shared U-Net, ``robustvae.unet``) sees the left view and a matching volume, one
+channel per candidate disparity: ``input='cost'``, how much the right view shifted by it
+differs from the left one (a fixed L1 matching cost on pixels), or ``'correlation'``,
+DispNet-C's correlation of learned features (a small convolutional tower shared by both views,
+trained with the net, so nothing in the input is an L1 cost); or both views (``'stereo'``), or
+the left view alone (``'left'``, monocular). It predicts the left view's disparity as
+``max_disparity · sigmoid(·)``.
 The right view is warped into the left one by that disparity (bilinear ``grid_sample``) and
 compared with the left view by the registry loss ``loss``, plus an edge-aware smoothness term:
 
@@ -39,7 +42,9 @@ from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS, UNet
 
 __all__ = ["DepthConfig", "DepthTask", "INPUTS"]
 
-INPUTS = ("cost", "stereo", "left")
+INPUTS = ("cost", "correlation", "stereo", "left")
+#: The correlation's feature tower: three 3×3 convolutions of this many channels × width.
+FEATURES = 48
 
 
 def _help(text: str, default):
@@ -59,11 +64,12 @@ class DepthConfig(FlatSettings):
     smoothness: float = _help("weight of the edge-aware disparity smoothness term", 0.01)
     crop: int = _help("training crop side in pixels, a multiple of 32", 128)
     input: str = _help(
-        "cost (the left view and a matching-cost volume) | stereo (both views) | left "
+        "cost (the left view and a pixel matching-cost volume) | correlation (the left view "
+        "and DispNet-C's correlation of learned features) | stereo (both views) | left "
         "(monocular): what the net sees",
         "cost",
     )
-    cost_step: int = _help("the cost volume's disparity step in pixels", 4)
+    cost_step: int = _help("the disparity step of the cost or correlation volume, in pixels", 4)
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_width(self.width))
@@ -84,7 +90,7 @@ class DepthConfig(FlatSettings):
         self.loss_module()
 
     def input_channels(self) -> int:
-        if self.input == "cost":
+        if self.input in ("cost", "correlation"):
             return 3 + len(range(0, self.max_disparity, self.cost_step))
         return 6 if self.input == "stereo" else 3
 
@@ -123,6 +129,8 @@ class DepthTask(Task):
         config.check(shape)
         self.config = config
         self.net = UNet(config.input_channels(), config.width, out_channels=1)
+        if config.input == "correlation":
+            self.features = feature_tower(round(FEATURES * config.width) or 1)
         self.loss = config.loss_module()
         self.weight = config.loss_weight()
         self.per_channel = getattr(self.loss, "dims", None) == (3,)
@@ -162,7 +170,9 @@ class DepthTask(Task):
         """What the net sees. ``right`` starts ``margin`` columns left of ``left``. The cost
         volume holds, for d = 0, step, … < max_disparity, the mean absolute difference of
         the left view and the right view shifted by d (averaged over channels and a 5×5
-        window): where it is low, d matches (DispNet-C's idea, on pixels)."""
+        window): where it is low, d matches. The correlation volume holds the mean over
+        channels of the product of both views' learned features, the right one shifted by d
+        (DispNet-C's correlation with a 1-pixel patch): where it is high, d matches."""
         width = left.shape[-1]
         aligned = right[..., margin : margin + width]
         if self.config.input == "left":
@@ -171,15 +181,20 @@ class DepthTask(Task):
             return torch.cat([left, aligned], 1)
         if margin < self.config.max_disparity - 1:
             raise ValueError(
-                f"the cost volume needs the right view to start max_disparity - 1 columns "
+                f"the matching volume needs the right view to start max_disparity - 1 columns "
                 f"left of the left view, got {margin}"
             )
-        costs = [
-            (left - right[..., margin - d : margin - d + width]).abs().mean(1, keepdim=True)
-            for d in range(0, self.config.max_disparity, self.config.cost_step)
-        ]
-        cost = nn.functional.avg_pool2d(torch.cat(costs, 1), 5, stride=1, padding=2)
-        return torch.cat([left, cost], 1)
+        shifts = range(0, self.config.max_disparity, self.config.cost_step)
+        if self.config.input == "correlation":
+            f_left, f_right = self.features(left), self.features(right)
+            volume = correlation(f_left, f_right, margin, shifts)
+        else:
+            costs = [
+                (left - right[..., margin - d : margin - d + width]).abs().mean(1, keepdim=True)
+                for d in shifts
+            ]
+            volume = nn.functional.avg_pool2d(torch.cat(costs, 1), 5, stride=1, padding=2)
+        return torch.cat([left, volume], 1)
 
     def disparity(self, left: Tensor, right: Tensor, margin: int = 0) -> Tensor:
         """The left view's disparity (N×1×H×W, pixels); ``right`` starts ``margin`` columns
@@ -195,11 +210,12 @@ class DepthTask(Task):
         return self.disparity(pair[:, :3], right, margin)
 
     def reach(self) -> int:
-        """How far an output pixel sees into the input: the U-Net's reach, plus the cost
-        volume's shifts and window."""
-        return RECEPTIVE_RADIUS + (
-            self.config.max_disparity + 2 if self.config.input != "left" else 0
-        )
+        """How far an output pixel sees into the input: the U-Net's reach, plus the matching
+        volume's shifts and window (the cost's 5×5 mean, or the feature tower's three 3×3
+        convolutions)."""
+        window = {"cost": 2, "correlation": 3, "stereo": 0, "left": 0}[self.config.input]
+        shifts = self.config.max_disparity if self.config.input != "left" else 0
+        return RECEPTIVE_RADIUS + shifts + window
 
     def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         left, right = batch["left"], batch["right"]
@@ -242,3 +258,24 @@ class DepthTask(Task):
             self.config.loss, params, name, value, self.config.loss_module
         ).to(next(self.parameters()).device)
         self.weight = self.config.loss_weight({**params, name: value})
+
+
+def feature_tower(channels: int) -> nn.Sequential:
+    """The correlation's features: three 3×3 convolutions (leaky ReLU between), full size."""
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 3, padding=1),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(channels, channels, 3, padding=1),
+    )
+
+
+def correlation(left: Tensor, right: Tensor, margin: int, shifts) -> Tensor:
+    """N×len(shifts)×H×W: for each shift d, the mean over channels of left[x] · right[x − d],
+    where ``right`` (features) starts ``margin`` ≥ max(shifts) columns left of ``left``."""
+    width = left.shape[-1]
+    if margin < max(shifts):
+        raise ValueError(f"the correlation needs a margin of {max(shifts)} columns, got {margin}")
+    products = [(left * right[..., margin - d : margin - d + width]) for d in shifts]
+    return torch.cat([p.mean(1, keepdim=True) for p in products], 1)

@@ -4,6 +4,8 @@ field) expanded into cells, each a RunConfig with a stable id.
     name = "quick-mnist5k"
     description = "…"               # optional: one paragraph for the report
     baseline = "l2"                 # the loss label that % changes are computed against
+    paired = ["fid"]                # optional: the columns each row is compared with the
+                                    # baseline on, seed by seed (default: the kinds' PAIRED)
     [base]                          # RunConfig fields shared by every cell
     dataset = "mnist-5k"
     [grid]                          # one list per axis; every combination is a cell
@@ -48,7 +50,17 @@ from robustvae.evaluation.settings import DEFAULTS as EVALUATE_KEYS
 from robustvae.evaluation.settings import evaluation_settings
 from robustvae.training import RunConfig
 
-TOP_KEYS = {"name", "description", "baseline", "base", "grid", "losses", "overrides", "evaluate"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "baseline",
+    "paired",
+    "base",
+    "grid",
+    "losses",
+    "overrides",
+    "evaluate",
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class Experiment:
     evaluate: dict[str, Any] = field(default_factory=lambda: dict(EVALUATE_KEYS))
     axes: list[str] = field(default_factory=list)
     description: str = ""
+    paired: tuple[str, ...] | None = None  # None: the kinds' PAIRED columns
 
 
 #: Grids larger than this need ``max_cells`` (``--max-cells``): a typo in an axis can
@@ -297,4 +310,24 @@ def load_experiment(
         if not cells:
             raise ValueError(f"{path}: no cell matches --only {only!r}")
     description = " ".join(str(spec.get("description", "")).split())
-    return Experiment(spec.get("name", path.stem), baseline, cells, evaluate, axes, description)
+    paired = _paired(spec, path, cells)
+    return Experiment(
+        spec.get("name", path.stem), baseline, cells, evaluate, axes, description, paired
+    )
+
+
+def _paired(spec: dict, path: Path, cells: list[Cell]) -> tuple[str, ...] | None:
+    """The ``paired`` columns: a list of the cells' kinds' results columns."""
+    from robustvae.kinds import get_kind
+
+    if "paired" not in spec:
+        return None
+    paired = spec["paired"]
+    kinds = {cell.config.kind for cell in cells}
+    valid = {key for kind in kinds for key, _ in get_kind(kind).evaluator().COLUMNS}
+    if not isinstance(paired, list) or not all(isinstance(p, str) for p in paired):
+        raise ValueError(f"{path}: 'paired' must be a list of column names, got {paired!r}")
+    unknown = sorted(set(paired) - valid)
+    if unknown:
+        raise ValueError(f"{path}: paired column(s) {unknown} are not in {sorted(valid)}")
+    return tuple(paired)

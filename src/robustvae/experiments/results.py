@@ -34,8 +34,10 @@ def _evaluators(experiment) -> list:
 
 
 def paired_metrics(experiment) -> list[str]:
-    """The metrics each row is compared with its baseline on, seed by seed (the kinds'
-    ``PAIRED``)."""
+    """The metrics each row is compared with its baseline on, seed by seed: the experiment's
+    ``paired``, else its kinds' ``PAIRED``."""
+    if experiment.paired is not None:
+        return list(experiment.paired)
     return list(dict.fromkeys(m for e in _evaluators(experiment) for m in e.PAIRED))
 
 
