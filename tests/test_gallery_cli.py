@@ -104,6 +104,19 @@ def test_os_error_is_one_line_exit_2(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_a_missing_file_or_run_says_so_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nofile.toml"
+    assert main(["compare", missing]) == 2
+    assert capsys.readouterr().err == (
+        f"robustvae compare: error: {missing}: no such file or directory\n"
+    )
+    assert main(["sample", tmp_path / "nope"]) == 2
+    assert capsys.readouterr().err.endswith(f"{tmp_path / 'nope'}: no such run directory\n")
+    (tmp_path / "afile").write_text("")
+    assert main(["sample", tmp_path / "afile"]) == 2
+    assert capsys.readouterr().err.endswith(f"{tmp_path / 'afile'}: not a run directory\n")
+
+
 def test_python_dash_m_help():
     result = subprocess.run(
         [sys.executable, "-m", "robustvae", "--help"], capture_output=True, text=True, timeout=120

@@ -58,6 +58,9 @@ class RunDir:
             raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
         if which == "best" and self.best.exists():
             return self.best
+        if not self.path.is_dir():
+            what = "not a run directory" if self.path.exists() else "no such run directory"
+            raise ValueError(f"{self.path}: {what}")
         if not self.latest.exists():
             raise ValueError(f"{self.path} holds no checkpoint (no epoch finished)")
         return self.latest
