@@ -311,7 +311,7 @@ def test_corrupt_is_deterministic_and_apply_keeps_the_size(trained, tmp_path, ca
         assert restored.shape == read_image(image).shape
 
 
-def test_evaluate_scores_every_run_on_the_same_inputs(trained, tmp_path):
+def test_evaluate_scores_every_run_on_the_same_inputs(trained, tmp_path, capsys):
     import csv
 
     run, root = trained
@@ -326,6 +326,10 @@ def test_evaluate_scores_every_run_on_the_same_inputs(trained, tmp_path):
         assert -1 <= float(row[ssims[0]]) <= 1 and float(row["input_ssim"]) < 1
     summary = list(csv.DictReader(open(out / "summary.csv")))
     assert [r["run"] for r in summary][0] == "input"
+    # The same run twice: every image ties, better on none, no signed-rank p.
+    assert summary[2]["against"] == summary[1]["run"] and summary[2]["better_on"] == "0"
+    assert summary[2]["wilcoxon_p"] == "" and float(summary[2]["better_high"]) < 1
+    assert "better on 0/" in capsys.readouterr().out
     from conftest import assert_picture
 
     assert_picture(out / "ssim-scatter.png")

@@ -109,7 +109,9 @@ def _add_evaluate(commands) -> None:
             "Corrupt the test images once (the first run's noise at its test level, seeded by "
             "--seed and each image's name), restore them with every run, and write "
             "per_image.csv, summary.csv, ssim-scatter.png (Fig. 10: log-cosh, or the first "
-            "run, against each other run) and examples.png (Fig. 11) into --out."
+            "run, against each other run) and examples.png (Fig. 11) into --out. Each run after "
+            "the first is compared with the first image by image: on how many images its SSIM "
+            "is higher (with a Clopper-Pearson 95% interval) and Wilcoxon's signed-rank p."
         ),
     )
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN", help="restore runs")
@@ -224,11 +226,19 @@ def _run_evaluate(args) -> int:
     device = str(pick_device(args.device))
     _, summary = compare_runs(args.run_dirs, images, args.out, device, args.seed, level=args.level)
     width = max(len(row["run"]) for row in summary)
-    print(f"{'run':<{width}}  {'SSIM':>15}  {'PSNR (dB)':>13}  images")
+    first = summary[1]["run"]
+    print(f"{'run':<{width}}  {'SSIM':>15}  {'PSNR (dB)':>13}  images  SSIM against {first}")
     for row in summary:
         ssim = f"{row['ssim']:.4f} ± {row['ssim_std']:.3f}"
         psnr = f"{row['psnr']:.2f} ± {row['psnr_std']:.2f}"
-        print(f"{row['run']:<{width}}  {ssim:>15}  {psnr:>13}  {row['images']}")
+        line = f"{row['run']:<{width}}  {ssim:>15}  {psnr:>13}  {row['images']:>6}"
+        if "against" in row:
+            p = "all tie" if row["wilcoxon_p"] is None else f"Wilcoxon p = {row['wilcoxon_p']:.2g}"
+            line += (
+                f"  better on {row['better_on']}/{row['images']} "
+                f"[{row['better_low']:.2f}, {row['better_high']:.2f}], {p}"
+            )
+        print(line)
     for name in ("per_image.csv", "summary.csv", "ssim-scatter.png", "examples.png"):
         if (args.out / name).exists():
             print(args.out / name, file=sys.stderr)

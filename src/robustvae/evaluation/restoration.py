@@ -231,7 +231,8 @@ def compare_runs(
     level: float | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Restore the same corrupted ``images`` with every run; write ``per_image.csv`` (one row
-    per image, SSIM and PSNR per run), ``summary.csv`` (mean ± std per run), Fig. 10's scatter
+    per image, SSIM and PSNR per run), ``summary.csv`` (mean ± std per run; each run after the
+    first compared with the first image by image, see ``_against``), Fig. 10's scatter
     plots (``ssim-scatter.png``) and Fig. 11's grid (``examples.png``) into ``out_dir``.
     The corruption is the first run's (its noise at its test level) unless given.
     Returns (per-image rows, summary rows)."""
@@ -274,6 +275,8 @@ def compare_runs(
     summary += [
         {"run": label, **_mean_std(rows, f"{label} ssim", f"{label} psnr")} for label in labels
     ]
+    for row in summary[2:]:
+        row.update(_against(rows, row["run"], labels[0]))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "per_image.csv", rows)
     write_csv(out_dir / "summary.csv", summary)
@@ -298,6 +301,23 @@ def _unique(labels: list[str], run_dirs: list[Path]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return out
+
+
+def _against(rows: list[dict], label: str, baseline: str) -> dict:
+    """``label``'s SSIM against ``baseline``'s image by image: Wilcoxon's signed-rank p, and
+    the images it is better on with the Clopper–Pearson 95% interval of that share."""
+    from robustvae.experiments.statistics import better_on, signed_rank
+
+    ours = [r[f"{label} ssim"] for r in rows]
+    theirs = [r[f"{baseline} ssim"] for r in rows]
+    count = better_on(ours, theirs, higher_is_better=True)
+    return {
+        "against": baseline,
+        "wilcoxon_p": signed_rank(ours, theirs),
+        "better_on": count.better,
+        "better_low": count.low,
+        "better_high": count.high,
+    }
 
 
 def _mean_std(rows: list[dict], ssim: str, psnr: str) -> dict:

@@ -41,7 +41,10 @@ def crops_grid(inputs, outputs, cleans, path: str | Path) -> Path:
 
 
 def scatter(ax, xs: list[float], ys: list[float], x_label: str, y_label: str) -> int:
-    """Fig. 10's panel on ``ax``: returns the number of points above the diagonal."""
+    """Fig. 10's panel on ``ax``: returns the number of points above the diagonal. Its title
+    gives that count with its Clopper–Pearson 95% interval and Wilcoxon's signed-rank p."""
+    from robustvae.experiments.statistics import better_on, signed_rank
+
     above = [y > x for x, y in zip(xs, ys, strict=True)]
     colours = ["tab:blue" if a else "tab:red" for a in above]
     ax.scatter(xs, ys, c=colours, s=18, zorder=3)
@@ -53,7 +56,13 @@ def scatter(ax, xs: list[float], ys: list[float], x_label: str, y_label: str) ->
     ax.set_aspect("equal")
     ax.set_xlabel(f"SSIM ({x_label})")
     ax.set_ylabel(f"SSIM ({y_label})")
-    ax.set_title(f"{y_label} above the diagonal: {sum(above)} of {len(above)}", fontsize=10)
+    count, p = better_on(ys, xs, higher_is_better=True), signed_rank(ys, xs)
+    ax.set_title(
+        f"{y_label} above the diagonal: {count.better} of {count.images} "
+        f"[{count.low:.2f}, {count.high:.2f}]\n"
+        + ("every image ties" if p is None else f"Wilcoxon signed-rank p = {p:.2g}"),
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     return sum(above)
 
