@@ -139,12 +139,14 @@ def summary_table(experiment, rows: list[dict]) -> Table:
             cells.append(text)
         if paired or per_image:
             baseline = groups.get(baseline_key, [])
-            is_baseline = key == baseline_key
             for metric in paired:
-                cells.append("baseline" if is_baseline else _paired_cell(members, baseline, metric))
+                cells.append(
+                    _mark(key, baseline_key, baseline) or _paired_cell(members, baseline, metric)
+                )
             for metric, up in per_image.items():
                 cells.append(
-                    "baseline" if is_baseline else _per_image_cell(members, baseline, metric, up)
+                    _mark(key, baseline_key, baseline)
+                    or _per_image_cell(members, baseline, metric, up)
                 )
         body.append(cells)
     header = label_columns + [name for _, name in metrics]
@@ -166,6 +168,14 @@ def _without_empty_comparisons(table: Table, metrics: int) -> Table:
         [[row[i] for i in keep] for row in table.body],
         table.label_columns,
     )
+
+
+def _mark(key: tuple, baseline_key: tuple, baseline: list[dict]) -> str:
+    """What a comparison cell says instead of numbers: the baseline row itself, or a row
+    whose grid point has no baseline row (another kind's row, e.g. a VAE-GAN beside VAEs)."""
+    if key == baseline_key:
+        return "baseline"
+    return "" if baseline else "no baseline row"
 
 
 def _by_seed(rows: list[dict], metric: str) -> dict:
