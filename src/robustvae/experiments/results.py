@@ -304,9 +304,12 @@ def table_of_rows(experiment, text_rows: list[dict[str, str]]) -> str:
 MARKER = re.compile(r"^<!-- results: ([A-Za-z0-9_.-]+)\b.*-->$")
 
 
-def with_tables_rendered(text: str, results_dir: Path, presets_dir: Path) -> str:
+def with_tables_rendered(
+    text: str, results_dir: Path, presets_dir: Path, only: Sequence[str] | None = None
+) -> str:
     """``text`` (Markdown) with the table after each ``<!-- results: NAME ... -->`` line
-    replaced by the rendering of ``results_dir/NAME.csv`` under ``presets_dir/NAME.toml``."""
+    replaced by the rendering of ``results_dir/NAME.csv`` under ``presets_dir/NAME.toml``
+    (the NAMEs in ``only``, when given)."""
     from robustvae.experiments.grid import load_experiment
 
     lines = text.splitlines(keepends=True)
@@ -319,6 +322,8 @@ def with_tables_rendered(text: str, results_dir: Path, presets_dir: Path) -> str
         if not found:
             continue
         name = found.group(1)
+        if only is not None and name not in only:
+            continue
         while i < len(lines) and lines[i].startswith("|"):
             i += 1  # the old table
         experiment = load_experiment(presets_dir / f"{name}.toml")
