@@ -185,3 +185,27 @@ def test_a_kind_brings_its_own_run_defaults_beneath_what_is_set():
     depth = RunConfig.make(kind="depth", batch_size=8)
     assert (depth.dataset, depth.batch_size, depth.model.max_disparity) == ("motorcycle", 8, 80)
     assert RunConfig.make(kind="vae").dataset == "mnist-5k"
+
+
+def test_ctrl_c_says_where_the_run_stands_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    import robustvae.training
+
+    run = tmp_path / "run"
+    settings = ["--width", "0.1", "--epochs", "1", "--no-progress", "--no-tensorboard"]
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = robustvae.training.train
+    monkeypatch.setattr(robustvae.training, "train", interrupt)
+    assert main(["train", "--out", run, *settings]) == 130
+    assert capsys.readouterr().err.endswith("before its first epoch ended: nothing to resume\n")
+    monkeypatch.setattr(robustvae.training, "train", real)
+    assert main(["train", "--out", run, *settings]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(robustvae.training, "train", interrupt)
+    assert main(["train", "--out", run, "--resume", "--epochs", "2"]) == 130
+    assert capsys.readouterr().err == (
+        f"robustvae train: interrupted after epoch 1: resume with "
+        f"`robustvae train --out {run} --resume`\n"
+    )

@@ -137,8 +137,26 @@ def run(args: argparse.Namespace, base: dict | None = None) -> int:
     except TrainingDiverged as error:
         print(f"{PROG} train: diverged: {error}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(interrupted(args), file=sys.stderr)
+        return 130
     if not result.is_main:
         return 0  # DDP: rank 0 reports and draws
     for path in draw_run(args.out, str(next(result.model.parameters()).device)):
         print(path)
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """The line after Ctrl-C: where the run stands and the command that resumes it."""
+    from robustvae.training import RunDir
+
+    run = RunDir(args.out)
+    where = f"{PROG} {args.command}: interrupted"
+    if not run.has_checkpoint():
+        return f"{where} before its first epoch ended: nothing to resume"
+    rows = [r for r in run.read_metrics() if isinstance(r, dict)]
+    epochs = [r["epoch"] for r in rows if isinstance(r.get("epoch"), int)]
+    words = [PROG, args.command, getattr(args, f"{args.command}_command", None)]
+    command = " ".join(w for w in words if w) + f" --out {args.out} --resume"
+    return f"{where} after epoch {max(epochs, default=0)}: resume with `{command}`"
