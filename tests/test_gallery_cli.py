@@ -129,7 +129,8 @@ def test_python_dash_m_help():
     "command, wanted",
     [
         ("train", ["l2, l1, logcosh, general, adaptive", "vae | wae | vaegan", "mlp | conv"]),
-        ("train", ["mnist-5k | fashion-mnist | mnist | celeba | folder", "--feature-loss-param"]),
+        ("train", ["mnist-5k | fashion-mnist | mnist | celeba | folder", "(default: vae)"]),
+        ("train --kind vaegan", ["--feature-loss-param", "(default: vaegan)"]),
         ("evaluate", ["(default: 1000)", "(default: 10000)", "skip FID"]),
         ("interpolate", ["--pairs PAIRS", "one row each (default: 8)", "ends included"]),
         ("sample", ["seeds the prior draws"]),
@@ -137,7 +138,74 @@ def test_python_dash_m_help():
 )
 def test_help_lists_the_choices_and_defaults(command, wanted, capsys):
     with pytest.raises(SystemExit):
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for piece in wanted:
         assert piece in text, piece
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "argv, shown, hidden",
+    [
+        (["train"], ["--arch", "(default: mnist-5k)", "(default: 100)"], ["--feature-loss"]),
+        (["train", "--kind", "vaegan"], ["--feature-loss", "(default: vaegan)"], ["--arch"]),
+        (["train", "--kind", "restore"], ["(default: photos)", "(default: 16)"], ["--arch"]),
+        (
+            ["restore", "train"],
+            ["(default: photos)", "(default: 16)", "(default: 15)", "--crop"],
+            ["--kind", "--image-size", "--arch", "--max-disparity", "(default: mnist-5k)"],
+        ),
+        (
+            ["depth", "train"],
+            ["(default: motorcycle)", "(default: 4)", "in pixels (default: 80)"],
+            ["--kind", "--image-size", "--arch", "(default: l2)", "(default: 100)"],
+        ),
+    ],
+)
+def test_help_shows_one_kinds_flags_and_defaults(argv, shown, hidden, capsys):
+    text = _help(argv, capsys)
+    for piece in shown:
+        assert piece in text, piece
+    for piece in hidden:
+        assert piece not in text, piece
+
+
+def test_a_kind_brings_its_own_run_defaults_beneath_what_is_set():
+    from robustvae.training import RunConfig
+
+    restore = RunConfig.make(kind="restore")
+    assert (restore.dataset, restore.batch_size, restore.epochs) == ("photos", 16, 15)
+    depth = RunConfig.make(kind="depth", batch_size=8)
+    assert (depth.dataset, depth.batch_size, depth.model.max_disparity) == ("motorcycle", 8, 80)
+    assert RunConfig.make(kind="vae").dataset == "mnist-5k"
+
+
+def test_ctrl_c_says_where_the_run_stands_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    import robustvae.training
+
+    run = tmp_path / "run"
+    settings = ["--width", "0.1", "--epochs", "1", "--no-progress", "--no-tensorboard"]
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = robustvae.training.train
+    monkeypatch.setattr(robustvae.training, "train", interrupt)
+    assert main(["train", "--out", run, *settings]) == 130
+    assert capsys.readouterr().err.endswith("before its first epoch ended: nothing to resume\n")
+    monkeypatch.setattr(robustvae.training, "train", real)
+    assert main(["train", "--out", run, *settings]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(robustvae.training, "train", interrupt)
+    assert main(["train", "--out", run, "--resume", "--epochs", "2"]) == 130
+    assert capsys.readouterr().err == (
+        f"robustvae train: interrupted after epoch 1: resume with "
+        f"`robustvae train --out {run} --resume`\n"
+    )

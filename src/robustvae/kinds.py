@@ -8,6 +8,9 @@ A kind is one module plus one ``Kind`` entry in ``KINDS``:
 - ``build(config, shape)``: the ``robustvae.task.Task`` it trains, for data items of ``shape``;
 - ``check(config, shape)``: raise ``ValueError`` if the settings cannot work for data of that
   shape (run when a config is made, when the dataset's shape is known without loading it);
+- ``run_defaults``: the run settings (dataset, batch size, epochs) it defaults to, its
+  preset's, in place of the run's own defaults (which are the autoencoders'), and
+  ``run_settings_unused``, the run settings it refuses (left out of its ``--help``);
 - ``load_data(run_config)``: its (train, test) data, objects with ``tensors`` (a dict of
   equal-length tensors), ``item_shape`` and ``len()``;
 - ``evaluation``: the module of its evaluation side, imported on use. It defines
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -42,6 +45,12 @@ class Kind:
     check: Callable[[Any, tuple], None]
     load_data: Callable[[Any], tuple]
     evaluation: str
+    #: Run settings (dataset, batch_size, epochs) this kind defaults to instead of the run's
+    #: own defaults, those of its preset: beneath everything a user or a file sets.
+    run_defaults: dict[str, Any] = field(default_factory=dict)
+    #: Run settings that do not apply to this kind (refused by its ``load_data``): its
+    #: ``--help`` leaves them out.
+    run_settings_unused: tuple[str, ...] = ()
 
     def evaluator(self) -> ModuleType:
         return importlib.import_module(self.evaluation)
@@ -121,6 +130,8 @@ def _restore() -> Kind:
         check=lambda config, shape: config.check(shape),
         load_data=_restoration_data,
         evaluation="robustvae.evaluation.restoration",
+        run_defaults={"dataset": "photos", "batch_size": 16, "epochs": 15},
+        run_settings_unused=("image_size",),
     )
 
 
@@ -158,6 +169,8 @@ def _depth() -> Kind:
         check=lambda config, shape: config.check(shape),
         load_data=_stereo_data,
         evaluation="robustvae.evaluation.depth",
+        run_defaults={"dataset": "motorcycle", "batch_size": 4, "epochs": 15},
+        run_settings_unused=("image_size",),
     )
 
 

@@ -34,7 +34,7 @@ def _add_train(commands) -> None:
             "dataset 'motorcycle' unless given ('aloe', or 'stereo-folder' with --data-root)."
         ),
     )
-    add_setting_flags(parser, ["depth"])
+    add_setting_flags(parser, ["depth"], kind_flag=False)
     parser.set_defaults(handler=_run_train)
 
 
@@ -92,7 +92,7 @@ def _add_predict(commands) -> None:
 def _run_train(args) -> int:
     from robustvae.cli import train
 
-    return train.run(args, base={"kind": "depth", "dataset": "motorcycle"})
+    return train.run(args, base={"kind": "depth"})
 
 
 def _load(run_dir: Path, device):

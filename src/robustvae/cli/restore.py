@@ -65,7 +65,7 @@ def _add_train(commands) -> None:
             "'photos' unless given (--dataset folder --data-root DIR for your own images)."
         ),
     )
-    add_setting_flags(parser, ["restore"])
+    add_setting_flags(parser, ["restore"], kind_flag=False)
     parser.set_defaults(handler=_run_train)
 
 
@@ -171,7 +171,7 @@ def _run_corrupt(args) -> int:
 def _run_train(args) -> int:
     from robustvae.cli import train
 
-    return train.run(args, base={"kind": "restore", "dataset": "photos"})
+    return train.run(args, base={"kind": "restore"})
 
 
 def _load(args):

@@ -28,19 +28,44 @@ def add(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model of any kind (" + ", ".join(KINDS) + ") with any loss",
-        description=(
-            "Train a model and write checkpoints, metrics.jsonl, TensorBoard logs and the "
-            "kind's pictures into --out. Settings come from the run being resumed, then "
-            "--config (TOML, keys as below with underscores), then the flags. Model settings "
-            "belong to a kind: a flag of another kind is an error."
-        ),
+        description=TRAIN_DESCRIPTION,
+        add_help=False,
+    )
+    parser.add_argument(
+        "-h", "--help", action=KindHelp, nargs=0, help="this kind's flags: train --kind K --help"
     )
     add_setting_flags(parser, list(KINDS))
     parser.set_defaults(handler=run)
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, kinds: list[str]) -> None:
-    """--out, --config, --resume, and one flag per run setting and per setting of ``kinds``."""
+TRAIN_DESCRIPTION = (
+    "Train a model and write checkpoints, metrics.jsonl, TensorBoard logs and the kind's "
+    "pictures into --out. Settings come from the run being resumed, then --config (TOML, keys "
+    "as below with underscores), then the flags; the kind's own defaults (its dataset, batch "
+    "size and epochs) beneath them all. Model settings belong to a kind: a flag of another "
+    "kind is an error. This help shows the flags and defaults of one kind: {kind}."
+)
+
+
+class KindHelp(argparse.Action):
+    """``train [--kind K] --help``: the flags and defaults of kind K only (vae if not given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        kind = getattr(namespace, "kind", None) or "vae"
+        shown = argparse.ArgumentParser(
+            prog=parser.prog, description=TRAIN_DESCRIPTION.format(kind=kind)
+        )
+        add_setting_flags(shown, [kind], kind_flag=True)
+        shown.print_help()
+        parser.exit()
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, kinds: list[str], kind_flag: bool = True
+) -> None:
+    """--out, --config, --resume, and one flag per run setting and per setting of ``kinds``,
+    with the defaults of the one kind when ``kinds`` is one (its ``run_defaults`` too).
+    ``kind_flag`` False leaves out ``--kind`` (a command for one kind: ``restore train``)."""
     import dataclasses
 
     from robustvae.kinds import KINDS
@@ -53,12 +78,18 @@ def add_setting_flags(parser: argparse.ArgumentParser, kinds: list[str]) -> None
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest")
     owners = {f.name: RunConfig for f in dataclasses.fields(RunConfig)}
     defaults = RunConfig().to_dict()
+    if len(kinds) == 1:
+        defaults.update(KINDS[kinds[0]].run_defaults, kind=kinds[0])
+        for name in KINDS[kinds[0]].run_settings_unused:
+            owners.pop(name)
     for kind in kinds:
         for f in dataclasses.fields(KINDS[kind].config):
             owners.setdefault(f.name, KINDS[kind].config)
+            if len(kinds) == 1:
+                defaults[f.name] = f.default  # this kind's, not the run's default kind's
             defaults.setdefault(f.name, f.default)
     for name, f in setting_fields().items():
-        if name not in owners:
+        if name not in owners or (name == "kind" and not kind_flag):
             continue
         help_text = f"{f.metadata.get('help', '')} (default: {defaults[name]})"
         if owners[name] is not RunConfig:
@@ -106,8 +137,26 @@ def run(args: argparse.Namespace, base: dict | None = None) -> int:
     except TrainingDiverged as error:
         print(f"{PROG} train: diverged: {error}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(interrupted(args), file=sys.stderr)
+        return 130
     if not result.is_main:
         return 0  # DDP: rank 0 reports and draws
     for path in draw_run(args.out, str(next(result.model.parameters()).device)):
         print(path)
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """The line after Ctrl-C: where the run stands and the command that resumes it."""
+    from robustvae.training import RunDir
+
+    run = RunDir(args.out)
+    where = f"{PROG} {args.command}: interrupted"
+    if not run.has_checkpoint():
+        return f"{where} before its first epoch ended: nothing to resume"
+    rows = [r for r in run.read_metrics() if isinstance(r, dict)]
+    epochs = [r["epoch"] for r in rows if isinstance(r.get("epoch"), int)]
+    words = [PROG, args.command, getattr(args, f"{args.command}_command", None)]
+    command = " ".join(w for w in words if w) + f" --out {args.out} --resume"
+    return f"{where} after epoch {max(epochs, default=0)}: resume with `{command}`"

@@ -60,7 +60,7 @@ class DepthConfig(FlatSettings):
     loss_params: tuple[tuple[str, object], ...] = _help(
         "the loss's parameters, e.g. alpha=0 scale=0.01", ()
     )
-    max_disparity: int = _help("the largest disparity the net can predict, in pixels", 128)
+    max_disparity: int = _help("the largest disparity the net can predict, in pixels", 80)
     smoothness: float = _help("weight of the edge-aware disparity smoothness term", 0.01)
     crop: int = _help("training crop side in pixels, a multiple of 32", 128)
     input: str = _help(

@@ -190,7 +190,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of ``to_dict``; missing keys take defaults, unknown keys are an error."""
+        """Inverse of ``to_dict``; missing keys take the kind's defaults (its ``run_defaults``,
+        then the fields' defaults), unknown keys are an error."""
         if not isinstance(data, dict):
             raise ValueError(f"a run config must be a table, got {type(data).__name__}")
         if "schedule" in data:  # a run saved before lr_schedule
@@ -200,6 +201,7 @@ class RunConfig:
                 raise ValueError(f"schedule must be one of {tuple(OLD_SCHEDULES)}, got {old!r}")
             data = {**OLD_SCHEDULES[old], **data}
         kind = get_kind(data.get("kind", "vae"))
+        data = {**kind.run_defaults, **data}
         run_keys = cls.run_keys()
         model_keys = [f.name for f in fields(kind.config)]
         unknown = sorted(set(data) - set(run_keys) - set(model_keys))

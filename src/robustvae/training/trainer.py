@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -109,11 +110,12 @@ def train(
         distributed.teardown()
 
 
-def epoch_line(row: dict, epochs: int) -> str:
-    """One epoch of ``metrics.jsonl`` as a line: time, train and test terms, the annealed
-    value, each group's update share (several groups), and the adaptive loss's α and c
-    (median, with min–max)."""
-    parts = [f"epoch {row['epoch']}/{epochs} ({row['seconds']:.1f} s)"]
+def epoch_line(row: dict, epochs: int, seconds_left: float | None = None) -> str:
+    """One epoch of ``metrics.jsonl`` as a line: time (and the whole run's time left, when
+    given), train and test terms, the annealed value, each group's update share (several
+    groups), and the adaptive loss's α and c (median, with min–max)."""
+    left = f", {_duration(seconds_left)} left" if seconds_left and row["epoch"] < epochs else ""
+    parts = [f"epoch {row['epoch']}/{epochs} ({row['seconds']:.1f} s{left})"]
     for split in ("train", "test"):
         parts.append(", ".join(f"{split} {k} {v:.4g}" for k, v in row[split].items()))
     parts += [f"{name} {value:.4g}" for name, value in row.get("anneal", {}).items()]
@@ -126,6 +128,24 @@ def epoch_line(row: dict, epochs: int) -> str:
             low, high = statistics[f"{name}_min"], statistics[f"{name}_max"]
             parts.append(f"{symbol} {statistics[f'{name}_median']:.3g} ({low:.3g}–{high:.3g})")
     return "; ".join(p for p in parts if p)
+
+
+def _duration(seconds: float) -> str:
+    """``2 h 05 min``, ``3 min 20 s``, ``45 s``."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def time_left(rows: list[dict], epochs: int) -> float | None:
+    """The run's training time left at the mean pace of the epochs in ``rows`` (those of this
+    run, resumed or not)."""
+    paces = [r["seconds"] for r in rows if isinstance(r.get("seconds"), int | float)]
+    done = max((r["epoch"] for r in rows if isinstance(r.get("epoch"), int)), default=0)
+    return sum(paces) / len(paces) * max(epochs - done, 0) if paces else None
 
 
 class _Training:
@@ -335,7 +355,8 @@ class _Training:
         run, task = self.run_dir, self.task
         run.write_metrics(self.metrics)
         if self.report is not None:
-            self.report(epoch_line(row, self.config.epochs))
+            left = time_left(self.metrics, self.config.epochs)
+            self.report(epoch_line(row, self.config.epochs, left))
         if writer is not None:
             with self._scored_weights():
                 _log_tensorboard(writer, row, task, self.test_set, self.device)
@@ -407,7 +428,9 @@ def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
 
 
 def _progress(batches: Batches, epoch: int, config: RunConfig, show: bool) -> Iterator:
-    if not show:
+    """A progress bar over the epoch's batches, on a terminal only: redirected to a file,
+    every refresh would be a line (the epoch lines say enough there)."""
+    if not show or not sys.stderr.isatty():
         return iter(batches)
     from tqdm.auto import tqdm
 
