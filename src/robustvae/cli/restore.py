@@ -29,9 +29,12 @@ def add(subparsers) -> None:
 
 
 def _add_corrupt(commands) -> None:
-    from robustvae.restoration.corruption import LEVELS, NOISES
+    from robustvae.restoration.corruption import LEVELS, LIMITS, NOISES
 
     defaults = ", ".join(f"{n} {LEVELS[n][2]:.4g}" for n in NOISES)
+    limits = ", ".join(
+        f"{n} {'(' if n == 'poisson' else '['}{lo:g}, {hi:g}]" for n, (lo, hi) in LIMITS.items()
+    )
     parser = commands.add_parser(
         "corrupt",
         help="write corrupted copies of images (to build test sets)",
@@ -48,7 +51,8 @@ def _add_corrupt(commands) -> None:
         "--level",
         "--coverage",
         type=float,
-        help=f"text coverage, gaussian σ (of 1) or poisson λ (defaults: {defaults})",
+        help=f"text coverage, gaussian σ (of 1) or poisson λ (defaults: {defaults}; "
+        f"limits: {limits})",
     )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
     parser.set_defaults(handler=_run_corrupt)
@@ -152,10 +156,10 @@ def _run_corrupt(args) -> int:
 
     from robustvae.data.image_file import bit_depth, read_image, write_image
     from robustvae.evaluation.restoration import test_generator
-    from robustvae.restoration.corruption import LEVELS, check_levels, corrupt
+    from robustvae.restoration.corruption import LEVELS, check_level, corrupt
 
     level = LEVELS[args.noise][2] if args.level is None else args.level
-    check_levels(args.noise, level, level, level)
+    check_level(args.noise, level, "--level")
     for name, source, destination in _pairs(args.input, args.output):
         image = read_image(source)
         noisy = corrupt(
