@@ -401,6 +401,23 @@ def test_bad_images_get_one_line(trained, tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, err
 
 
+def test_two_images_for_one_output_are_refused_before_any_work(trained, tmp_path, capsys):
+    run, _ = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = Image.fromarray((_photo().permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    photo.save(folder / "a.png")
+    photo.save(folder / "a.jpg")
+    out = tmp_path / "out"
+    for command in (["restore", "apply", run], ["restore", "corrupt"]):
+        capsys.readouterr()
+        assert main([*command, folder, out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"{folder / 'a.jpg'} and {folder / 'a.png'} would both be written to" in err
+        assert not out.exists()
+
+
 def test_sixteen_bit_greyscale_is_read_and_written_at_full_precision(tmp_path):
     values = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16 + 3).astype(np.uint16)
     path = tmp_path / "deep.png"

@@ -143,7 +143,16 @@ def _pairs(input: Path, output: Path) -> list[tuple[str, Path, Path]]:
         sources = list_folder(input)
         if not sources:
             raise ValueError(f"{input}: no images found")
-        return [(s.name, s.path, (output / s.name).with_suffix(".png")) for s in sources]
+        pairs = [(s.name, s.path, (output / s.name).with_suffix(".png")) for s in sources]
+        first: dict[Path, Path] = {}
+        for _, source, destination in pairs:
+            if destination in first:
+                raise ValueError(
+                    f"{first[destination]} and {source} would both be written to {destination}; "
+                    "rename one of them"
+                )
+            first[destination] = source
+        return pairs
     if not input.exists():
         raise FileNotFoundError(f"{input}: no such file or folder")
     if output.is_dir():
@@ -193,8 +202,9 @@ def _run_apply(args) -> int:
 
     if args.tile < 0 or args.tile % 32:
         raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    pairs = _pairs(args.input, args.output)
     config, task, device = _load(args)
-    for _, source, destination in _pairs(args.input, args.output):
+    for _, source, destination in pairs:
         image = read_image(source)
         if image.shape[0] != task.channels:
             raise ValueError(
