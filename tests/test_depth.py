@@ -409,3 +409,18 @@ def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["depth", "predict", run, left, folder / "nope.png", tmp_path / "x.png"]) == 2
     assert "nope.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_depth_predict_refuses_a_view_that_is_not_finite(stereo_run, tmp_path, capsys, bad):
+    run, folder = stereo_run
+    left = np.asarray(Image.open(folder / "bike" / "im0.png").convert("L"), np.float32) / 255
+    left[5, 7] = bad
+    view = tmp_path / "left.tiff"
+    Image.fromarray(left, "F").save(view)
+    out = tmp_path / "d.png"
+    capsys.readouterr()
+    assert main(["depth", "predict", run, view, folder / "bike" / "im1.png", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{view}: holds NaN or infinite values" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
