@@ -214,6 +214,40 @@ def test_bad_stereo_input_is_one_clear_line(tmp_path):
         StereoScene("s", torch.rand(3, 4, 4), torch.rand(3, 4, 5))
 
 
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width``×``height`` 8-bit grey pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def test_a_disparity_png_must_be_sixteen_bit_and_of_a_safe_size(tmp_path):
+    eight_bit = tmp_path / "eight.png"
+    Image.fromarray(np.full((4, 6), 4, np.uint8)).save(eight_bit)
+    with pytest.raises(ValueError) as caught:
+        read_disparity(eight_bit)
+    message = str(caught.value)
+    assert message.startswith(f"{eight_bit}: a disparity PNG must be 16-bit greyscale (KITTI")
+    assert "'L'" in message and "PFM" in message and len(message.splitlines()) == 1
+    bomb = tmp_path / "bomb.png"
+    _png_header_only(bomb, 30000, 30000)
+    with pytest.raises(ValueError) as caught:
+        read_disparity(bomb)
+    message = str(caught.value)
+    assert message.startswith(f"{bomb}: too many pixels to decode safely")
+    assert len(message.splitlines()) == 1
+    sixteen_bit = tmp_path / "sixteen.png"
+    Image.fromarray(np.full((4, 6), 4 * 256, np.uint16)).save(sixteen_bit)
+    assert torch.equal(read_disparity(sixteen_bit), torch.full((4, 6), 4.0))
+
+
 # ----------------------------------------------------------------------------- training
 
 
