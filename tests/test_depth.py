@@ -295,6 +295,30 @@ def test_the_general_loss_is_weighted_by_its_scale_and_adaptive_is_per_channel()
         DepthConfig(crop=100)
 
 
+@pytest.mark.parametrize(
+    "setting,value,message",
+    [
+        ("--max-disparity", "100000000", "max_disparity must be an int in [1, 1024], got 1000"),
+        ("--max-disparity", "1" + "0" * 400, "max_disparity must be an int in [1, 1024], got an "
+         "integer of 401 digits"),
+        ("--crop", "4128", "crop must be a multiple of 32 in [32, 4096], got 4128"),
+        ("--crop", "1" + "0" * 400, "crop must be a multiple of 32 in [32, 4096], got an integer "
+         "of 401 digits"),
+        ("--width", "65", "width must be a number in (0, 64], got 65"),
+    ],
+)  # fmt: skip
+def test_size_settings_beyond_their_bounds_are_one_line_before_training(
+    tmp_path, capsys, setting, value, message
+):
+    run = tmp_path / "run"
+    assert main(["depth", "train", "--out", run, setting, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not run.exists()
+    config = DepthConfig(max_disparity=1024, crop=4096, width=64)  # the bounds themselves
+    assert (config.max_disparity, config.crop, config.width) == (1024, 4096, 64.0)
+
+
 def test_the_correlation_peaks_at_the_true_shift():
     generator = torch.Generator().manual_seed(0)
     left = torch.randn(2, 8, 16, 40, generator=generator)

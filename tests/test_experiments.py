@@ -510,6 +510,8 @@ def test_only_matches_key_value_parts_in_any_order():
         ("[grid]\nseed = []", "axis seed has no values"),
         ('[evaluate]\nimages = "many"', "[evaluate]: evaluation images must be a positive integer"),
         ("[grid]\nseed = [1180591620717411303424]", "seed must be an integer in [0, 2**63)"),
+        ("[base]\nepochs = 1" + "0" * 400, "epochs must be an int in [1, 1000000], got an int"),
+        ("[grid]\nwidth = [1" + "0" * 400 + "]", "width must be a number in (0, 64], got an int"),
         ("paired = 5", "'paired' must be a list of column names"),
         ('paired = ["fid", "nope"]', "paired column(s) ['nope'] are not in"),
     ],

@@ -128,6 +128,11 @@ def test_bad_noise_settings_are_clear_errors():
         RestorerConfig(noise_min=0.4, noise_max=0.2)
     with pytest.raises(ValueError, match="crop must be a multiple of 32"):
         RestorerConfig(crop=48)
+    with pytest.raises(ValueError, match=r"crop must be a multiple of 32 in \[32, 4096\], got 41"):
+        RestorerConfig(crop=4128)
+    with pytest.raises(ValueError, match="noise_max must be a finite number, got an integer of 4"):
+        RestorerConfig(noise="poisson", noise_max=10**400)
+    assert RestorerConfig(crop=4096).crop == 4096
     with pytest.raises(ValueError, match="yuv' needs 3-channel"):
         Restorer(RestorerConfig(color="yuv"), (1, 64, 64))
 
