@@ -429,6 +429,24 @@ def stereo_run(tmp_path_factory):
     return run, folder
 
 
+def test_a_stereo_folder_without_ground_truth_is_refused_before_training(tmp_path, capsys):
+    left, right, _ = _pair_files((128, 192))
+    for side, view in (("left", left), ("right", right)):
+        (tmp_path / side).mkdir()
+        Image.fromarray(view).save(tmp_path / side / "a.png")
+    run = tmp_path / "run"
+    status = main(
+        ["depth", "train", "--out", run, "--dataset", "stereo-folder", "--data-root", tmp_path,
+         "--width", "0.125", "--crop", "32", "--max-disparity", "64", "--epochs", "1",
+         "--no-progress", "--no-tensorboard"]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{tmp_path}: no pair has ground-truth disparity to score" in err, err
+    assert len(err.splitlines()) == 1, err
+    assert not run.exists() or not any(run.iterdir())
+
+
 def test_depth_train_evaluates_and_draws(stereo_run):
     from conftest import assert_picture
 
