@@ -214,6 +214,40 @@ def test_bad_stereo_input_is_one_clear_line(tmp_path):
         StereoScene("s", torch.rand(3, 4, 4), torch.rand(3, 4, 5))
 
 
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width``×``height`` 8-bit grey pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def test_a_disparity_png_must_be_sixteen_bit_and_of_a_safe_size(tmp_path):
+    eight_bit = tmp_path / "eight.png"
+    Image.fromarray(np.full((4, 6), 4, np.uint8)).save(eight_bit)
+    with pytest.raises(ValueError) as caught:
+        read_disparity(eight_bit)
+    message = str(caught.value)
+    assert message.startswith(f"{eight_bit}: a disparity PNG must be 16-bit greyscale (KITTI")
+    assert "'L'" in message and "PFM" in message and len(message.splitlines()) == 1
+    bomb = tmp_path / "bomb.png"
+    _png_header_only(bomb, 30000, 30000)
+    with pytest.raises(ValueError) as caught:
+        read_disparity(bomb)
+    message = str(caught.value)
+    assert message.startswith(f"{bomb}: too many pixels to decode safely")
+    assert len(message.splitlines()) == 1
+    sixteen_bit = tmp_path / "sixteen.png"
+    Image.fromarray(np.full((4, 6), 4 * 256, np.uint16)).save(sixteen_bit)
+    assert torch.equal(read_disparity(sixteen_bit), torch.full((4, 6), 4.0))
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -259,6 +293,30 @@ def test_the_general_loss_is_weighted_by_its_scale_and_adaptive_is_per_channel()
         DepthTask(DepthConfig(), (1, 64, 64))
     with pytest.raises(ValueError, match="crop must be a multiple of 32"):
         DepthConfig(crop=100)
+
+
+@pytest.mark.parametrize(
+    "setting,value,message",
+    [
+        ("--max-disparity", "100000000", "max_disparity must be an int in [1, 1024], got 1000"),
+        ("--max-disparity", "1" + "0" * 400, "max_disparity must be an int in [1, 1024], got an "
+         "integer of 401 digits"),
+        ("--crop", "4128", "crop must be a multiple of 32 in [32, 4096], got 4128"),
+        ("--crop", "1" + "0" * 400, "crop must be a multiple of 32 in [32, 4096], got an integer "
+         "of 401 digits"),
+        ("--width", "65", "width must be a number in (0, 64], got 65"),
+    ],
+)  # fmt: skip
+def test_size_settings_beyond_their_bounds_are_one_line_before_training(
+    tmp_path, capsys, setting, value, message
+):
+    run = tmp_path / "run"
+    assert main(["depth", "train", "--out", run, setting, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not run.exists()
+    config = DepthConfig(max_disparity=1024, crop=4096, width=64)  # the bounds themselves
+    assert (config.max_disparity, config.crop, config.width) == (1024, 4096, 64.0)
 
 
 def test_the_correlation_peaks_at_the_true_shift():
@@ -371,6 +429,24 @@ def stereo_run(tmp_path_factory):
     return run, folder
 
 
+def test_a_stereo_folder_without_ground_truth_is_refused_before_training(tmp_path, capsys):
+    left, right, _ = _pair_files((128, 192))
+    for side, view in (("left", left), ("right", right)):
+        (tmp_path / side).mkdir()
+        Image.fromarray(view).save(tmp_path / side / "a.png")
+    run = tmp_path / "run"
+    status = main(
+        ["depth", "train", "--out", run, "--dataset", "stereo-folder", "--data-root", tmp_path,
+         "--width", "0.125", "--crop", "32", "--max-disparity", "64", "--epochs", "1",
+         "--no-progress", "--no-tensorboard"]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{tmp_path}: no pair has ground-truth disparity to score" in err, err
+    assert len(err.splitlines()) == 1, err
+    assert not run.exists() or not any(run.iterdir())
+
+
 def test_depth_train_evaluates_and_draws(stereo_run):
     from conftest import assert_picture
 
@@ -409,3 +485,18 @@ def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["depth", "predict", run, left, folder / "nope.png", tmp_path / "x.png"]) == 2
     assert "nope.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_depth_predict_refuses_a_view_that_is_not_finite(stereo_run, tmp_path, capsys, bad):
+    run, folder = stereo_run
+    left = np.asarray(Image.open(folder / "bike" / "im0.png").convert("L"), np.float32) / 255
+    left[5, 7] = bad
+    view = tmp_path / "left.tiff"
+    Image.fromarray(left, "F").save(view)
+    out = tmp_path / "d.png"
+    capsys.readouterr()
+    assert main(["depth", "predict", run, view, folder / "bike" / "im1.png", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{view}: holds NaN or infinite values" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()

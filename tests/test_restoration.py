@@ -4,6 +4,7 @@ and the ``robustvae restore`` commands on real photos and on bad images."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -57,6 +58,30 @@ def test_text_covers_the_requested_fraction(coverage, size):
         assert changed.float().mean() > 0.9 * measured  # text pixels took a new colour
 
 
+@pytest.mark.parametrize("shape", [(3, 1, 1), (1, 2, 3)])
+def test_text_on_a_tiny_image_ends_with_the_fewest_pixels_that_reach_the_coverage(shape):
+    import threading
+
+    results = []
+
+    def overlay_all():
+        for coverage in (0.05, 0.25, 0.5, 1.0):
+            for seed in range(5):
+                image = torch.rand(shape, generator=_generator(seed))
+                out, mask = text_overlay(image, coverage, np.random.default_rng(seed))
+                results.append((coverage, image, out, mask))
+
+    worker = threading.Thread(target=overlay_all, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "text_overlay did not finish on a tiny image"
+    assert len(results) == 20
+    pixels = shape[1] * shape[2]
+    for coverage, image, out, mask in results:
+        assert int(mask.sum()) == math.ceil(coverage * pixels), (coverage, mask)
+        assert torch.equal((out != image).any(0) & ~mask, torch.zeros_like(mask))
+
+
 def test_text_on_grey_images_is_grey_and_zero_coverage_is_identity():
     image = torch.rand(1, 64, 64, generator=_generator())
     out, mask = text_overlay(image, 0.3, np.random.default_rng(0))
@@ -93,7 +118,9 @@ def test_training_levels_are_drawn_from_the_range():
 def test_bad_noise_settings_are_clear_errors():
     with pytest.raises(ValueError, match="noise must be one of"):
         RestorerConfig(noise="salt")
-    with pytest.raises(ValueError, match=r"noise_max for text noise must be in \[0.0, 1.0\]"):
+    with pytest.raises(
+        ValueError, match=r"noise_max \(coverage of text noise\) must be in \[0, 1\]"
+    ):
         RestorerConfig(noise_max=1.5)
     with pytest.raises(ValueError, match="λ of poisson noise"):
         RestorerConfig(noise="poisson", noise_min=0)
@@ -101,8 +128,34 @@ def test_bad_noise_settings_are_clear_errors():
         RestorerConfig(noise_min=0.4, noise_max=0.2)
     with pytest.raises(ValueError, match="crop must be a multiple of 32"):
         RestorerConfig(crop=48)
+    with pytest.raises(ValueError, match=r"crop must be a multiple of 32 in \[32, 4096\], got 41"):
+        RestorerConfig(crop=4128)
+    with pytest.raises(ValueError, match="noise_max must be a finite number, got an integer of 4"):
+        RestorerConfig(noise="poisson", noise_max=10**400)
+    assert RestorerConfig(crop=4096).crop == 4096
     with pytest.raises(ValueError, match="yuv' needs 3-channel"):
         Restorer(RestorerConfig(color="yuv"), (1, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "noise,level,message",
+    [
+        ("poisson", "1e300", "--level (λ of poisson noise) must be in (0, 1e+06], got 1e+300"),
+        ("gaussian", "inf", "--level (σ of gaussian noise) must be in [0, 1], got inf"),
+        ("gaussian", "5", "--level (σ of gaussian noise) must be in [0, 1], got 5.0"),
+        ("text", "1.5", "--level (coverage of text noise) must be in [0, 1], got 1.5"),
+        ("poisson", "0", "--level (λ of poisson noise) must be in (0, 1e+06], got 0.0"),
+    ],
+)
+def test_corrupt_refuses_a_level_out_of_bounds_before_reading(
+    tmp_path, capsys, noise, level, message
+):
+    source, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.new("RGB", (8, 8), (90, 120, 150)).save(source)
+    assert main(["restore", "corrupt", source, out, "--noise", noise, "--level", level]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- the U-Net
@@ -355,6 +408,23 @@ def test_bad_images_get_one_line(trained, tmp_path, capsys):
         assert main(["restore", "apply", run, path, tmp_path / "o.png"]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_two_images_for_one_output_are_refused_before_any_work(trained, tmp_path, capsys):
+    run, _ = trained
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = Image.fromarray((_photo().permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    photo.save(folder / "a.png")
+    photo.save(folder / "a.jpg")
+    out = tmp_path / "out"
+    for command in (["restore", "apply", run], ["restore", "corrupt"]):
+        capsys.readouterr()
+        assert main([*command, folder, out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"{folder / 'a.jpg'} and {folder / 'a.png'} would both be written to" in err
+        assert not out.exists()
 
 
 def test_sixteen_bit_greyscale_is_read_and_written_at_full_precision(tmp_path):

@@ -187,6 +187,26 @@ def test_toml_config_with_unknown_key_is_an_error(tmp_path):
         RunConfig.from_toml(toml)
 
 
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"epochs": 1_000_001}, "epochs must be an int in [1, 1000000], got 1000001"),
+        ({"epochs": 10**400}, "epochs must be an int in [1, 1000000], got an integer of 401 d"),
+        ({"batch_size": 10**400}, "batch_size must be an int in [1, 1000000], got an integer of"),
+        ({"lr": 10**400}, "lr must be a finite number, got an integer of 401 digits"),
+        ({"lr_gamma": [10**400]}, "lr_gamma must be finite numbers, got an integer of 401 digits"),
+        ({"width": 10**400}, "width must be a number in (0, 64], got an integer of 401 digits"),
+        ({"latent_dim": 4097}, "latent_dim must be an int in [1, 4096], got 4097"),
+    ],
+)
+def test_settings_beyond_their_bounds_are_one_line(settings, message):
+    with pytest.raises(ValueError) as caught:
+        RunConfig.make(**settings)
+    assert str(caught.value).startswith(message), caught.value
+    bounds = RunConfig.make(epochs=1_000_000, batch_size=1_000_000, width=64, latent_dim=4096)
+    assert (bounds.epochs, bounds.batch_size, bounds.model.width) == (1_000_000, 1_000_000, 64.0)
+
+
 def test_two_process_ddp_matches_one_process(tmp_path):
     env = {**os.environ, "ROBUSTVAE_COMPILE": "0", "OMP_NUM_THREADS": "1"}
     flags = [

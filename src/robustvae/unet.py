@@ -18,14 +18,33 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["UNet", "MULTIPLE", "RECEPTIVE_RADIUS"]
+from robustvae.checks import shown
+
+__all__ = ["UNet", "MULTIPLE", "MAX_CROP", "RECEPTIVE_RADIUS", "check_crop"]
 
 MULTIPLE = 32
+#: The largest training crop side of the kinds on this net (restore, depth).
+MAX_CROP = 4096
 #: How far (in pixels, along each axis) an output pixel can see into the input: a sum, along
 #: the deepest path, of each layer's reach times its stride (3×3 convolutions 1, 2×2 pooling
 #: and ×2 upsampling ½ of the coarser stride): 2 + 1 + 2 + 2 + 4 + 4 + 8 + 8 + 16 + 16 + 32
 #: (down) + 16 + 32 + 8 + 16 + 4 + 8 + 2 + 4 + 1 + 3 (up) = 189. A test checks it with autograd.
 RECEPTIVE_RADIUS = 189
+
+
+def check_crop(crop: int) -> int:
+    """``crop`` if it is a training crop side this net takes, a multiple of ``MULTIPLE`` in
+    [``MULTIPLE``, ``MAX_CROP``]; else ValueError."""
+    if (
+        isinstance(crop, bool)
+        or not isinstance(crop, int)
+        or not MULTIPLE <= crop <= MAX_CROP
+        or crop % MULTIPLE
+    ):
+        raise ValueError(
+            f"crop must be a multiple of {MULTIPLE} in [{MULTIPLE}, {MAX_CROP}], got {shown(crop)}"
+        )
+    return crop
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:

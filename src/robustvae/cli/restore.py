@@ -29,9 +29,12 @@ def add(subparsers) -> None:
 
 
 def _add_corrupt(commands) -> None:
-    from robustvae.restoration.corruption import LEVELS, NOISES
+    from robustvae.restoration.corruption import LEVELS, LIMITS, NOISES
 
     defaults = ", ".join(f"{n} {LEVELS[n][2]:.4g}" for n in NOISES)
+    limits = ", ".join(
+        f"{n} {'(' if n == 'poisson' else '['}{lo:g}, {hi:g}]" for n, (lo, hi) in LIMITS.items()
+    )
     parser = commands.add_parser(
         "corrupt",
         help="write corrupted copies of images (to build test sets)",
@@ -48,7 +51,8 @@ def _add_corrupt(commands) -> None:
         "--level",
         "--coverage",
         type=float,
-        help=f"text coverage, gaussian σ (of 1) or poisson λ (defaults: {defaults})",
+        help=f"text coverage, gaussian σ (of 1) or poisson λ (defaults: {defaults}; "
+        f"limits: {limits})",
     )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
     parser.set_defaults(handler=_run_corrupt)
@@ -141,7 +145,16 @@ def _pairs(input: Path, output: Path) -> list[tuple[str, Path, Path]]:
         sources = list_folder(input)
         if not sources:
             raise ValueError(f"{input}: no images found")
-        return [(s.name, s.path, (output / s.name).with_suffix(".png")) for s in sources]
+        pairs = [(s.name, s.path, (output / s.name).with_suffix(".png")) for s in sources]
+        first: dict[Path, Path] = {}
+        for _, source, destination in pairs:
+            if destination in first:
+                raise ValueError(
+                    f"{first[destination]} and {source} would both be written to {destination}; "
+                    "rename one of them"
+                )
+            first[destination] = source
+        return pairs
     if not input.exists():
         raise FileNotFoundError(f"{input}: no such file or folder")
     if output.is_dir():
@@ -154,10 +167,10 @@ def _run_corrupt(args) -> int:
 
     from robustvae.data.image_file import bit_depth, read_image, write_image
     from robustvae.evaluation.restoration import test_generator
-    from robustvae.restoration.corruption import LEVELS, check_levels, corrupt
+    from robustvae.restoration.corruption import LEVELS, check_level, corrupt
 
     level = LEVELS[args.noise][2] if args.level is None else args.level
-    check_levels(args.noise, level, level, level)
+    check_level(args.noise, level, "--level")
     for name, source, destination in _pairs(args.input, args.output):
         image = read_image(source)
         noisy = corrupt(
@@ -191,8 +204,9 @@ def _run_apply(args) -> int:
 
     if args.tile < 0 or args.tile % 32:
         raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    pairs = _pairs(args.input, args.output)
     config, task, device = _load(args)
-    for _, source, destination in _pairs(args.input, args.output):
+    for _, source, destination in pairs:
         image = read_image(source)
         if image.shape[0] != task.channels:
             raise ValueError(

@@ -5,8 +5,9 @@
 - 8-bit images are divided by 255; 16-bit greyscale PNGs (Pillow's ``I;16``) by 65535, and
   32-bit integer greyscale (``I``) likewise (by 255 when its values fit in 8 bits);
 - alpha is dropped (RGBA → RGB, LA → L); palette, CMYK and YCbCr images become RGB;
-- an unreadable or truncated file, or one above Pillow's decompression-bomb limit
-  (``PIL.Image.MAX_IMAGE_PIXELS``, settable), raises ``ValueError`` naming the file.
+- an unreadable or truncated file, one above Pillow's decompression-bomb limit
+  (``PIL.Image.MAX_IMAGE_PIXELS``, settable), or a floating-point image holding NaN or
+  infinity raises ``ValueError`` naming the file.
 
 ``write_image`` writes a PNG (8-bit, or 16-bit for greyscale) or any format Pillow knows by
 the file's extension (8-bit), rounding and clipping to [0, 1].
@@ -57,6 +58,8 @@ def read_image(path, name: str | None = None) -> Tensor:
         mode = img.mode
         if mode.startswith("I") or mode == "F":
             a = np.asarray(img, dtype=np.float64)
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name}: holds NaN or infinite values; an image must be finite")
             top = a.max(initial=0.0)
             if mode == "F":
                 scale = 1.0 if top <= 1.0 else 255.0

@@ -146,7 +146,9 @@ def _read_pfm(path: Path) -> np.ndarray:
 
 def read_disparity(path: str | Path) -> Tensor:
     """A disparity map (H×W float32, NaN = unknown) from a PFM file (``inf`` unknown) or a
-    16-bit PNG in KITTI's encoding (value / 256, 0 unknown)."""
+    16-bit greyscale PNG in KITTI's encoding (value / 256, 0 unknown). Any other image (an
+    8-bit PNG would read as disparities below 1 px) is refused, as is one above Pillow's
+    decompression-bomb limit."""
     path = Path(path)
     if path.suffix.lower() == ".pfm":
         a = _read_pfm(path)
@@ -154,13 +156,20 @@ def read_disparity(path: str | Path) -> Tensor:
     else:
         from PIL import Image
 
+        from robustvae.data.images import too_large
+
         try:
             with Image.open(path) as img:
+                if not img.mode.startswith("I"):
+                    raise ValueError(
+                        f"{path}: a disparity PNG must be 16-bit greyscale (KITTI: disparity × "
+                        f"256), got Pillow mode {img.mode!r}; or write the disparity as PFM"
+                    )
                 a = np.asarray(img, dtype=np.float64)
+        except Image.DecompressionBombError as error:
+            raise too_large(path, error) from None
         except (OSError, SyntaxError) as error:
             raise ValueError(f"{path}: unreadable disparity ({error})") from None
-        if a.ndim != 2:
-            raise ValueError(f"{path}: a disparity PNG must have one channel, got shape {a.shape}")
         a = np.where(a > 0, a / 256.0, np.nan)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 

@@ -33,16 +33,19 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from robustvae.checks import check_int, shown
 from robustvae.depth.warp import edge_aware_smoothness, warp_right_to_left
 from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
 from robustvae.models.config import FlatSettings, _choice, _is_int, _loss_params, _number
 from robustvae.models.nets import check_width
 from robustvae.task import Group, Task
-from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS, UNet
+from robustvae.unet import MAX_CROP, RECEPTIVE_RADIUS, UNet, check_crop
 
 __all__ = ["DepthConfig", "DepthTask", "INPUTS"]
 
 INPUTS = ("cost", "correlation", "stereo", "left")
+#: The largest max_disparity: its matching volume has one channel per candidate disparity.
+MAX_DISPARITY = 1024
 #: The correlation's feature tower: three 3×3 convolutions of this many channels × width.
 FEATURES = 48
 
@@ -55,14 +58,18 @@ def _help(text: str, default):
 class DepthConfig(FlatSettings):
     """The settings of the ``depth`` kind."""
 
-    width: float = _help("channel multiplier of the U-Net: 1 is Noise2Noise's 48/96", 1.0)
+    width: float = _help(
+        "channel multiplier of the U-Net: 1 is Noise2Noise's 48/96 (at most 64)", 1.0
+    )
     loss: str = _help("the photometric loss, a robustvae.losses registry name", "l1")
     loss_params: tuple[tuple[str, object], ...] = _help(
         "the loss's parameters, e.g. alpha=0 scale=0.01", ()
     )
-    max_disparity: int = _help("the largest disparity the net can predict, in pixels", 80)
+    max_disparity: int = _help(
+        f"the largest disparity the net can predict, in pixels (at most {MAX_DISPARITY})", 80
+    )
     smoothness: float = _help("weight of the edge-aware disparity smoothness term", 0.01)
-    crop: int = _help("training crop side in pixels, a multiple of 32", 128)
+    crop: int = _help(f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 128)
     input: str = _help(
         "cost (the left view and a pixel matching-cost volume) | correlation (the left view "
         "and DispNet-C's correlation of learned features) | stereo (both views) | left "
@@ -75,17 +82,13 @@ class DepthConfig(FlatSettings):
         object.__setattr__(self, "width", check_width(self.width))
         _choice("loss", self.loss, tuple(LOSSES))
         object.__setattr__(self, "loss_params", _loss_params(self.loss_params))
-        if not _is_int(self.max_disparity) or self.max_disparity < 1:
-            raise ValueError(f"max_disparity must be a positive int, got {self.max_disparity!r}")
+        check_int("max_disparity", self.max_disparity, 1, MAX_DISPARITY)
         object.__setattr__(self, "smoothness", _number("smoothness", self.smoothness, False))
-        if not _is_int(self.crop) or self.crop < MULTIPLE or self.crop % MULTIPLE:
-            raise ValueError(
-                f"crop must be a multiple of {MULTIPLE} (≥ {MULTIPLE}), got {self.crop!r}"
-            )
+        check_crop(self.crop)
         _choice("input", self.input, INPUTS)
         if not _is_int(self.cost_step) or not 1 <= self.cost_step <= self.max_disparity:
             raise ValueError(
-                f"cost_step must be an int in [1, max_disparity], got {self.cost_step!r}"
+                f"cost_step must be an int in [1, max_disparity], got {shown(self.cost_step)}"
             )
         self.loss_module()
 

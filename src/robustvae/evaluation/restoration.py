@@ -18,7 +18,7 @@ import torch
 
 from robustvae.files import write_csv
 from robustvae.metrics import quality
-from robustvae.restoration.corruption import corrupt
+from robustvae.restoration.corruption import check_level, corrupt
 from robustvae.restoration.data import NamedImage, load_images
 from robustvae.tiling import run_tiled
 from robustvae.training import load_run
@@ -252,6 +252,7 @@ def compare_runs(
     first = loaded[0][0].model
     noise = noise or first.noise
     level = first.levels()[2] if level is None else level
+    check_level(noise, level)
     channels = {task.channels for _, task in loaded}
     for item in images:
         if item.image.shape[0] not in channels or len(channels) > 1:

@@ -23,10 +23,14 @@ def evaluation_settings(
     for name, value in (("images", images), ("samples", samples)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"evaluation {name} must be a positive integer, got {value!r}")
+    if not isinstance(fid, bool):
+        raise ValueError(f"evaluation fid must be true or false, got {fid!r}")
+    if inception is not None and not isinstance(inception, str | Path):
+        raise ValueError(f"evaluation inception must be a file name, got {inception!r}")
     return {
         "images": images,
         "samples": samples,
-        "fid": bool(fid),
+        "fid": fid,
         "inception": None if inception is None else str(Path(inception).resolve()),
         "seed": seed,
     }

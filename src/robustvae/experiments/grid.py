@@ -150,6 +150,21 @@ def _drop_axes_the_kind_lacks(merged: dict, grid: dict) -> None:
             merged.pop(axis, None)
 
 
+def _check_axes(path: Path, grid: dict, kinds: set[str]) -> None:
+    """ValueError naming a [grid] axis that is neither a run setting nor a setting of any of
+    the cells' ``kinds`` (a misspelled axis would only label cells that are the same run)."""
+    from robustvae.kinds import KINDS
+    from robustvae.training.config import RunConfig as Run
+
+    valid = set(Run.run_keys()) | {f.name for kind in kinds for f in fields(KINDS[kind].config)}
+    unknown = [axis for axis in grid if axis not in valid]
+    if unknown:
+        raise ValueError(
+            f"{path}: [grid] axis {', '.join(map(repr, unknown))} is not a run setting nor a "
+            f"setting of kind {', '.join(sorted(kinds))}"
+        )
+
+
 def _matches(when: dict, axes: dict, sweep: Sweep | None) -> bool:
     for key, wanted in when.items():
         options = wanted if isinstance(wanted, list) else [wanted]
@@ -234,7 +249,7 @@ def load_experiment(
     if set(evaluate) - set(EVALUATE_KEYS):
         raise ValueError(f"{path}: [evaluate] takes only {sorted(EVALUATE_KEYS)}")
     try:  # checked now, not after the cells have trained
-        evaluation_settings(**{k: v for k, v in evaluate.items() if k != "inception"})
+        evaluation_settings(**evaluate)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path}: [evaluate]: {error}") from None
     if "loss" in grid:
@@ -301,6 +316,7 @@ def load_experiment(
                 f"{path}: [[overrides]] when = {override['when']} matches no cell (values are "
                 "the grid's and the loss labels as written, not as in cell ids)"
             )
+    _check_axes(path, grid, {cell.config.kind for cell in cells})
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})

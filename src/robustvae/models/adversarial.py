@@ -40,7 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from robustvae.models.config import FlatSettings, _choice, _is_int, _number
+from robustvae.checks import check_int
+from robustvae.models.config import MAX_LATENT_DIM, FlatSettings, _choice, _is_int, _number
 from robustvae.models.nets import check_width
 from robustvae.task import TrainingStopped
 
@@ -75,9 +76,11 @@ class AdversarialSettings(FlatSettings):
     """The settings both adversarial kinds take (nets, optimizer, the game's rules)."""
 
     latent_dim: int | None = _help(
-        "size of z; default: 8 below 64×64 images, 64 from there (Larsen's CelebA: 128)", None
+        "size of z, at most 4096; default: 8 below 64×64 images, 64 from there (Larsen's "
+        "CelebA: 128)",
+        None,
     )
-    width: float = _help("channel/unit multiplier: 1 is Larsen's size", 1.0)
+    width: float = _help("channel/unit multiplier: 1 is Larsen's size (at most 64)", 1.0)
     vaegan_lr: float = _help(
         "RMSProp's learning rate for the groups other than the discriminator (Larsen: 3e-4; "
         "the run's lr is not used)",
@@ -115,8 +118,8 @@ class AdversarialSettings(FlatSettings):
     prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
 
     def __post_init__(self):
-        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
-            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
+        if self.latent_dim is not None:
+            check_int("latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
         object.__setattr__(self, "width", check_width(self.width))
         for name in ("vaegan_lr", "discriminator_lr", "prior_scale"):
             object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))

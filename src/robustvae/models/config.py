@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
+from robustvae.checks import check_int, is_float, shown
 from robustvae.losses.registry import LOSSES
 from robustvae.models.nets import ARCHS, CONV_SIZES, check_width
 from robustvae.models.reconstruction import build_reconstruction_loss
@@ -18,6 +19,8 @@ __all__ = ["AutoencoderConfig", "FlatSettings", "ModelConfig", "KINDS", "default
 
 KINDS = ("vae", "wae")
 _SCALAR_TYPES = (bool, int, float, str, type(None))
+#: The largest latent_dim (the papers use 8 to 128).
+MAX_LATENT_DIM = 4096
 
 
 def _help(text: str, default):
@@ -62,9 +65,10 @@ class AutoencoderConfig(FlatSettings):
 
     arch: str = _help("mlp | conv (28×28 or 64×64 images)", "mlp")
     latent_dim: int | None = _help(
-        "size of z; default: 8 below 64×64 images, 64 from there (the papers)", None
+        "size of z, at most 4096; default: 8 below 64×64 images, 64 from there (the papers)",
+        None,
     )
-    width: float = _help("channel/unit multiplier: 1 is the papers' size", 1.0)
+    width: float = _help("channel/unit multiplier: 1 is the papers' size (at most 64)", 1.0)
     loss: str = _help("the reconstruction loss, a robustvae.losses registry name", "l2")
     loss_params: tuple[tuple[str, object], ...] = _help(
         "the loss's parameters, e.g. a=100 (stored as sorted pairs)", ()
@@ -79,8 +83,8 @@ class AutoencoderConfig(FlatSettings):
 
     def __post_init__(self):
         _choice("arch", self.arch, ARCHS)
-        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
-            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
+        if self.latent_dim is not None:
+            check_int("latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
         self._set("width", check_width(self.width))
         _choice("loss", self.loss, tuple(LOSSES))
         self._set("loss_params", _loss_params(self.loss_params))
@@ -164,8 +168,8 @@ def _choice(name: str, value, choices: tuple[str, ...]) -> None:
 
 def _number(name: str, value, positive: bool) -> float:
     bound = "> 0" if positive else ">= 0"
-    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    if not isinstance(value, Real) or isinstance(value, bool) or not is_float(value):
+        raise ValueError(f"{name} must be a finite number {bound}, got {shown(value)}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {bound}, got {value!r}")
     return float(value)

@@ -2,13 +2,20 @@
 
 - ``text``: random strings in random fonts, sizes, colours and positions, drawn opaquely with
   Pillow until a fraction ``level`` of the pixels is covered (the mask is measured after every
-  string; a string that would overshoot by more than ``TEXT_TOLERANCE`` is redrawn, up to
-  ``TEXT_RETRIES`` times, and then cut off where the coverage is reached, so the coverage is
-  always within ``TEXT_TOLERANCE`` of the request). Text is not zero-mean noise: what a net
-  trained on it outputs depends on the loss (L2 → the mean, L1 → the median).
+  string; a string that covers nothing new, or would overshoot by more than
+  ``TEXT_TOLERANCE``, is redrawn, up to ``TEXT_RETRIES`` times; then the last string that
+  landed is cut off where the coverage is reached, or, when none landed (an image of a few
+  pixels), random uncovered pixels take one colour). The coverage is always within
+  ``TEXT_TOLERANCE`` of the request, or the fewest whole pixels that reach it on an image too
+  small for that; every image, even 1×1, takes a bounded number of strings. Text is not
+  zero-mean noise: what a net trained on it outputs depends on the loss (L2 → the mean,
+  L1 → the median).
 - ``gaussian``: additive N(0, σ²) with σ = ``level`` (images in [0, 1]; not clipped, so the
   noise stays zero-mean as Noise2Noise requires).
 - ``poisson``: Poisson(λ·x)/λ with λ = ``level`` (smaller λ: more noise; not clipped).
+
+``LIMITS`` bounds the levels: text coverage in [0, 1], σ in [0, 1], λ in (0, 1e6] (beyond
+that the noise is far below 16-bit quantisation and float32's counts lose precision).
 
 Levels are drawn per image from a range while training (``draw_levels``); a test set uses one
 fixed level. Images are float N×C×H×W in [0, 1], 1 or 3 channels.
@@ -28,7 +35,10 @@ from torch import Tensor
 __all__ = [
     "NOISES",
     "LEVELS",
+    "LIMITS",
     "FONT_DIRS",
+    "check_level",
+    "check_levels",
     "corrupt",
     "draw_levels",
     "fonts",
@@ -43,6 +53,12 @@ LEVELS: dict[str, tuple[float, float, float]] = {
     "gaussian": (0.0, 50 / 255, 25 / 255),
     "poisson": (1.0, 50.0, 30.0),
 }
+#: Per noise: the (lowest, highest) level accepted (poisson: λ > 0).
+LIMITS: dict[str, tuple[float, float]] = {
+    "text": (0.0, 1.0),
+    "gaussian": (0.0, 1.0),
+    "poisson": (0.0, 1e6),
+}
 #: Where the text's fonts come from: Debian's fonts-dejavu-core (22 faces), which the set-up
 #: installs, so that text is the same on every machine set up this way; without it, every
 #: TrueType/OpenType font under ``FALLBACK_FONT_DIRS``.
@@ -56,19 +72,24 @@ TEXT_TOLERANCE = 0.01
 TEXT_RETRIES = 20
 
 
-def check_levels(noise: str, low: float, high: float, test: float) -> None:
-    """ValueError unless the levels make sense for ``noise``."""
+def check_level(noise: str, value: float, name: str = "level") -> None:
+    """ValueError naming ``name`` unless ``value`` is a level of ``noise`` within ``LIMITS``."""
     if noise not in NOISES:
         raise ValueError(f"noise must be one of: {', '.join(NOISES)}; got {noise!r}")
-    bounds = {"text": (0.0, 1.0), "gaussian": (0.0, float("inf")), "poisson": (0.0, None)}
-    lo_bound, hi_bound = bounds[noise]
+    low, high = LIMITS[noise]
+    symbol = {"text": "coverage", "gaussian": "σ", "poisson": "λ"}[noise]
+    opening = "(" if noise == "poisson" else "["
+    if not (low < value <= high if noise == "poisson" else low <= value <= high):
+        raise ValueError(
+            f"{name} ({symbol} of {noise} noise) must be in {opening}{low:g}, {high:g}], "
+            f"got {value!r}"
+        )
+
+
+def check_levels(noise: str, low: float, high: float, test: float) -> None:
+    """ValueError unless the levels make sense for ``noise`` (within ``LIMITS``)."""
     for name, value in (("noise_min", low), ("noise_max", high), ("noise_test", test)):
-        if noise == "poisson" and not value > 0:
-            raise ValueError(f"{name} (λ of poisson noise) must be > 0, got {value!r}")
-        if not lo_bound <= value <= (hi_bound or float("inf")):
-            raise ValueError(
-                f"{name} for {noise} noise must be in [{lo_bound}, {hi_bound}], got {value!r}"
-            )
+        check_level(noise, value, name)
     if low > high:
         raise ValueError(f"noise_min must be ≤ noise_max, got {low!r} > {high!r}")
 
@@ -162,6 +183,13 @@ def _cut(pixels: np.ndarray, keep: int) -> np.ndarray:
     return out.T
 
 
+def _random_pixels(free: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` of the ``free`` pixels (bool H×W), chosen at random."""
+    out = np.zeros_like(free)
+    out.flat[rng.choice(np.flatnonzero(free), count, replace=False)] = True
+    return out
+
+
 def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
     """(image with text over ``coverage`` of its pixels, the text's bool H×W mask).
 
@@ -174,18 +202,22 @@ def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tu
     covered = 0
     target = math.ceil(coverage * total)
     while covered < target:
+        landed = None
         for _ in range(TEXT_RETRIES):
             pixels = _string_mask(height, width, rng)
-            grown = mask | pixels
-            count = int(grown.sum())
-            if count / total <= coverage + TEXT_TOLERANCE:
+            count = covered + int((pixels & ~mask).sum())
+            if count == covered:  # nothing new (a string off the image)
+                continue
+            landed = pixels
+            if count / total <= coverage + TEXT_TOLERANCE or count <= target:
                 break
-        else:  # every string overshot: cut the last one off where the target is reached
-            pixels = _cut(pixels & ~mask, target - covered)
-            grown, count = mask | pixels, target
-        if count == covered:  # nothing new (a string off the image): draw another
-            continue
+        else:  # no string fitted: cut the last one that landed where the target is reached
+            if landed is None:
+                pixels = _random_pixels(~mask, target - covered, rng)
+            else:
+                pixels = _cut(landed & ~mask, target - covered)
         colour = rng.random(channels, dtype=np.float64).astype(out.dtype)
         out[:, pixels] = colour[:, None]
-        mask, covered = grown, count
+        mask |= pixels
+        covered = int(mask.sum())
     return torch.from_numpy(out).to(image.device), torch.from_numpy(mask)

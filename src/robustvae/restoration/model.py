@@ -20,20 +20,20 @@ In eval mode (test terms) crops are centred and corrupted at ``noise_test``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from robustvae.checks import is_float, shown
 from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
-from robustvae.models.config import FlatSettings, _choice, _is_int, _loss_params
+from robustvae.models.config import FlatSettings, _choice, _loss_params
 from robustvae.models.nets import check_width
 from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.representations import COLORS, REPRESENTATIONS
 from robustvae.restoration.corruption import LEVELS, NOISES, check_levels, corrupt, draw_levels
 from robustvae.task import Group, Task
-from robustvae.unet import MULTIPLE, UNet
+from robustvae.unet import MAX_CROP, UNet, check_crop
 
 __all__ = ["Restorer", "RestorerConfig"]
 
@@ -48,7 +48,9 @@ def _help(text: str, default):
 class RestorerConfig(FlatSettings):
     """The settings of the ``restore`` kind."""
 
-    width: float = _help("channel multiplier of the U-Net: 1 is Noise2Noise's 48/96", 1.0)
+    width: float = _help(
+        "channel multiplier of the U-Net: 1 is Noise2Noise's 48/96 (at most 64)", 1.0
+    )
     loss: str = _help("the restoration loss, a robustvae.losses registry name", "l2")
     loss_params: tuple[tuple[str, object], ...] = _help("the loss's parameters, e.g. a=10", ())
     representation: str = _help("pixels | dct | wavelet: where the loss compares images", "pixels")
@@ -61,7 +63,7 @@ class RestorerConfig(FlatSettings):
     )
     noise_max: float | None = _help("highest training level (default per noise)", None)
     noise_test: float | None = _help("the level of test images (default per noise)", None)
-    crop: int = _help("training crop side in pixels, a multiple of 32", 64)
+    crop: int = _help(f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 64)
     clean_targets: bool = _help("train on clean targets (N2C) instead of noisy ones (N2N)", False)
 
     def __post_init__(self):
@@ -74,16 +76,11 @@ class RestorerConfig(FlatSettings):
         for name in ("noise_min", "noise_max", "noise_test"):
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
+                isinstance(value, bool) or not isinstance(value, int | float) or not is_float(value)
             ):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise ValueError(f"{name} must be a finite number, got {shown(value)}")
         check_levels(self.noise, *self.levels())
-        if not _is_int(self.crop) or self.crop < MULTIPLE or self.crop % MULTIPLE:
-            raise ValueError(
-                f"crop must be a multiple of {MULTIPLE} (≥ {MULTIPLE}), got {self.crop!r}"
-            )
+        check_crop(self.crop)
         if not isinstance(self.clean_targets, bool):
             raise ValueError(f"clean_targets must be true or false, got {self.clean_targets!r}")
         self.check((3 if self.color == "yuv" else 1, self.crop, self.crop))

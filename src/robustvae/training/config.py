@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from robustvae.checks import check_int, is_float, shown
 from robustvae.data import known_shape
 from robustvae.data.folder import check_test_fraction
 from robustvae.kinds import KINDS, get_kind
@@ -27,6 +28,9 @@ OLD_SCHEDULES = {
     "celeba": {"lr_schedule": "step", "lr_milestones": [30, 50], "lr_gamma": [0.5, 0.2]},
 }
 DEVICES = ("auto", "cpu", "cuda")
+#: The largest epochs and batch_size: beyond them a run cannot end, or its batch fit.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1_000_000
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
@@ -40,7 +44,9 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
     if not kinds:
         return
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        raise ValueError(f"{name} must be {' or '.join(options)}, got {value!r}")
+        raise ValueError(f"{name} must be {' or '.join(options)}, got {shown(value)}")
+    if float in kinds and not is_float(value):
+        raise ValueError(f"{name} must be a finite number, got {shown(value)}")
 
 
 def _help(text: str, default):
@@ -71,8 +77,10 @@ class RunConfig:
     kind: str = _help(" | ".join(KINDS) + ": the model kind", "vae")
     model: Any = field(default=None, metadata={"help": "the kind's settings"})
     # optimisation
-    epochs: int = _help("passes over the training set", 10)
-    batch_size: int = _help("the global batch (split across DDP processes)", 100)
+    epochs: int = _help(f"passes over the training set (at most {MAX_EPOCHS})", 10)
+    batch_size: int = _help(
+        f"the global batch (split across DDP processes; at most {MAX_BATCH_SIZE})", 100
+    )
     lr: float = _help("learning rate (each parameter group may scale or replace it)", 1e-3)
     lr_schedule: str = _help(
         "constant | step | cosine | rampdown (Noise2Noise's: a squared-cosine ramp-down over "
@@ -120,12 +128,12 @@ class RunConfig:
         for f in fields(self):
             if f.name != "model":
                 _check_type(f.name, getattr(self, f.name), f.type)
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
-        for name, value in positive.items():
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {shown(self.seed)}")
         self._check_lr_schedule()
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
@@ -142,7 +150,7 @@ class RunConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup_steps < 2**40:
             raise ValueError(
-                f"warmup_steps must be an int in [0, 2**40), got {self.warmup_steps!r}"
+                f"warmup_steps must be an int in [0, 2**40), got {shown(self.warmup_steps)}"
             )
         milestones = _number_list("lr_milestones", self.lr_milestones, int)
         if any(not 0 < m < 2**40 for m in milestones) or list(milestones) != sorted(
@@ -247,6 +255,8 @@ def _number_list(name: str, value, kind: type) -> tuple:
         isinstance(v, int | float) and not isinstance(v, bool) for v in value
     ):
         raise ValueError(f"{name} must be a list of numbers, got {value!r}")
+    if not all(is_float(v) for v in value):
+        raise ValueError(f"{name} must be finite numbers, got {', '.join(map(shown, value))}")
     if kind is int and not all(float(v).is_integer() for v in value):
         raise ValueError(f"{name} must be whole epochs, got {list(value)!r}")
     return tuple(kind(v) for v in value)
