@@ -76,3 +76,16 @@ def test_the_shipped_classifiers_table_is_rendered_from_their_manifest():
     from robustvae.metrics.classifier import shipped_table
 
     assert shipped_table() in (ROOT / "README.md").read_text()
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_every_python_example_in_the_readme_runs_as_written(tmp_path, monkeypatch, capsys):
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)  # examples write under runs/
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})
+    assert "logcosh (16, 1, 28, 28)" in capsys.readouterr().out
