@@ -470,6 +470,11 @@ def test_depth_evaluate_writes_tables_and_pictures(stereo_run, tmp_path, capsys)
     assert float(rows[0]["abs_rel"]) > 0 and float(rows[0]["avg"]) >= 0
     assert "| run | scene | abs_rel |" in (out / "metrics.md").read_text()
     assert_picture(out / "run-disparity.png")
+    # The same run twice: its rows and pictures must still tell the two apart.
+    assert main(["depth", "evaluate", run, run, "--scene", folder, "--out", out / "2"]) == 0
+    labels = [r["label"] for r in csv.DictReader(open(out / "2" / "metrics.csv"))]
+    assert len(set(labels)) == 2, labels
+    assert len(list((out / "2").glob("*-disparity.png"))) == 2
 
 
 def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):

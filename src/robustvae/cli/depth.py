@@ -130,15 +130,18 @@ def _run_evaluate(args) -> int:
     from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
     from robustvae.evaluation.depth import predict
     from robustvae.evaluation.depth_pictures import disparity_figure
+    from robustvae.evaluation.runs import unique_labels
+    from robustvae.experiments.grid import slug
     from robustvae.files import atomic_write_text, write_csv
     from robustvae.training.distributed import pick_device
 
     device = pick_device(args.device)
     scenes = _scenes(args.scene)
+    loaded = [_load(run, device) for run in args.run_dirs]
+    labels = unique_labels([run_label(config) for config, _ in loaded], args.run_dirs)
+    names = unique_labels([Path(run).name for run in args.run_dirs], args.run_dirs)
     rows = []
-    for run in args.run_dirs:
-        config, task = _load(run, device)
-        label = run_label(config)
+    for run, label, name, (config, task) in zip(args.run_dirs, labels, names, loaded, strict=True):
         predicted = []
         for scene in scenes:
             disparity = predict(task, scene, device)
@@ -146,7 +149,7 @@ def _run_evaluate(args) -> int:
             mask = valid_mask(scene.disparity, 0.0, float(config.model.max_disparity))
             scores = depth_metrics(disparity, scene.disparity, mask, args.median_scaling)
             rows.append({"run": str(run), "label": label, "scene": scene.name, **scores})
-        figure = args.out / f"{Path(run).name}-disparity.png"
+        figure = args.out / f"{slug(name)}-disparity.png"
         args.out.mkdir(parents=True, exist_ok=True)
         disparity_figure(predicted, float(config.model.max_disparity), figure)
         print(figure, file=sys.stderr)
