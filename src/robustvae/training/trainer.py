@@ -418,11 +418,20 @@ class _Training:
 
 
 def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
+    """The run's TensorBoard writer; None when not wanted, or (with a warning) when the
+    ``tensorboard`` package is not installed."""
     if not enabled:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
+        import warnings
+
+        warnings.warn(
+            "no TensorBoard logs: the tensorboard package is not installed (pip install "
+            "'robustvae[tensorboard]'; --no-tensorboard silences this)",
+            stacklevel=2,
+        )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
