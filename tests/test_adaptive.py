@@ -225,3 +225,18 @@ def test_summed_loss_gradients_equal_those_of_the_elementwise_values(shape, dims
         grads.append([value, *torch.autograd.grad(value, [xa, xb, *loss.parameters()])])
     for got, want in zip(*grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_an_int_num_dims_that_is_several_dimensions_of_the_items_is_refused():
+    x = torch.rand(2, 3, 32, 32)
+    with pytest.raises(ValueError) as caught:
+        AdaptiveLoss(num_dims=32)(x, torch.zeros_like(x))
+    message = str(caught.value)
+    assert "ambiguous" in message and "num_dims=3072" in message and "num_dims=(32,)" in message
+    assert len(message.splitlines()) == 1
+    # A shape says which: one α per last-dimension column; the other readings stay open.
+    assert AdaptiveLoss(num_dims=(32,)).alpha().shape == (32,)
+    AdaptiveLoss(num_dims=(32,))(x, torch.zeros_like(x))
+    AdaptiveLoss(num_dims=3)(x, torch.zeros_like(x))  # channels
+    AdaptiveLoss(num_dims=3)(x.movedim(1, -1), torch.zeros_like(x).movedim(1, -1))  # last
+    AdaptiveLoss(num_dims=3072)(x, torch.zeros_like(x))  # every value

@@ -470,6 +470,11 @@ def test_depth_evaluate_writes_tables_and_pictures(stereo_run, tmp_path, capsys)
     assert float(rows[0]["abs_rel"]) > 0 and float(rows[0]["avg"]) >= 0
     assert "| run | scene | abs_rel |" in (out / "metrics.md").read_text()
     assert_picture(out / "run-disparity.png")
+    # The same run twice: its rows and pictures must still tell the two apart.
+    assert main(["depth", "evaluate", run, run, "--scene", folder, "--out", out / "2"]) == 0
+    labels = [r["label"] for r in csv.DictReader(open(out / "2" / "metrics.csv"))]
+    assert len(set(labels)) == 2, labels
+    assert len(list((out / "2").glob("*-disparity.png"))) == 2
 
 
 def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
@@ -482,6 +487,13 @@ def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
     assert main(["depth", "predict", run, left, right, tmp_path / "d.pfm", "--tile", "0"]) == 0
     whole = read_disparity(tmp_path / "d.pfm").numpy()
     assert np.abs(encoded / 256 - whole).max() < 1e-2  # tiled equals one pass
+    from conftest import assert_picture
+
+    with Image.open(tmp_path / "d-colour.png") as colour:  # one for looking at, same size
+        assert colour.mode == "RGB" and colour.size == (192, 128)
+    assert_picture(tmp_path / "d-colour.png")
+    assert main(["depth", "predict", run, left, right, tmp_path / "e.pfm", "--colour-bar"]) == 0
+    assert_picture(tmp_path / "e-colour.png")
     capsys.readouterr()
     assert main(["depth", "predict", run, left, folder / "nope.png", tmp_path / "x.png"]) == 2
     assert "nope.png" in capsys.readouterr().err
@@ -500,3 +512,36 @@ def test_depth_predict_refuses_a_view_that_is_not_finite(stereo_run, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert f"{view}: holds NaN or infinite values" in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_predictions_pinned_at_max_disparity_warn():
+    from robustvae.cli.depth import _warn_if_saturated
+
+    pinned = torch.full((10, 10), 5.0)
+    pinned[:, :2] = 80.0  # 20% at the top of the range
+    with pytest.warns(UserWarning, match="20% of the pixels predict the largest disparity"):
+        _warn_if_saturated(pinned, 80.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_saturated(torch.full((10, 10), 5.0), 80.0)
+
+
+def test_training_scenes_beyond_max_disparity_warn():
+    from robustvae.depth.data import warn_beyond
+
+    truth = torch.full((8, 8), 20.0)
+    truth[:4] = 200.0
+    truth[0, 0] = math.inf  # unknown
+    scene = StereoScene("wide", torch.rand(3, 8, 8), torch.rand(3, 8, 8), truth)
+    with pytest.warns(
+        UserWarning,
+        match=r"wide: 49% of its known disparities exceed max_disparity 80 \(up to 200 px\)",
+    ):
+        warn_beyond([scene], 80)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_beyond([scene], 256)

@@ -333,3 +333,12 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(trainer.sys.stderr, "isatty", lambda: False)
     assert list(trainer._progress(batches, 0, config, show=True)) == batches
     assert capsys.readouterr().err == ""
+
+
+def test_missing_tensorboard_is_one_warning_not_silence(tmp_path, monkeypatch):
+    from robustvae.training import trainer
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    with pytest.warns(UserWarning, match=r"no TensorBoard logs: .*robustvae\[tensorboard\]"):
+        assert trainer._tensorboard(tmp_path, enabled=True) is None
+    assert trainer._tensorboard(tmp_path, enabled=False) is None

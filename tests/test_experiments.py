@@ -464,6 +464,13 @@ def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
         run_experiment(path, out, progress=lambda *_: None, only=only, evaluate=fast)
     assert [row["cell"] for row in _rows(out)] == ["seed=0,loss=l2", "seed=1,loss=l2"]
     assert "l2 | " in (out / "results.md").read_text()
+    # The report names the cells it lacks, the training they need, and the device used.
+    report = (out / "report.md").read_text()
+    missing = [c.id for c in load_experiment(path).cells if "loss=l2" not in c.id]
+    assert f"Not in this report: {len(missing)} cell(s) of the grid" in report
+    assert all(f"{cell_id}: 0/" in report for cell_id in missing)
+    assert re.search(r"training left: \d+ (s|min)\.", report)  # at the finished cells' pace
+    assert "| device used | cpu |" in report
 
 
 def test_an_entry_that_sets_a_grid_axis_pins_it(tmp_path):

@@ -136,7 +136,7 @@ def _restore() -> Kind:
 
 
 def _stereo_data(run) -> tuple:
-    from robustvae.depth.data import SCENES, load_folder, load_scene, stereo_tiles
+    from robustvae.depth.data import SCENES, load_folder, load_scene, stereo_tiles, warn_beyond
 
     if run.image_size is not None:
         raise ValueError("image_size does not apply to the depth kind: it trains on crops")
@@ -157,6 +157,7 @@ def _stereo_data(run) -> tuple:
         raise ValueError(
             f"the depth kind trains on: {', '.join(SCENES)}, stereo-folder; got {run.dataset!r}"
         )
+    warn_beyond(train if test is train else train + test, margin)
     return (
         stereo_tiles(train, 2 * crop, crop // 4, margin),
         stereo_tiles(test, 2 * crop, 2 * crop, margin),

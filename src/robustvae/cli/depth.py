@@ -69,7 +69,10 @@ def _add_predict(commands) -> None:
         help="the disparity of a rectified pair of any size",
         description=(
             "Predict the left view's disparity. OUT.png is a 16-bit PNG in KITTI's encoding "
-            "(disparity × 256); OUT.pfm is float32. Large pairs run in exact tiles."
+            "(disparity × 256); OUT.pfm is float32. Beside it, OUT-colour.png shows the "
+            "disparity colour-mapped over [0, max_disparity], for looking at. Large pairs run "
+            "in exact tiles. A warning says when many pixels predict max_disparity: the pair's "
+            "disparities may exceed what the run can predict."
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="a depth run directory")
@@ -81,6 +84,9 @@ def _add_predict(commands) -> None:
         type=int,
         default=512,
         help="pairs larger than TILE×TILE run in tiles of this side, a multiple of 32 (0: never)",
+    )
+    parser.add_argument(
+        "--colour-bar", action="store_true", help="OUT-colour.png as a figure with a colour bar"
     )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     parser.set_defaults(handler=_run_predict)
@@ -130,15 +136,18 @@ def _run_evaluate(args) -> int:
     from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
     from robustvae.evaluation.depth import predict
     from robustvae.evaluation.depth_pictures import disparity_figure
+    from robustvae.evaluation.runs import unique_labels
+    from robustvae.experiments.grid import slug
     from robustvae.files import atomic_write_text, write_csv
     from robustvae.training.distributed import pick_device
 
     device = pick_device(args.device)
     scenes = _scenes(args.scene)
+    loaded = [_load(run, device) for run in args.run_dirs]
+    labels = unique_labels([run_label(config) for config, _ in loaded], args.run_dirs)
+    names = unique_labels([Path(run).name for run in args.run_dirs], args.run_dirs)
     rows = []
-    for run in args.run_dirs:
-        config, task = _load(run, device)
-        label = run_label(config)
+    for run, label, name, (config, task) in zip(args.run_dirs, labels, names, loaded, strict=True):
         predicted = []
         for scene in scenes:
             disparity = predict(task, scene, device)
@@ -146,7 +155,7 @@ def _run_evaluate(args) -> int:
             mask = valid_mask(scene.disparity, 0.0, float(config.model.max_disparity))
             scores = depth_metrics(disparity, scene.disparity, mask, args.median_scaling)
             rows.append({"run": str(run), "label": label, "scene": scene.name, **scores})
-        figure = args.out / f"{Path(run).name}-disparity.png"
+        figure = args.out / f"{slug(name)}-disparity.png"
         args.out.mkdir(parents=True, exist_ok=True)
         disparity_figure(predicted, float(config.model.max_disparity), figure)
         print(figure, file=sys.stderr)
@@ -179,6 +188,7 @@ def _run_predict(args) -> int:
 
     from robustvae.data.image_file import read_image
     from robustvae.evaluation.depth import margin
+    from robustvae.evaluation.depth_pictures import colour_disparity
     from robustvae.files import atomic_write
     from robustvae.tiling import run_tiled
     from robustvae.training.distributed import pick_device
@@ -198,10 +208,34 @@ def _run_predict(args) -> int:
     pair = torch.cat([left.expand(3, -1, -1), right.expand(3, -1, -1)]).to(device)
     large = args.tile and max(pair.shape[-2:]) > args.tile
     disparity = run_tiled(task.eval(), pair, args.tile if large else None, margin(task))[0].cpu()
+    top = float(task.config.max_disparity)
+    _warn_if_saturated(disparity, top)
     if args.output.suffix.lower() == ".pfm":
         print(_write_pfm(args.output, disparity))
-        return 0
-    encoded = np.clip(np.rint(disparity.numpy() * 256), 1, 65535).astype(np.uint16)
-    image = Image.fromarray(encoded)
-    print(atomic_write(args.output, lambda tmp: image.save(tmp, format="PNG")))
+    else:
+        encoded = np.clip(np.rint(disparity.numpy() * 256), 1, 65535).astype(np.uint16)
+        image = Image.fromarray(encoded)
+        print(atomic_write(args.output, lambda tmp: image.save(tmp, format="PNG")))
+    colour = args.output.with_name(f"{args.output.stem}-colour.png")
+    print(colour_disparity(disparity, top, colour, args.colour_bar))
     return 0
+
+
+#: A prediction at ≥ this share of max_disparity counts as pinned at the top of its range.
+SATURATED = 0.98
+
+
+def _warn_if_saturated(disparity, max_disparity: float, share: float = 0.05) -> None:
+    """A warning when many pixels predict the largest disparity the net can: the pair's
+    disparities probably exceed max_disparity (a full-size pair given to a net trained on
+    smaller ones)."""
+    import warnings
+
+    pinned = (disparity >= SATURATED * max_disparity).float().mean().item()
+    if pinned > share:
+        warnings.warn(
+            f"{pinned:.0%} of the pixels predict the largest disparity the run can "
+            f"({max_disparity:g} px): this pair's disparities may exceed it; shrink the views "
+            "or train with a larger --max-disparity",
+            stacklevel=2,
+        )

@@ -289,3 +289,22 @@ def stereo_tiles(scenes: list[StereoScene], size: int, stride: int, margin: int)
         scenes,
         margin,
     )
+
+
+def warn_beyond(scenes: list[StereoScene], max_disparity: int, share: float = 0.01) -> None:
+    """A warning for each scene whose known disparities exceed ``max_disparity`` on more than
+    ``share`` of its pixels: a net of that range cannot predict them."""
+    import warnings
+
+    for scene in scenes:
+        if scene.disparity is None:
+            continue
+        known = scene.disparity[torch.isfinite(scene.disparity) & (scene.disparity > 0)]
+        beyond = (known > max_disparity).float().mean().item() if known.numel() else 0.0
+        if beyond > share:
+            warnings.warn(
+                f"{scene.name}: {beyond:.0%} of its known disparities exceed max_disparity "
+                f"{max_disparity} (up to {known.max().item():.0f} px): the net cannot predict "
+                "them; raise max_disparity or shrink the pair",
+                stacklevel=2,
+            )

@@ -40,7 +40,7 @@ COLUMNS = (
     ("fid", "FID"),
     ("fid_inception", "FID (Inception)"),
     ("ssim", "SSIM"),
-    ("sq_l2", "squared L2"),
+    ("sq_l2", "squared L2 (posterior mean)"),
     ("test_kl", "KL"),
     ("mmd_to_prior", "MMD² to prior"),
     ("negative_elbo_bits_per_dim", "−ELBO (bits/dim)"),
@@ -74,7 +74,7 @@ def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
     )
     terms = [("loss", "test −ELBO (nats per image)")] if likelihoods else []
     if any(c.kind != "gan" for c in configs):
-        terms.append(("sq_l2", "test squared L2 (sum over pixels)"))
+        terms.append(("sq_l2", "test squared L2 of training's reconstructions (z sampled)"))
     terms += [
         (name, title)
         for name, title in LATENT_TERMS

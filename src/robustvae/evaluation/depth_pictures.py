@@ -37,3 +37,27 @@ def disparity_figure(rows: list, max_disparity: float, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def colour_disparity(disparity: torch.Tensor, max_disparity: float, path: Path, bar: bool) -> Path:
+    """A disparity map (H×W, pixels) as a PNG a browser shows: the magma colour map over
+    [0, max_disparity] at the map's own size, or with ``bar`` a figure with a colour bar."""
+    from robustvae.files import atomic_write
+
+    values = disparity.numpy()
+    if not bar:
+        rgba = plt.get_cmap("magma")(values / max_disparity, bytes=True)
+        from PIL import Image
+
+        image = Image.fromarray(rgba[..., :3])
+        return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    height, width = values.shape
+    fig, ax = plt.subplots(figsize=(max(3.0, width / 100 + 1.2), max(2.0, height / 100)))
+    shown = ax.imshow(values, cmap="magma", vmin=0, vmax=max_disparity)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="disparity (px)")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from robustvae.evaluation.runs import unique_labels
 from robustvae.files import write_csv
 from robustvae.metrics import quality
 from robustvae.restoration.corruption import check_level, corrupt
@@ -248,7 +249,7 @@ def compare_runs(
     kinds = {config.kind for config, _ in loaded}
     if kinds != {"restore"}:
         raise ValueError(f"restore evaluate takes restore runs, got kinds {sorted(kinds)}")
-    labels = _unique([run_label(config) for config, _ in loaded], run_dirs)
+    labels = unique_labels([run_label(config) for config, _ in loaded], run_dirs)
     first = loaded[0][0].model
     noise = noise or first.noise
     level = first.levels()[2] if level is None else level
@@ -289,19 +290,6 @@ def compare_runs(
     restored = {label: outputs[label][0] for label in labels}
     example_grid(cleans[0], inputs[0], restored, one_minus, out_dir / "examples.png")
     return rows, summary
-
-
-def _unique(labels: list[str], run_dirs: list[Path]) -> list[str]:
-    """Loss labels, else folder names, else paths; repeats numbered (the same run twice)."""
-    for candidate in (labels, [Path(r).name for r in run_dirs], [str(r) for r in run_dirs]):
-        if len(set(candidate)) == len(candidate):
-            return candidate
-    seen: dict[str, int] = {}
-    out = []
-    for label in map(str, run_dirs):
-        seen[label] = seen.get(label, 0) + 1
-        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
-    return out
 
 
 def _against(rows: list[dict], label: str, baseline: str) -> dict:

@@ -41,3 +41,17 @@ def is_evaluated(run_dir: str | Path, **settings: Any) -> bool:
 def draw_run(run_dir: str | Path, device: str = "cpu") -> list[Path]:
     """The kind's pictures of the run, as PNG files in ``run_dir``."""
     return kind_of_run(run_dir).evaluator().draw(run_dir, device)
+
+
+def unique_labels(labels: list[str], run_dirs: list) -> list[str]:
+    """Row labels for runs compared side by side: their loss labels, else their folder names,
+    else their paths; repeats numbered (the same run twice)."""
+    for candidate in (labels, [Path(r).name for r in run_dirs], [str(r) for r in run_dirs]):
+        if len(set(candidate)) == len(candidate):
+            return candidate
+    seen: dict[str, int] = {}
+    out = []
+    for label in map(str, run_dirs):
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out

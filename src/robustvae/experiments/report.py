@@ -58,14 +58,24 @@ class Figure:
     caption: str
 
 
-def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) -> Path:
-    """Write report.md, report.html and report/*.png under ``out_dir``; return report.html."""
+def write_report(
+    experiment: Experiment, rows: list[dict], out_dir: str | Path, missing: list[str] = ()
+) -> Path:
+    """Write report.md, report.html and report/*.png under ``out_dir``; return report.html.
+    ``missing``: lines naming the grid's cells not in the report (failed or unfinished)."""
     out_dir = Path(out_dir)
     (out_dir / "report").mkdir(exist_ok=True)
     cells = {cell.id: cell for cell in experiment.cells}
+    results: list = [table_caption(experiment, rows), summary_table(experiment, rows)]
+    if missing:
+        results.append(
+            f"Not in this report: {len(missing) - 1} cell(s) of the grid — "
+            + "; ".join(missing)
+            + "."
+        )
     sections = [
-        Section("Results", [table_caption(experiment, rows), summary_table(experiment, rows)]),
-        Section("Settings", _settings(experiment)),
+        Section("Results", results),
+        Section("Settings", _settings(experiment, _devices(experiment, out_dir))),
         Section("Pictures", _picture_tables(experiment)),
         Section("Training curves", _curves(experiment, out_dir)),
     ]
@@ -86,8 +96,21 @@ def write_report(experiment: Experiment, rows: list[dict], out_dir: str | Path) 
 # ----------------------------------------------------------------------------- content
 
 
-def _settings(experiment: Experiment) -> list:
-    """The settings every cell shares (``--set`` included), what varies, and the evaluation."""
+def _devices(experiment: Experiment, out_dir: Path) -> list[str]:
+    """The devices the cells trained on, as their metrics.jsonl rows record them."""
+    from robustvae.training import RunDir
+
+    found = []
+    for cell in experiment.cells:
+        for row in RunDir(out_dir / "cells" / cell.id).read_metrics():
+            if isinstance(row, dict) and isinstance(row.get("device"), str):
+                found.append(row["device"])
+    return list(dict.fromkeys(found))
+
+
+def _settings(experiment: Experiment, devices: list[str]) -> list:
+    """The settings every cell shares (``--set`` included), what varies, the devices the
+    cells trained on, and the evaluation."""
     configs = [c.config.to_dict() for c in experiment.cells]
     keys = dict.fromkeys(k for config in configs for k in config)
     shared = {
@@ -101,6 +124,8 @@ def _settings(experiment: Experiment) -> list:
     if varying:
         blocks.append("Varying between cells (see the cell ids): " + ", ".join(varying) + ".")
     body = [[k, _setting_text(v)] for k, v in shared.items()]
+    if devices:
+        body.append(["device used", ", ".join(devices)])
     blocks.append(Table(["setting shared by every cell", "value"], body, 2))
     return blocks
 

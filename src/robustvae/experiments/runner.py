@@ -153,7 +153,8 @@ def run_experiment(
     whole.evaluate.update(evaluate or {})
     shown = [c for c in finished_cells(whole, out_dir) if c.id not in failed]
     if shown:
-        _write_tables_and_report(replace(whole, cells=shown), out_dir)
+        missing = missing_cells(whole, shown, out_dir, failed)
+        _write_tables_and_report(replace(whole, cells=shown), out_dir, missing)
     if failed:
         listing = "\n".join(f"  {cell_id}: {error}" for cell_id, error in failed.items())
         raise CellsFailed(
@@ -179,9 +180,39 @@ def report_experiment(
     finished = finished_cells(experiment, out_dir)
     if not finished:
         raise ValueError(f"{out_dir}: no cell of {experiment.name} has finished yet")
+    missing = missing_cells(experiment, finished, out_dir, {})
     experiment = replace(experiment, cells=finished)
-    _write_tables_and_report(experiment, out_dir)
+    _write_tables_and_report(experiment, out_dir, missing)
     return experiment
+
+
+def missing_cells(
+    experiment: Experiment, shown: list[Cell], out_dir: Path, failed: dict[str, str]
+) -> list[str]:
+    """A line for each cell of the grid not in the tables (failed, or not finished: its
+    epochs so far), and the training time they need at the pace measured so far."""
+    ids = {c.id for c in shown}
+    waiting = [c for c in experiment.cells if c.id not in ids]
+    planned = [planned_cell(c, out_dir / "cells" / c.id) for c in waiting]
+    lines = []
+    for cell, plan in zip(waiting, planned, strict=True):
+        status = failed.get(cell.id)
+        lines.append(
+            f"{cell.id}: "
+            + (f"failed ({status})" if status else f"{plan.epochs_done}/{plan.epochs} epochs")
+        )
+    done = [planned_cell(c, out_dir / "cells" / c.id) for c in shown]  # their pace counts
+    left = training_time_left(planned + done)
+    if lines:
+        lines.append(
+            "training left: "
+            + ("unknown (no cell has trained an epoch)" if left is None else _minutes(left))
+        )
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:
@@ -196,7 +227,9 @@ def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:
     ]
 
 
-def _write_tables_and_report(experiment: Experiment, out_dir: Path) -> None:
+def _write_tables_and_report(
+    experiment: Experiment, out_dir: Path, missing: list[str] | None = None
+) -> None:
     from robustvae.evaluation import draw_run, kind_of_run
     from robustvae.training import RunDir
 
@@ -210,7 +243,7 @@ def _write_tables_and_report(experiment: Experiment, out_dir: Path) -> None:
         per_image = [key for key, _ in evaluator.PER_IMAGE]
         rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation, per_image)})
     write_results(experiment, rows, out_dir)
-    write_report(experiment, rows, out_dir)
+    write_report(experiment, rows, out_dir, missing or [])
 
 
 def _changed_settings(cell: Cell, run: Path) -> list[tuple[str, Any, Any]]:

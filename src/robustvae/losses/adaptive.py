@@ -43,7 +43,10 @@ class AdaptiveLoss(Loss):
 
     Args:
         num_dims: number of dimensions (an int) or their shape (e.g. ``(3, 64, 64)``); the
-            input's trailing dimensions must match it, leading ones are the batch.
+            input's trailing dimensions must match it, leading ones are the batch. An int D
+            may also be the values per item (flattened) or the channels (dim 1); where D is
+            more than one dimension of the items (32 on N×3×32×32) it is refused: pass a
+            shape.
         alpha_lo, alpha_hi: open range of α, within [0, 8] (the partition table's range).
             The default (0.001, 1.999) spans Cauchy-like to almost-normal.
         scale_lo: lower bound of c (> 0 keeps the NLL bounded below).
@@ -77,6 +80,7 @@ class AdaptiveLoss(Loss):
         self.dims = as_shape(num_dims)
         if not self.dims:
             raise ValueError("num_dims must be given (an int or a shape)")
+        self.given_as_int = not isinstance(num_dims, tuple | list)
         self.latent_alpha = BoundedParameter(
             self.dims, alpha_lo, alpha_hi, alpha_init, learn_alpha, name="alpha"
         )
@@ -105,6 +109,14 @@ class AdaptiveLoss(Loss):
                 self.warn_if_at_bounds()
         shape, layout = input.shape, "as is"
         n = len(self.dims)
+        if self.given_as_int and input.dim() >= 3 and list(shape[1:]).count(self.dims[0]) > 1:
+            d, item = self.dims[0], tuple(shape[1:])
+            raise ValueError(
+                f"AdaptiveLoss(num_dims={d}) on a batch of {item} items is ambiguous: {d} is "
+                f"more than one of their dimensions. Pass num_dims={math.prod(item)} (one α "
+                f"and c per value), num_dims={item[0]} (per channel) or num_dims={item[-n:]} "
+                f"(per {d}-long last dimension)"
+            )
         if tuple(shape[-n:]) != self.dims:
             if n == 1 and input.dim() >= 2 and math.prod(shape[1:]) == self.dims[0]:
                 input, target, layout = input.flatten(1), target.flatten(1), "flat"

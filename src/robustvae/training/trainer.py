@@ -130,6 +130,15 @@ def epoch_line(row: dict, epochs: int, seconds_left: float | None = None) -> str
     return "; ".join(p for p in parts if p)
 
 
+def _device_name(device, processes: int) -> str:
+    """``cpu``, ``cuda (NVIDIA H100 80GB HBM3)``, ``cuda (…) × 4 processes``."""
+    device = torch.device(device)
+    name = device.type
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(device)})"
+    return name + (f" × {processes} processes" if processes > 1 else "")
+
+
 def _duration(seconds: float) -> str:
     """``2 h 05 min``, ``3 min 20 s``, ``45 s``."""
     seconds = round(seconds)
@@ -314,6 +323,7 @@ class _Training:
             "step": self.step,
             "lr": first.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3),
+            "device": _device_name(self.device, context.world_size),
             "train": dict(zip(names, train_means.tolist(), strict=True)),
         }
         with self._scored_weights():
@@ -418,11 +428,20 @@ class _Training:
 
 
 def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
+    """The run's TensorBoard writer; None when not wanted, or (with a warning) when the
+    ``tensorboard`` package is not installed."""
     if not enabled:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
+        import warnings
+
+        warnings.warn(
+            "no TensorBoard logs: the tensorboard package is not installed (pip install "
+            "'robustvae[tensorboard]'; --no-tensorboard silences this)",
+            stacklevel=2,
+        )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
 
