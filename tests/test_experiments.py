@@ -330,7 +330,9 @@ def test_compare_from_the_cli_with_set_and_only(tmp_path, capsys):
     assert main(["report", path, "--out", out, "--set", "width=0.05"]) == 0  # trains nothing
     assert "2 of 4 cells finished" in capsys.readouterr().out
     assert "seed=1,loss=logcosh" in (out / "report.md").read_text()
-    assert "seed=0" not in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "seed=0,loss=l2: 0/1 epochs" in report  # not in the tables: named as not run
+    assert "seed=0,loss=l2)" not in report  # no picture or row of it
     assert sorted(p.name for p in (out / "cells").iterdir())[0] == "seed=1,loss=l2"
     assert main(["compare", path, "--out", out, "--set", "epochs"]) == 2  # KEY=VALUE needed
     assert "--set needs KEY=VALUE" in capsys.readouterr().err
@@ -409,7 +411,9 @@ def test_a_failing_cell_does_not_stop_the_grid(tmp_path, jobs):
     assert sorted(finished) == sorted(
         f"seed={s},loss={loss}" for s in (0, 1) for loss in ("l2", "logcosh")
     )
-    assert "broken" not in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| broken |" not in report  # no row in the tables; named as failed instead
+    assert "Not in this report: 2 cell(s) of the grid — seed=0,loss=broken: failed (" in report
 
 
 def test_changed_evaluation_settings_re_evaluate_without_retraining(tmp_path):
@@ -470,7 +474,7 @@ def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
     assert f"Not in this report: {len(missing)} cell(s) of the grid" in report
     assert all(f"{cell_id}: 0/" in report for cell_id in missing)
     assert re.search(r"training left: \d+ (s|min)\.", report)  # at the finished cells' pace
-    assert "| device used | cpu |" in report
+    assert "Trained on: cpu (2 cells)." in report
 
 
 def test_an_entry_that_sets_a_grid_axis_pins_it(tmp_path):

@@ -37,13 +37,13 @@ def test_each_results_file_has_its_marked_table_and_none_is_stale():
 
 
 def test_rendering_replaces_the_marked_table_only(tmp_path):
-    stale = "intro\n<!-- results: stereo-depth -->\n| old | table |\n| --- | --- |\nafter\n"
+    stale = "intro\r\n<!-- results: sweep-a-lambda -->\r\n| old | table |\n| --- | --- |\nafter\n"
     new = with_tables_rendered(stale, ROOT / "docs" / "results", ROOT / "experiments")
     table = results_table(
-        load_experiment(ROOT / "experiments" / "stereo-depth.toml"),
-        ROOT / "docs" / "results" / "stereo-depth.csv",
+        load_experiment(ROOT / "experiments" / "sweep-a-lambda.toml"),
+        ROOT / "docs" / "results" / "sweep-a-lambda.csv",
     )
-    assert new == "intro\n<!-- results: stereo-depth -->\n" + table + "after\n"
+    assert new == "intro\r\n<!-- results: sweep-a-lambda -->\r\n" + table + "after\n"
 
 
 def _tables(text: str) -> list[list[str]]:

@@ -67,12 +67,16 @@ def test_better_on_counts_one_side_of_the_diagonal_with_clopper_pearson():
     assert (count.low, count.high) == pytest.approx((0.5550, 0.9975), abs=1e-4)
     lower = better_on([0.6] * 9 + [0.4], [0.5] * 10, higher_is_better=False)
     assert lower.better == 1
-    assert per_image_text(0.002, count) == "p = 0.002; better on 9/10 [0.55, 1]"
+    assert per_image_text(0.002, count) == "p = 0.002; better on 9/10 [0.55, 1.00]"
+    tied = better_on([0.6] * 3 + [0.5] * 7, [0.5] * 10, higher_is_better=True)
+    assert (tied.better, tied.ties) == (3, 7)
+    assert per_image_text(0.25, tied).startswith("p = 0.25; better on 3/10, 7 tied [")
+    assert per_image_text(None, better_on([0.6], [0.5], True)) == "1 image: no test"
 
 
 def _depth_rows(l1, other):
     return [
-        {"seed": seed, "loss": loss, "avg": value}
+        {"input": "cost", "seed": seed, "loss": loss, "avg": value}
         for loss, values in (("l1", l1), ("alpha=0", other))
         for seed, value in enumerate(values)
     ]
@@ -110,6 +114,59 @@ def test_restoration_rows_are_compared_image_by_image():
     table = summary_table(experiment, rows)
     assert table.header[-1] == "per image: SSIM against l2"
     assert table.body[0][-1] == "baseline"
-    assert table.body[1][-1] == "p = 0.002; better on 10/10 [0.69, 1]"
-    assert table.body[2][-1] == "p = 0.002; better on 0/10 [0, 0.31]"
+    assert table.body[1][-1] == "p = 0.002; better on 10/10 [0.69, 1.00]"
+    assert table.body[2][-1] == "p = 0.002; better on 0/10 [0.00, 0.31]"
     assert "Wilcoxon" in table_caption(experiment, rows)
+    # A seed scored on fewer images: the images every run scored are compared.
+    fewer = json.loads(rows[3]["per_image_ssim"])
+    del fewer["image0"]
+    rows[3]["per_image_ssim"] = json.dumps(fewer)
+    assert summary_table(experiment, rows).body[0][-1] == "baseline"
+    assert "better on 9/9" in summary_table(experiment, rows).body[1][-1]
+    # Without per-image scores the caption does not describe a column the table lacks.
+    bare = [{k: v for k, v in r.items() if k != "per_image_ssim"} for r in rows]
+    assert "Wilcoxon" not in table_caption(experiment, bare)
+
+
+def _cell(table, row: int, title: str) -> str:
+    return table.body[row][table.header.index(title)]
+
+
+def test_fewer_shared_seeds_than_the_row_has_are_named():
+    experiment = load_experiment(PRESETS_DIR / "stereo-depth.toml")
+    rows = _depth_rows([1, 2], [1.1, 2.1, 3.1])
+    delta = "Δ Avg [95% interval]"
+    assert _cell(summary_table(experiment, rows), 1, delta).endswith(" (2 of 3 seeds)")
+    lonely = [r for r in rows if not (r["loss"] == "alpha=0" and r["seed"] in (0, 1))]
+    assert _cell(summary_table(experiment, lonely), 1, delta) == "no shared seed"
+    third = _depth_rows([1, 2, 3], [3.1])
+    third = [dict(r, seed=2) if r["loss"] == "alpha=0" else r for r in third]
+    assert _cell(summary_table(experiment, third), 1, delta) == "+0.1 (1 seed: no interval)"
+
+
+def test_two_seeds_give_the_t_interval_with_one_degree_of_freedom():
+    import statistics
+
+    paired = paired_difference([1.0, 2.0], [0.5, 1.0])  # differences 0.5 and 1.0
+    half = stats.t.ppf(0.975, 1) * statistics.stdev([0.5, 1.0]) / 2**0.5
+    assert stats.t.ppf(0.975, 1) == pytest.approx(12.706, abs=1e-3)
+    assert (paired.low, paired.high) == pytest.approx((0.75 - half, 0.75 + half), rel=1e-12)
+
+
+def test_non_finite_values_are_left_out_not_raised():
+    experiment = load_experiment(PRESETS_DIR / "stereo-depth.toml")
+    rows = _depth_rows([1, 2, 3], [1.1, float("nan"), 3.1])
+    table = summary_table(experiment, rows)
+    assert _cell(table, 1, "Avg") == "2.1 ± 1.4 (n=2) (+5%)"  # the NaN seed is left out
+    assert _cell(table, 1, "Δ Avg [95% interval]") == "+0.1 [+0.1, +0.1] resolved"
+
+
+def test_a_row_of_another_kind_has_no_baseline_row():
+    experiment = load_experiment(PRESETS_DIR / "fashion-mnist.toml")
+    cells = {c.axes["loss"]: c.id for c in experiment.cells if c.axes["arch"] == "conv"}
+    rows = [
+        {"cell": cells[loss], "arch": "conv", "seed": 0, "loss": loss, "fid": fid}
+        for loss, fid in (("l2", 100.0), ("vaegan", 90.0))
+    ]
+    table = summary_table(experiment, rows)
+    assert table.body[1][-1] == "no baseline row of its kind"

@@ -96,19 +96,21 @@ def write_report(
 # ----------------------------------------------------------------------------- content
 
 
-def _devices(experiment: Experiment, out_dir: Path) -> list[str]:
-    """The devices the cells trained on, as their metrics.jsonl rows record them."""
+def _devices(experiment: Experiment, out_dir: Path) -> dict[str, int]:
+    """How many cells trained on each device, as their metrics.jsonl rows record it (a cell
+    resumed elsewhere counts for each)."""
     from robustvae.training import RunDir
 
-    found = []
+    counts: dict[str, int] = {}
     for cell in experiment.cells:
-        for row in RunDir(out_dir / "cells" / cell.id).read_metrics():
-            if isinstance(row, dict) and isinstance(row.get("device"), str):
-                found.append(row["device"])
-    return list(dict.fromkeys(found))
+        rows = RunDir(out_dir / "cells" / cell.id).read_metrics()
+        used = {r.get("device") for r in rows if isinstance(r, dict)}
+        for device in sorted(d for d in used if isinstance(d, str)):
+            counts[device] = counts.get(device, 0) + 1
+    return counts
 
 
-def _settings(experiment: Experiment, devices: list[str]) -> list:
+def _settings(experiment: Experiment, devices: dict[str, int]) -> list:
     """The settings every cell shares (``--set`` included), what varies, the devices the
     cells trained on, and the evaluation."""
     configs = [c.config.to_dict() for c in experiment.cells]
@@ -125,7 +127,11 @@ def _settings(experiment: Experiment, devices: list[str]) -> list:
         blocks.append("Varying between cells (see the cell ids): " + ", ".join(varying) + ".")
     body = [[k, _setting_text(v)] for k, v in shared.items()]
     if devices:
-        body.append(["device used", ", ".join(devices)])
+        blocks.append(
+            "Trained on: "
+            + ", ".join(f"{d} ({n} cell{'s' * (n > 1)})" for d, n in devices.items())
+            + "."
+        )
     blocks.append(Table(["setting shared by every cell", "value"], body, 2))
     return blocks
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -74,16 +75,22 @@ def table_caption(experiment, rows: list[dict]) -> str:
         what = "one run per row"
     if not experiment.baseline:
         return what
-    what += (
-        f"; (±%) against {experiment.baseline}. Δ: the mean difference from "
-        f"{experiment.baseline} over the seeds both ran (each seed paired with the same seed), "
-        'with its Student-t 95% interval; "resolved" where the interval excludes 0'
-    )
-    if per_image_metrics(experiment):
+    what += f"; (±%) against {experiment.baseline}"
+    header = summary_table(experiment, rows).header
+    base = experiment.baseline
+    if any(title.startswith("Δ ") for title in header):
         what += (
-            ". Per image: Wilcoxon's signed-rank p over the test images (each image's score "
-            f"averaged over the shared seeds), and the images a row scores better on than "
-            f"{experiment.baseline}, with the Clopper–Pearson 95% interval of that share"
+            f". Δ: the mean of the row's differences from {base} (row − {base}), each seed "
+            "paired with the same seed, with its Student-t 95% interval over those differences; "
+            '"resolved" where the interval excludes 0, i.e. the difference held over the seeds'
+        )
+    if any(title.startswith("per image:") for title in header):
+        what += (
+            ". Per image: each test image's score averaged over the shared seeds, then "
+            f"Wilcoxon's signed-rank p over the images, and on how many images the row scores "
+            f"better than {base} with the Clopper–Pearson 95% interval of that share. It asks "
+            "whether these trained models differ image by image; Δ asks whether the difference "
+            "survives retraining. With 5 or fewer untied images no p falls below 0.0625"
         )
     return what
 
@@ -118,12 +125,13 @@ def summary_table(experiment, rows: list[dict]) -> Table:
             for m, up in per_image_metrics(experiment).items()
             if any(f"per_image_{m}" in r for r in rows)
         }
+    kinds = {cell.id: cell.config.kind for cell in experiment.cells}
     body = []
     for key, members in groups.items():
         cells = [str(v) for v in key] + ([str(len(members))] if len(seeds) > 1 else [])
         baseline_key = key[:loss_index] + (experiment.baseline,) + key[loss_index + 1 :]
         for metric, _ in metrics:
-            values = [r[metric] for r in members if metric in r]
+            values = [r[metric] for r in members if _is_number(r.get(metric))]
             if not values:
                 cells.append("")
                 continue
@@ -132,22 +140,18 @@ def summary_table(experiment, rows: list[dict]) -> Table:
             if len(values) > 1:
                 text += f" ± {statistics.stdev(values):.2g}"
             if len(values) < len(members):
-                text += f" (n={len(values)})"  # some seeds lack this metric
+                text += f" (n={len(values)})"  # some seeds lack this metric, or it is not finite
             base = _baseline_mean(groups.get(baseline_key, []), members, metric)
             if experiment.baseline and key != baseline_key and base:
-                text += f" ({(mean - base) / abs(base):+.0%})"
+                text += f" ({_percent((mean - base) / abs(base))})"
             cells.append(text)
         if paired or per_image:
             baseline = groups.get(baseline_key, [])
+            mark = _mark(key, baseline_key, members, baseline, kinds)
             for metric in paired:
-                cells.append(
-                    _mark(key, baseline_key, baseline) or _paired_cell(members, baseline, metric)
-                )
+                cells.append(mark or _paired_cell(members, baseline, metric))
             for metric, up in per_image.items():
-                cells.append(
-                    _mark(key, baseline_key, baseline)
-                    or _per_image_cell(members, baseline, metric, up)
-                )
+                cells.append(mark or _per_image_cell(members, baseline, metric, up))
         body.append(cells)
     header = label_columns + [name for _, name in metrics]
     header += [f"Δ {titles[m]} [95% interval]" for m in paired]
@@ -170,31 +174,50 @@ def _without_empty_comparisons(table: Table, metrics: int) -> Table:
     )
 
 
-def _mark(key: tuple, baseline_key: tuple, baseline: list[dict]) -> str:
-    """What a comparison cell says instead of numbers: the baseline row itself, or a row
-    whose grid point has no baseline row (another kind's row, e.g. a VAE-GAN beside VAEs)."""
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _percent(change: float) -> str:
+    """``+12%``; one decimal under 1% (no "+0%" for a change that is there)."""
+    return f"{change:+.1%}" if abs(change) < 0.01 else f"{change:+.0%}"
+
+
+def _mark(key: tuple, baseline_key: tuple, members: list, baseline: list, kinds: dict) -> str:
+    """What a comparison cell says instead of numbers: the baseline row itself, or a row with
+    no baseline of its own kind at its grid point (e.g. a VAE-GAN row beside VAEs)."""
     if key == baseline_key:
         return "baseline"
-    return "" if baseline else "no baseline row"
+    mine = {kinds.get(r.get("cell")) for r in members} - {None}
+    theirs = {kinds.get(r.get("cell")) for r in baseline} - {None}
+    if not baseline or (mine and theirs and mine != theirs):
+        return "no baseline row of its kind"
+    return ""
 
 
 def _by_seed(rows: list[dict], metric: str) -> dict:
-    return {r.get("seed"): r[metric] for r in rows if metric in r}
+    return {r.get("seed"): r[metric] for r in rows if _is_number(r.get(metric))}
 
 
 def _paired_cell(members: list[dict], baseline: list[dict], metric: str) -> str:
-    """The row's mean paired difference from the baseline over their shared seeds."""
+    """The row's mean paired difference from the baseline over their shared seeds (how many,
+    when fewer than the row has)."""
     mine, theirs = _by_seed(members, metric), _by_seed(baseline, metric)
     shared = [s for s in mine if s in theirs]
-    if not shared:
+    if not mine:
         return ""
-    return paired_text(paired_difference([mine[s] for s in shared], [theirs[s] for s in shared]))
+    if not shared:
+        return "no shared seed"
+    text = paired_text(paired_difference([mine[s] for s in shared], [theirs[s] for s in shared]))
+    return text + (f" ({len(shared)} of {len(mine)} seeds)" if len(shared) < len(mine) else "")
 
 
 def _image_means(rows: list[dict], metric: str, seeds: list) -> dict[str, float]:
-    """Each test image's ``metric`` averaged over the rows of ``seeds``."""
+    """Each test image's ``metric`` averaged over the rows of ``seeds`` (the images every one
+    of them scored)."""
     per_run = [json.loads(r[f"per_image_{metric}"]) for r in rows if r.get("seed") in seeds]
-    return {name: statistics.fmean(run[name] for run in per_run) for name in per_run[0]}
+    names = [n for n in per_run[0] if all(n in run for run in per_run)]
+    return {name: statistics.fmean(run[name] for run in per_run) for name in names}
 
 
 def _per_image_cell(members: list[dict], baseline: list[dict], metric: str, higher: bool) -> str:
@@ -215,9 +238,9 @@ def _per_image_cell(members: list[dict], baseline: list[dict], metric: str, high
 def _baseline_mean(baseline: list[dict], members: list[dict], metric: str) -> float | None:
     """The baseline's mean of ``metric`` over the seeds it shares with ``members`` (over all
     its seeds when it shares none), so that a row run on fewer seeds compares like for like."""
-    seeds = {r.get("seed") for r in members if metric in r}
-    values = [r[metric] for r in baseline if metric in r]
-    shared = [r[metric] for r in baseline if metric in r and r.get("seed") in seeds]
+    seeds = {r.get("seed") for r in members if _is_number(r.get(metric))}
+    values = [r[metric] for r in baseline if _is_number(r.get(metric))]
+    shared = [r[metric] for r in baseline if r.get("seed") in seeds and _is_number(r.get(metric))]
     return statistics.fmean(shared or values) if values else None
 
 
@@ -244,6 +267,7 @@ def read_results(path: str | Path) -> list[dict]:
 def _read_text_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of a CSV file as text; a row with more or fewer fields than the header (a file
     cut off, or edited by hand) is an error naming its line."""
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # per-image scores' JSON
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
         reader = csv.reader(f)
         header = next(reader, [])
@@ -317,7 +341,7 @@ def with_tables_rendered(
     i = 0
     while i < len(lines):
         out.append(lines[i])
-        found = MARKER.match(lines[i].rstrip("\n"))
+        found = MARKER.match(lines[i].rstrip("\r\n"))
         i += 1
         if not found:
             continue

@@ -37,6 +37,8 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> Pai
     if len(values) != len(baseline) or not values:
         raise ValueError(f"need pairs, got {len(values)} values and {len(baseline)} baselines")
     diffs = [a - b for a, b in zip(values, baseline, strict=True)]
+    if not all(math.isfinite(d) for d in diffs):
+        raise ValueError(f"paired differences must be finite, got {diffs}")
     mean = statistics.fmean(diffs)
     if len(diffs) < 2:
         return Paired(mean, None, None, 1)
@@ -60,17 +62,21 @@ class Count(NamedTuple):
     images: int
     low: float  # Clopper–Pearson interval of better / images
     high: float
+    ties: int = 0
 
 
 def better_on(values: Sequence[float], baseline: Sequence[float], higher_is_better: bool) -> Count:
-    """The pairs where ``values`` beats ``baseline`` (ties count as not better)."""
+    """The pairs where ``values`` beats ``baseline`` (a tie is not better; ties are counted)."""
     from scipy.stats import binomtest
 
-    pairs = zip(values, baseline, strict=True)
+    pairs = list(zip(values, baseline, strict=True))
     better = sum((a > b) if higher_is_better else (a < b) for a, b in pairs)
-    n = len(values)
+    ties = sum(a == b for a, b in pairs)
+    n = len(pairs)
+    if not n:
+        raise ValueError("better_on needs at least one pair")
     interval = binomtest(better, n).proportion_ci(LEVEL, method="exact")
-    return Count(better, n, float(interval.low), float(interval.high))
+    return Count(better, n, float(interval.low), float(interval.high), ties)
 
 
 def _number(value: float) -> str:
@@ -89,6 +95,10 @@ def paired_text(paired: Paired) -> str:
 
 
 def per_image_text(p: float | None, count: Count) -> str:
-    """``p = 0.002; better on 9/10 [0.55, 1]``."""
-    test = "all tie" if p is None else f"p = {p:.2g}"
-    return f"{test}; better on {count.better}/{count.images} [{count.low:.2g}, {count.high:.2g}]"
+    """``p = 0.002; better on 9/10 [0.55, 1.00]`` (and ``, 1 tied`` where images tie)."""
+    if count.images < 2:
+        return f"{count.images} image: no test"
+    test = "every image ties" if p is None else f"p = {p:.2g}"
+    ties = f", {count.ties} tied" if count.ties else ""
+    share = f"[{count.low:.2f}, {count.high:.2f}]"
+    return f"{test}; better on {count.better}/{count.images}{ties} {share}"
