@@ -362,6 +362,13 @@ def test_corrupt_is_deterministic_and_apply_keeps_the_size(trained, tmp_path, ca
     for image in root.iterdir():
         restored = read_image(out / image.name)
         assert restored.shape == read_image(image).shape
+    pair = tmp_path / "pair" / "r.png"
+    assert main(["restore", "apply", run, a, pair, "--before-after"]) == 0
+    both = read_image(pair.with_name("r-before-after.png"))
+    height, width = read_image(a).shape[-2:]
+    assert both.shape[-2:] == (height, 2 * width)
+    assert torch.allclose(both[..., :width], read_image(a), atol=1 / 255)  # the input, left
+    assert torch.allclose(both[..., width:], read_image(pair), atol=1 / 255)  # restored, right
 
 
 def test_evaluate_scores_every_run_on_the_same_inputs(trained, tmp_path, capsys):

@@ -91,6 +91,11 @@ def _add_apply(commands) -> None:
             "trained on (1 or 3; alpha is dropped)."
         ),
     )
+    parser.add_argument(
+        "--before-after",
+        action="store_true",
+        help="also write OUT-before-after.png: the input and its restoration side by side",
+    )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="a restore run directory")
     parser.add_argument("input", type=Path, metavar="IN", help="an image file or a folder")
     parser.add_argument("output", type=Path, metavar="OUT", help="a PNG file or a folder")
@@ -199,6 +204,8 @@ def _load(args):
 
 
 def _run_apply(args) -> int:
+    import torch
+
     from robustvae.data.image_file import bit_depth, read_image, write_image
     from robustvae.tiling import run_tiled
 
@@ -215,9 +222,12 @@ def _run_apply(args) -> int:
                 f"{'RGB' if task.channels == 3 else 'greyscale'})"
             )
         large = args.tile and max(image.shape[-2:]) > args.tile
-        output = run_tiled(task.net, image.to(device), args.tile if large else None)
+        output = run_tiled(task.net, image.to(device), args.tile if large else None).cpu()
         bits = bit_depth(source) if image.shape[0] == 1 else 8
-        print(write_image(destination, output.cpu(), bits))
+        print(write_image(destination, output, bits))
+        if args.before_after:
+            both = torch.cat([image, output.clamp(0, 1)], dim=-1)  # input | restored
+            print(write_image(destination.with_name(f"{destination.stem}-before-after.png"), both))
     return 0
 
 
