@@ -164,7 +164,7 @@ def _help(argv, capsys) -> str:
         ),
         (
             ["depth", "train"],
-            ["(default: motorcycle)", "(default: 4)", "in pixels (default: 80)"],
+            ["(default: motorcycle)", "(default: 4)", "(at most 1024) (default: 80)"],
             ["--kind", "--image-size", "--arch", "(default: l2)", "(default: 100)"],
         ),
     ],
