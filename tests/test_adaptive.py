@@ -27,6 +27,7 @@ def test_parameters_are_trained_and_saved():
         "latent_alpha.bounds",
         "latent_scale.latent",
         "latent_scale.bounds",
+        "scale_pending",  # whether c still waits for the first batch
     }
     half = AdaptiveLoss(4, learn_alpha=False)
     assert {n for n, _ in half.named_parameters()} == {"latent_scale.latent"}
@@ -66,7 +67,7 @@ def test_bounds_hold_for_extreme_latents():
 
 
 def test_forward_is_general_nll_with_current_parameters():
-    loss = AdaptiveLoss(7, reduction="none").double()
+    loss = AdaptiveLoss(7, reduction="none", scale_init=1.0).double()  # c set by hand below
     with torch.no_grad():
         loss.latent_alpha.latent.normal_()
         loss.latent_scale.latent.normal_()
@@ -90,7 +91,8 @@ def test_learns_shape_and_scale_of_the_data(source, want_low_alpha):
         data = torch.randn(n, 2) * scale
     else:
         data = torch.distributions.Cauchy(0.0, scale).sample((n, 2))
-    loss = AdaptiveLoss(2, alpha_lo=0.001, alpha_hi=2.5, reduction="mean")
+    # From c = 1, as Barron's; the data's own start is tested below.
+    loss = AdaptiveLoss(2, alpha_lo=0.001, alpha_hi=2.5, reduction="mean", scale_init=1.0)
     opt = torch.optim.Adam(loss.parameters(), lr=0.1)
     for _ in range(600):
         opt.zero_grad()
@@ -240,3 +242,39 @@ def test_an_int_num_dims_that_is_several_dimensions_of_the_items_is_refused():
     AdaptiveLoss(num_dims=3)(x, torch.zeros_like(x))  # channels
     AdaptiveLoss(num_dims=3)(x.movedim(1, -1), torch.zeros_like(x).movedim(1, -1))  # last
     AdaptiveLoss(num_dims=3072)(x, torch.zeros_like(x))  # every value
+
+
+def test_without_scale_init_the_first_training_batch_sets_the_scale():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 10) * 0.1, torch.zeros(64, 10)
+    loss = AdaptiveLoss(10)
+    loss.eval()
+    loss(x, y)  # evaluation does not decide it
+    assert bool(loss.scale_pending)
+    loss.train()
+    loss(x, y)
+    median = x.abs().median().item()
+    torch.testing.assert_close(loss.scale(), torch.full((10,), median))
+    assert not bool(loss.scale_pending)
+    loss(x * 10, y)  # later batches leave it to the optimiser
+    torch.testing.assert_close(loss.scale(), torch.full((10,), median))
+    fixed = AdaptiveLoss(10, scale_init=0.5)
+    fixed(x, y)
+    torch.testing.assert_close(fixed.scale(), torch.full((10,), 0.5))
+
+
+def test_the_scale_taken_from_data_resumes_and_old_checkpoints_still_load():
+    x, y = torch.randn(32, 4) * 0.2, torch.zeros(32, 4)
+    trained = AdaptiveLoss(4)
+    trained(x, y)
+    resumed = AdaptiveLoss(4)
+    resumed.load_state_dict(trained.state_dict())
+    resumed(x * 5, y)  # loaded: it does not take the scale again
+    torch.testing.assert_close(resumed.scale(), trained.scale())
+    old = {k: v for k, v in AdaptiveLoss(4, scale_init=0.3).state_dict().items()}
+    del old["scale_pending"]  # a checkpoint from before the buffer existed
+    loaded = AdaptiveLoss(4)
+    loaded.load_state_dict(old)
+    loaded(x, y)
+    torch.testing.assert_close(loaded.scale(), torch.full((4,), 0.3))
+    assert AdaptiveLoss(4, scale_lo=1e-3)._scale_from(y, y) is None  # all-zero residuals

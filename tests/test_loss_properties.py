@@ -927,7 +927,7 @@ VALID_RANGES = {
 # a lower bound for c of 0 or 1e-50 lets c reach below 1e-30: the contract does not say
 UNDECIDED = {"scale_lo": (0, 1e-50)}
 SPECIAL = ("reduction", "num_dims")
-NONE_ALLOWED = {("adaptive", "alpha_init")}
+NONE_ALLOWED = {("adaptive", "alpha_init"), ("adaptive", "scale_init")}  # None: from data
 
 
 def base_params(name: str) -> dict:

@@ -50,7 +50,10 @@ class AdaptiveLoss(Loss):
         alpha_lo, alpha_hi: open range of α, within [0, 8] (the partition table's range).
             The default (0.001, 1.999) spans Cauchy-like to almost-normal.
         scale_lo: lower bound of c (> 0 keeps the NLL bounded below).
-        alpha_init: initial α (default: the middle of the range); scale_init: initial c.
+        alpha_init: initial α (default: the middle of the range); scale_init: initial c
+            (default None: taken from the data, the median absolute residual of the first
+            batch the loss sees in training mode, averaged over DDP processes; at c = 1 on
+            pixels in [0, 1] the loss would start, and often stay, L2-like).
         learn_alpha, learn_scale: False fixes α or c at its initial value.
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``.
     """
@@ -62,7 +65,7 @@ class AdaptiveLoss(Loss):
         alpha_hi: float = 1.999,
         scale_lo: float = 1e-5,
         alpha_init: float | None = None,
-        scale_init: float = 1.0,
+        scale_init: float | None = None,
         learn_alpha: bool = True,
         learn_scale: bool = True,
         reduction: str = "mean",
@@ -74,7 +77,8 @@ class AdaptiveLoss(Loss):
             alpha_init = (alpha_lo + alpha_hi) / 2
         LF.check_number("alpha_init", alpha_init, alpha_lo, alpha_hi, lo_open=True, hi_open=True)
         LF.check_positive("scale_lo", scale_lo)
-        LF.check_number("scale_init", scale_init, scale_lo, LF.SCALE_RANGE[1], lo_open=True)
+        if scale_init is not None:
+            LF.check_number("scale_init", scale_init, scale_lo, LF.SCALE_RANGE[1], lo_open=True)
         check_flag("learn_alpha", learn_alpha)
         check_flag("learn_scale", learn_scale)
         self.dims = as_shape(num_dims)
@@ -84,9 +88,17 @@ class AdaptiveLoss(Loss):
         self.latent_alpha = BoundedParameter(
             self.dims, alpha_lo, alpha_hi, alpha_init, learn_alpha, name="alpha"
         )
+        placeholder = max(1.0, 2 * scale_lo)  # until the first batch sets it
         self.latent_scale = PositiveParameter(
-            self.dims, scale_lo, scale_init, learn_scale, name="scale"
+            self.dims,
+            scale_lo,
+            placeholder if scale_init is None else scale_init,
+            learn_scale,
+            name="scale",
         )
+        # Whether c still waits for the first training batch (checkpointed: a resumed run
+        # keeps the scale it started from).
+        self.register_buffer("scale_pending", torch.tensor(scale_init is None))
         self._calls = 0
 
     def alpha(self) -> Tensor:
@@ -130,6 +142,8 @@ class AdaptiveLoss(Loss):
                     f"{tuple(shape)}"
                 )
         input, target = LF.computable(input, target)
+        if self.training and bool(self.scale_pending):
+            self._scale_from(input, target)
         alpha = self.alpha().to(input.dtype)
         scale = self.scale().to(input.dtype)
         log_norm = scale.log() + log_partition(alpha)
@@ -144,6 +158,23 @@ class AdaptiveLoss(Loss):
         if self.reduction != "none" or layout == "as is":
             return value
         return value.reshape(shape) if layout == "flat" else value.movedim(-1, 1)
+
+    @torch.no_grad()
+    def _scale_from(self, input: Tensor, target: Tensor) -> None:
+        """c = the median absolute residual of this batch (the mean of the processes' medians
+        under DDP), at least twice its lower bound; then c learns (or stays) from there."""
+        median = (input - target).abs().median().to(torch.float64)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(median)
+            median /= torch.distributed.get_world_size()
+        lo = self.latent_scale.lo
+        self.latent_scale.fill_(max(float(median), 2 * lo, 1e-30))
+        self.scale_pending.fill_(False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint from before scale_pending existed started from a given scale.
+        state_dict.setdefault(prefix + "scale_pending", torch.tensor(False))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def fraction_at_bounds(self, tolerance: float = 1e-3) -> float:
         """Share of dimensions whose α lies within ``tolerance``·range of either bound."""

@@ -109,5 +109,12 @@ class PositiveParameter(_Latent):
     def forward(self) -> Tensor:
         return self.lo + F.softplus(self.latent)
 
+    @torch.no_grad()
+    def fill_(self, value: float) -> None:
+        """Every element set to ``value`` (> lo), as if it had been the initial value."""
+        if not (math.isfinite(value) and value > self.lo):
+            raise ValueError(f"{self._name} must be finite and > {self.lo}, got {value!r}")
+        self.latent.fill_(_softplus_inverse(value - self.lo))
+
     def extra_repr(self) -> str:
         return f"shape={tuple(self.latent.shape)}, lower={self.lo}, learnable={self.learnable}"
