@@ -99,6 +99,7 @@ class AdaptiveLoss(Loss):
         # Whether c still waits for the first training batch (checkpointed: a resumed run
         # keeps the scale it started from).
         self.register_buffer("scale_pending", torch.tensor(scale_init is None))
+        self._pending = scale_init is None  # its host copy: no device sync per call
         self._calls = 0
 
     def alpha(self) -> Tensor:
@@ -142,7 +143,7 @@ class AdaptiveLoss(Loss):
                     f"{tuple(shape)}"
                 )
         input, target = LF.computable(input, target)
-        if self.training and bool(self.scale_pending):
+        if self.training and self._pending:
             self._scale_from(input, target)
         alpha = self.alpha().to(input.dtype)
         scale = self.scale().to(input.dtype)
@@ -170,11 +171,13 @@ class AdaptiveLoss(Loss):
         lo = self.latent_scale.lo
         self.latent_scale.fill_(max(float(median), 2 * lo, 1e-30))
         self.scale_pending.fill_(False)
+        self._pending = False
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint from before scale_pending existed started from a given scale.
         state_dict.setdefault(prefix + "scale_pending", torch.tensor(False))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._pending = bool(self.scale_pending)
 
     def fraction_at_bounds(self, tolerance: float = 1e-3) -> float:
         """Share of dimensions whose α lies within ``tolerance``·range of either bound."""
