@@ -304,7 +304,7 @@ def test_updates_report_each_groups_share_and_mean_gradient_norm():
 
 def test_a_multi_group_run_logs_its_update_shares_every_epoch(tmp_path):
     result = train(RunConfig.make(kind="gan-toy", epochs=2, batch_size=32, **QUIET), tmp_path)
-    from robustvae.training.trainer import epoch_line
+    from robustvae.training.progress import epoch_line
 
     assert "updates discriminator 100%, generator 100%" in epoch_line(result.metrics[0], 2)
     for row in result.metrics:
@@ -314,24 +314,23 @@ def test_a_multi_group_run_logs_its_update_shares_every_epoch(tmp_path):
 
 
 def test_the_epoch_line_gives_the_whole_runs_time_left():
-    from robustvae.training.trainer import epoch_line, time_left
+    from robustvae.training.progress import epoch_line, time_left
 
     rows = [{"epoch": 1, "seconds": 10.0, "train": {}, "test": {}}]
     rows.append({"epoch": 2, "seconds": 20.0, "train": {}, "test": {}})
     assert time_left(rows, 10) == 15.0 * 8
     line = epoch_line(rows[-1], 10, time_left(rows, 10))
-    assert line.startswith("epoch 2/10 (20.0 s, 2 min 00 s left)")
+    assert line.startswith("epoch 2/10 (20.0 s, 2m00s left)")
     assert epoch_line(rows[-1], 2, time_left(rows, 2)).startswith("epoch 2/2 (20.0 s)")
     assert time_left([], 5) is None
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch, capsys):
-    from robustvae.training import trainer
+    from robustvae.training import progress
 
-    config = RunConfig.make(epochs=1)
     batches = [1, 2, 3]
-    monkeypatch.setattr(trainer.sys.stderr, "isatty", lambda: False)
-    assert list(trainer._progress(batches, 0, config, show=True)) == batches
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False)
+    assert list(progress.progress_bar(batches, 0, 1, show=True)) == batches
     assert capsys.readouterr().err == ""
 
 

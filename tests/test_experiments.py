@@ -473,7 +473,7 @@ def test_tables_after_only_cover_every_finished_cell_of_the_grid(tmp_path):
     missing = [c.id for c in load_experiment(path).cells if "loss=l2" not in c.id]
     assert f"Not in this report: {len(missing)} cell(s) of the grid" in report
     assert all(f"{cell_id}: 0/" in report for cell_id in missing)
-    assert re.search(r"training left: \d+ (s|min)\.", report)  # at the finished cells' pace
+    assert re.search(r"training left: \d+m\d\ds\.", report)  # at the finished cells' pace
     assert "Trained on: cpu (2 cells)." in report
 
 

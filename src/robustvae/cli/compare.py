@@ -112,7 +112,8 @@ def _run_compare(args) -> int:
 
 
 def _list_cells(args, out: Path) -> int:
-    from robustvae.experiments.runner import format_duration, plan_experiment, training_time_left
+    from robustvae.experiments.runner import plan_experiment, training_time_left
+    from robustvae.training.progress import format_duration
 
     settings = key_values(args.settings, "--set")
     cells = plan_experiment(args.experiment, out, settings, args.only, args.max_cells)

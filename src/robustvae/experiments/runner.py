@@ -23,6 +23,7 @@ from robustvae.experiments.executors import in_processes, on_ray, outcome
 from robustvae.experiments.grid import MAX_CELLS, Cell, Experiment, load_experiment
 from robustvae.experiments.report import write_report
 from robustvae.experiments.results import write_results
+from robustvae.training.progress import format_duration
 
 
 def run_cell(cell: Cell, cell_dir: str, evaluate: dict, threads: int | None = None) -> str:
@@ -94,12 +95,6 @@ class GridProgress:
             f"[{self.done}/{self.total}] {status}  "
             f"({format_duration(elapsed)} elapsed, ~{format_duration(left)} left)"
         )
-
-
-def format_duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 PRINT_NOW = functools.partial(print, flush=True)
@@ -206,13 +201,9 @@ def missing_cells(
     if lines:
         lines.append(
             "training left: "
-            + ("unknown (no cell has trained an epoch)" if left is None else _minutes(left))
+            + ("unknown (no cell has trained an epoch)" if left is None else format_duration(left))
         )
     return lines
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:

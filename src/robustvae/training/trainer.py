@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from robustvae.training.checkpoint import (
 )
 from robustvae.training.config import RunConfig, changed_settings
 from robustvae.training.monitor import TermMonitor, TrainingDiverged
+from robustvae.training.progress import device_name, epoch_line, progress_bar, time_left
 from robustvae.training.rundir import RunDir
 from robustvae.training.schedule import parse_anneal
 
@@ -108,53 +108,6 @@ def train(
         return _Training(config, RunDir(run_dir), context, report).run(resume)
     finally:
         distributed.teardown()
-
-
-def epoch_line(row: dict, epochs: int, seconds_left: float | None = None) -> str:
-    """One epoch of ``metrics.jsonl`` as a line: time (and the whole run's time left, when
-    given), train and test terms, the annealed value, each group's update share (several
-    groups), and the adaptive loss's α and c (median, with min–max)."""
-    left = f", {_duration(seconds_left)} left" if seconds_left and row["epoch"] < epochs else ""
-    parts = [f"epoch {row['epoch']}/{epochs} ({row['seconds']:.1f} s{left})"]
-    for split in ("train", "test"):
-        parts.append(", ".join(f"{split} {k} {v:.4g}" for k, v in row[split].items()))
-    parts += [f"{name} {value:.4g}" for name, value in row.get("anneal", {}).items()]
-    shares = row.get("update_share", {})
-    if shares:
-        parts.append("updates " + ", ".join(f"{g} {v:.0%}" for g, v in shares.items()))
-    statistics = row.get("statistics", {})
-    for name, symbol in (("alpha", "α"), ("scale", "c")):
-        if f"{name}_median" in statistics:
-            low, high = statistics[f"{name}_min"], statistics[f"{name}_max"]
-            parts.append(f"{symbol} {statistics[f'{name}_median']:.3g} ({low:.3g}–{high:.3g})")
-    return "; ".join(p for p in parts if p)
-
-
-def _device_name(device, processes: int) -> str:
-    """``cpu``, ``cuda (NVIDIA H100 80GB HBM3)``, ``cuda (…) × 4 processes``."""
-    device = torch.device(device)
-    name = device.type
-    if device.type == "cuda":
-        name += f" ({torch.cuda.get_device_name(device)})"
-    return name + (f" × {processes} processes" if processes > 1 else "")
-
-
-def _duration(seconds: float) -> str:
-    """``2 h 05 min``, ``3 min 20 s``, ``45 s``."""
-    seconds = round(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
-
-
-def time_left(rows: list[dict], epochs: int) -> float | None:
-    """The run's training time left at the mean pace of the epochs in ``rows`` (those of this
-    run, resumed or not)."""
-    paces = [r["seconds"] for r in rows if isinstance(r.get("seconds"), int | float)]
-    done = max((r["epoch"] for r in rows if isinstance(r.get("epoch"), int)), default=0)
-    return sum(paces) / len(paces) * max(epochs - done, 0) if paces else None
 
 
 class _Training:
@@ -289,7 +242,7 @@ class _Training:
         started = time.perf_counter()
         monitor = self.monitor
         monitor.start_epoch()
-        bar = _progress(batches, epoch, config, config.progress and context.is_main)
+        bar = progress_bar(batches, epoch, config.epochs, config.progress and context.is_main)
         transform = task.has_batch_transform
         schedule = config.lr_schedule_of(len(batches))
         self.epoch_now = epoch
@@ -323,7 +276,7 @@ class _Training:
             "step": self.step,
             "lr": first.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3),
-            "device": _device_name(self.device, context.world_size),
+            "device": device_name(self.device, context.world_size),
             "train": dict(zip(names, train_means.tolist(), strict=True)),
         }
         with self._scored_weights():
@@ -444,16 +397,6 @@ def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
         )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
-
-
-def _progress(batches: Batches, epoch: int, config: RunConfig, show: bool) -> Iterator:
-    """A progress bar over the epoch's batches, on a terminal only: redirected to a file,
-    every refresh would be a line (the epoch lines say enough there)."""
-    if not show or not sys.stderr.isatty():
-        return iter(batches)
-    from tqdm.auto import tqdm
-
-    return tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
 
 
 def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
