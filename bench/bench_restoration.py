@@ -7,7 +7,9 @@
    crops, batch 16, the bundled photos): the trainer's training loop (the per-epoch
    ``seconds`` it records) and its whole ``train()`` call, against a plain loop of the same
    task, Adam settings, batches, per-step corruption and steps, alternating in one process;
-   the best of the rounds counts. The text corruption (Pillow, on the host) runs in both.
+   the best of the rounds counts. The text corruption runs on the host in both, twice: with
+   each string rendered by Pillow (``text_bank = false``, as before the bank) and with strings
+   from the bank (the default), so the two lines' ratio is the bank's gain.
 2. ``restore apply``: megapixels/s of the U-Net at ``--apply-width`` (1: the paper's net) on a
    photo in one pass, and tiled (cores of 256 and 512 pixels with the exact 192-pixel margin),
    with the cost of tiling as a ratio against one pass.
@@ -27,17 +29,22 @@ from robustvae.unet import UNet
 
 
 def bench_training(args) -> None:
-    config = RunConfig.make(
-        kind="restore",
-        dataset="photos",
-        width=args.width,
-        loss="l1",
-        batch_size=16,
-        device=args.device,
-        progress=False,
-        tensorboard=False,
-    )
-    compare(f"restore training, width {args.width}", config, args.epochs, args.rounds)
+    for text_bank in (False, True):
+        config = RunConfig.make(
+            kind="restore",
+            dataset="photos",
+            width=args.width,
+            loss="l1",
+            batch_size=16,
+            device=args.device,
+            progress=False,
+            tensorboard=False,
+            text_bank=text_bank,
+        )
+        text = "banked" if text_bank else "rendered"
+        compare(
+            f"restore training, width {args.width}, {text} text", config, args.epochs, args.rounds
+        )
 
 
 def _megapixels_per_second(net, image, tile, rounds: int, device) -> float:

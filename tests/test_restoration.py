@@ -45,12 +45,13 @@ def test_corruption_is_a_function_of_the_generator(noise, level):
     assert not torch.equal(first[0], first[1])  # each image its own draw
 
 
+@pytest.mark.parametrize("banked", [False, True])
 @pytest.mark.parametrize("coverage", [0.05, 0.25, 0.5])
 @pytest.mark.parametrize("size", [(64, 64), (96, 128), (300, 200)])
-def test_text_covers_the_requested_fraction(coverage, size):
+def test_text_covers_the_requested_fraction(coverage, size, banked):
     image = torch.rand(3, *size, generator=_generator(3))
     for seed in range(3):
-        out, mask = text_overlay(image, coverage, np.random.default_rng(seed))
+        out, mask = text_overlay(image, coverage, np.random.default_rng(seed), banked)
         measured = mask.float().mean().item()
         assert coverage - 1e-9 <= measured <= coverage + 0.011, (size, seed, measured)
         changed = (out != image).any(0)
@@ -58,8 +59,9 @@ def test_text_covers_the_requested_fraction(coverage, size):
         assert changed.float().mean() > 0.9 * measured  # text pixels took a new colour
 
 
+@pytest.mark.parametrize("banked", [False, True])
 @pytest.mark.parametrize("shape", [(3, 1, 1), (1, 2, 3)])
-def test_text_on_a_tiny_image_ends_with_the_fewest_pixels_that_reach_the_coverage(shape):
+def test_text_on_a_tiny_image_ends_with_the_fewest_pixels_that_reach_the_coverage(shape, banked):
     import threading
 
     results = []
@@ -68,7 +70,7 @@ def test_text_on_a_tiny_image_ends_with_the_fewest_pixels_that_reach_the_coverag
         for coverage in (0.05, 0.25, 0.5, 1.0):
             for seed in range(5):
                 image = torch.rand(shape, generator=_generator(seed))
-                out, mask = text_overlay(image, coverage, np.random.default_rng(seed))
+                out, mask = text_overlay(image, coverage, np.random.default_rng(seed), banked)
                 results.append((coverage, image, out, mask))
 
     worker = threading.Thread(target=overlay_all, daemon=True)
@@ -80,6 +82,69 @@ def test_text_on_a_tiny_image_ends_with_the_fewest_pixels_that_reach_the_coverag
     for coverage, image, out, mask in results:
         assert int(mask.sum()) == math.ceil(coverage * pixels), (coverage, mask)
         assert torch.equal((out != image).any(0) & ~mask, torch.zeros_like(mask))
+
+
+def test_a_string_is_placed_as_if_drawn_on_the_whole_image():
+    """The bitmap-and-place path draws exactly what Pillow draws on a canvas of the image's
+    size at that position, so freshly rendered test text is what it always was."""
+    from PIL import Image, ImageDraw
+
+    from robustvae.restoration import corruption
+
+    for seed in range(40):
+        height, width = (64, 64) if seed % 2 else (37, 250)
+        placed = corruption._string_mask(height, width, np.random.default_rng(seed), False)
+        rng = np.random.default_rng(seed)
+        faces = corruption.fonts()
+        face = faces[int(rng.integers(len(faces)))]
+        font = corruption._font(face, int(rng.integers(*corruption.FONT_SIZES)) + 1)
+        text = corruption._random_text(rng)
+        canvas = Image.new("1", (width, height), 0)
+        draw = ImageDraw.Draw(canvas)
+        draw.fontmode = "1"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        x = int(rng.integers(-(right - left) // 2, max(width - (right - left) // 2, 1)))
+        y = int(rng.integers(-(bottom - top) // 2, max(height - (bottom - top) // 2, 1)))
+        draw.text((x - left, y - top), text, fill=1, font=font)
+        assert np.array_equal(placed, np.asarray(canvas, dtype=bool)), seed
+
+
+def test_the_text_bank_is_fixed_varied_and_drawn_like_fresh_text():
+    from robustvae.restoration.corruption import FONT_SIZES, TEXT_BANK_SIZE, text_bank
+
+    bank = text_bank()
+    assert len(bank) == TEXT_BANK_SIZE and bank is text_bank()
+    assert len({b.tobytes() + bytes(b.shape) for b in bank}) > 0.99 * len(bank)
+    heights = np.array([b.shape[0] for b in bank])
+    assert heights.min() >= 4 and heights.max() <= 2 * FONT_SIZES[1]
+    # ink per string: the bank's mean against 400 fresh strings', within 10%
+    rng = np.random.default_rng(1)
+    from robustvae.restoration.corruption import _random_string
+
+    fresh = np.mean([_random_string(rng).sum() for _ in range(400)])
+    assert abs(np.mean([b.sum() for b in bank]) / fresh - 1) < 0.1
+    # banked text differs between generators and is a function of its generator
+    image = torch.rand(3, 64, 64, generator=_generator())
+    a = text_overlay(image, 0.3, np.random.default_rng(5), banked=True)[1]
+    assert torch.equal(a, text_overlay(image, 0.3, np.random.default_rng(5), banked=True)[1])
+    assert not torch.equal(a, text_overlay(image, 0.3, np.random.default_rng(6), banked=True)[1])
+
+
+def test_training_text_comes_from_the_bank_and_test_text_is_rendered():
+    tiles = (torch.rand(2, 3, 128, 128, generator=_generator()) * 255).to(torch.uint8)
+    banked = Restorer(RestorerConfig(width=0.25), (3, 64, 64))
+    rendered = Restorer(RestorerConfig(width=0.25, text_bank=False), (3, 64, 64))
+    train_a = banked.batch_transform({"clean": tiles}, _generator(1))
+    train_b = rendered.batch_transform({"clean": tiles}, _generator(1))
+    assert torch.equal(train_a["clean"], train_b["clean"])
+    assert not torch.equal(train_a["input"], train_b["input"])
+    banked.eval()
+    rendered.eval()
+    test_a = banked.batch_transform({"clean": tiles}, _generator(1))
+    test_b = rendered.batch_transform({"clean": tiles}, _generator(1))
+    assert torch.equal(test_a["input"], test_b["input"])
+    with pytest.raises(ValueError, match="text_bank must be true or false"):
+        RestorerConfig(text_bank="yes")
 
 
 def test_text_on_grey_images_is_grey_and_zero_coverage_is_identity():

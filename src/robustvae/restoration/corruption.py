@@ -7,8 +7,11 @@
   landed is cut off where the coverage is reached, or, when none landed (an image of a few
   pixels), random uncovered pixels take one colour). The coverage is always within
   ``TEXT_TOLERANCE`` of the request, or the fewest whole pixels that reach it on an image too
-  small for that; every image, even 1×1, takes a bounded number of strings. Text is not
-  zero-mean noise: what a net trained on it outputs depends on the loss (L2 → the mean,
+  small for that; every image, even 1×1, takes a bounded number of strings. Training can
+  take its strings from ``text_bank()`` instead (``banked=True``): ``TEXT_BANK_SIZE`` strings
+  rendered once per process from ``TEXT_BANK_SEED``, each placed, coloured and cut as a
+  freshly rendered one would be, about 30× faster than Pillow (see bench/bench_restoration.py).
+  Text is not zero-mean noise: what a net trained on it outputs depends on the loss (L2 → the mean,
   L1 → the median).
 - ``gaussian``: additive N(0, σ²) with σ = ``level`` (images in [0, 1]; not clipped, so the
   noise stays zero-mean as Noise2Noise requires).
@@ -37,11 +40,13 @@ __all__ = [
     "LEVELS",
     "LIMITS",
     "FONT_DIRS",
+    "TEXT_BANK_SIZE",
     "check_level",
     "check_levels",
     "corrupt",
     "draw_levels",
     "fonts",
+    "text_bank",
     "text_overlay",
 ]
 
@@ -70,6 +75,10 @@ FONT_SIZES = (10, 28)
 CHARACTERS = string.ascii_letters + string.digits + "!?.,:;-+&#@%"
 TEXT_TOLERANCE = 0.01
 TEXT_RETRIES = 20
+#: The bank's strings: enough that a glyph of every face and size recurs with many
+#: neighbours (62 characters × 22 faces × 18 sizes ≈ 25k glyphs; the bank holds ~30k).
+TEXT_BANK_SIZE = 4096
+TEXT_BANK_SEED = 20181012
 
 
 def check_level(noise: str, value: float, name: str = "level") -> None:
@@ -99,9 +108,16 @@ def draw_levels(n: int, low: float, high: float, generator: torch.Generator) -> 
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
-def corrupt(images: Tensor, noise: str, levels: Tensor, generator: torch.Generator) -> Tensor:
+def corrupt(
+    images: Tensor,
+    noise: str,
+    levels: Tensor,
+    generator: torch.Generator,
+    banked: bool = False,
+) -> Tensor:
     """``images`` corrupted by ``noise``, image i at ``levels[i]``; draws only from
-    ``generator`` (a CPU generator), so the result is a function of it."""
+    ``generator`` (a CPU generator), so the result is a function of it. ``banked``: text
+    strings come from ``text_bank()`` (see the module docstring)."""
     if images.dim() != 4:
         raise ValueError(f"images must be N×C×H×W, got shape {tuple(images.shape)}")
     levels = torch.as_tensor(levels, dtype=torch.float64).reshape(-1)
@@ -118,7 +134,7 @@ def corrupt(images: Tensor, noise: str, levels: Tensor, generator: torch.Generat
     if noise == "text":
         seeds = torch.randint(0, 2**62, (len(images),), generator=generator).tolist()
         out = [
-            text_overlay(image, float(level), np.random.default_rng(seed))[0]
+            text_overlay(image, float(level), np.random.default_rng(seed), banked)[0]
             for image, level, seed in zip(images, levels.tolist(), seeds, strict=True)
         ]
         return torch.stack(out)
@@ -157,21 +173,54 @@ def _random_text(rng: np.random.Generator) -> str:
     return "".join(CHARACTERS[i] for i in rng.integers(0, len(CHARACTERS), length))
 
 
-def _string_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """One random string's pixels (bool H×W): random font, size and position (it may run off
-    the edges), drawn without antialiasing so that a pixel is text or not."""
+def _render(text: str, font):
+    """``text`` in ``font`` (no antialiasing): bool h×w, cropped to the text's box, and the
+    box's (left, top) offset from where Pillow places the text."""
     from PIL import Image, ImageDraw
 
-    font = _font(fonts()[int(rng.integers(len(fonts())))], int(rng.integers(*FONT_SIZES)) + 1)
-    text = _random_text(rng)
-    canvas = Image.new("1", (width, height), 0)
+    probe = ImageDraw.Draw(Image.new("1", (1, 1)))
+    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+    canvas = Image.new("1", (max(right - left, 1), max(bottom - top, 1)), 0)
     draw = ImageDraw.Draw(canvas)
     draw.fontmode = "1"
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = int(rng.integers(-(right - left) // 2, max(width - (right - left) // 2, 1)))
-    y = int(rng.integers(-(bottom - top) // 2, max(height - (bottom - top) // 2, 1)))
-    draw.text((x - left, y - top), text, fill=1, font=font)
+    draw.text((-left, -top), text, fill=1, font=font)
     return np.asarray(canvas, dtype=bool)
+
+
+def _random_string(rng: np.random.Generator) -> np.ndarray:
+    """One random string, rendered: random face, size (``FONT_SIZES``) and characters."""
+    font = _font(fonts()[int(rng.integers(len(fonts())))], int(rng.integers(*FONT_SIZES)) + 1)
+    return _render(_random_text(rng), font)
+
+
+@functools.cache
+def text_bank() -> tuple[np.ndarray, ...]:
+    """``TEXT_BANK_SIZE`` random strings (bool bitmaps), rendered once per process from
+    ``TEXT_BANK_SEED``: the same bank on every machine with the same fonts."""
+    rng = np.random.default_rng(TEXT_BANK_SEED)
+    return tuple(_random_string(rng) for _ in range(TEXT_BANK_SIZE))
+
+
+def _placed(bitmap: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """``bitmap`` at a random position of an H×W image (bool H×W): at least half of it on
+    the image along each axis where the image is that large; the rest is cut off."""
+    h, w = bitmap.shape
+    x = int(rng.integers(-w // 2, max(width - w // 2, 1)))
+    y = int(rng.integers(-h // 2, max(height - h // 2, 1)))
+    out = np.zeros((height, width), dtype=bool)
+    top, bottom, left, right = max(y, 0), min(y + h, height), max(x, 0), min(x + w, width)
+    if top < bottom and left < right:
+        out[top:bottom, left:right] = bitmap[top - y : bottom - y, left - x : right - x]
+    return out
+
+
+def _string_mask(height: int, width: int, rng: np.random.Generator, banked: bool) -> np.ndarray:
+    """One random string's pixels (bool H×W) at a random position (it may run off the
+    edges): freshly rendered, or drawn from ``text_bank()`` when ``banked``."""
+    if banked:
+        bank = text_bank()
+        return _placed(bank[int(rng.integers(len(bank)))], height, width, rng)
+    return _placed(_random_string(rng), height, width, rng)
 
 
 def _cut(pixels: np.ndarray, keep: int) -> np.ndarray:
@@ -190,11 +239,14 @@ def _random_pixels(free: np.ndarray, count: int, rng: np.random.Generator) -> np
     return out
 
 
-def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+def text_overlay(
+    image: Tensor, coverage: float, rng: np.random.Generator, banked: bool = False
+) -> tuple[Tensor, Tensor]:
     """(image with text over ``coverage`` of its pixels, the text's bool H×W mask).
 
     Strings are added until the covered fraction reaches ``coverage``; each has one random
-    colour (one grey level on a 1-channel image). Later strings cover earlier ones."""
+    colour (one grey level on a 1-channel image). Later strings cover earlier ones.
+    ``banked``: the strings come from ``text_bank()``."""
     channels, height, width = image.shape
     out = image.detach().cpu().numpy().copy()
     mask = np.zeros((height, width), dtype=bool)
@@ -204,7 +256,7 @@ def text_overlay(image: Tensor, coverage: float, rng: np.random.Generator) -> tu
     while covered < target:
         landed = None
         for _ in range(TEXT_RETRIES):
-            pixels = _string_mask(height, width, rng)
+            pixels = _string_mask(height, width, rng, banked)
             count = covered + int((pixels & ~mask).sum())
             if count == covered:  # nothing new (a string off the image)
                 continue

@@ -15,7 +15,9 @@ of the crop in a representation. The ``loss`` term is the loss per element (its 
 the batch divided by the number of values); ``clean_mse`` is the mean squared error against
 the clean crop, logged to watch training (no gradient flows from it).
 
-In eval mode (test terms) crops are centred and corrupted at ``noise_test``.
+While training, text comes from the corruption's bank of pre-rendered strings
+(``text_bank``, on by default); in eval mode (test terms) crops are centred and corrupted at
+``noise_test`` with freshly rendered text.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class RestorerConfig(FlatSettings):
     noise_test: float | None = _help("the level of test images (default per noise)", None)
     crop: int = _help(f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 64)
     clean_targets: bool = _help("train on clean targets (N2C) instead of noisy ones (N2N)", False)
+    text_bank: bool = _help(
+        "text noise while training: strings from a bank rendered once (fast), or, when false, "
+        "each rendered afresh with Pillow (as runs before the bank trained); test text is "
+        "always rendered afresh",
+        True,
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_width(self.width))
@@ -81,8 +89,9 @@ class RestorerConfig(FlatSettings):
                 raise ValueError(f"{name} must be a finite number, got {shown(value)}")
         check_levels(self.noise, *self.levels())
         check_crop(self.crop)
-        if not isinstance(self.clean_targets, bool):
-            raise ValueError(f"clean_targets must be true or false, got {self.clean_targets!r}")
+        for name in ("clean_targets", "text_bank"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {shown(getattr(self, name))}")
         self.check((3 if self.color == "yuv" else 1, self.crop, self.crop))
 
     def levels(self) -> tuple[float, float, float]:
@@ -161,11 +170,12 @@ class Restorer(Task):
                 return draw_levels(n, low, high, generator)
             return torch.full((n,), test, dtype=torch.float64)
 
-        noisy = corrupt(clean, self.config.noise, levels(), generator)
+        banked = self.training and self.config.text_bank
+        noisy = corrupt(clean, self.config.noise, levels(), generator, banked)
         if self.config.clean_targets:
             target = clean
         else:
-            target = corrupt(clean, self.config.noise, levels(), generator)
+            target = corrupt(clean, self.config.noise, levels(), generator, banked)
         return {"input": noisy, "target": target, "clean": clean}
 
     def forward(self, images: Tensor) -> Tensor:
