@@ -3,6 +3,7 @@
     robustvae restore corrupt IN OUT --noise text --level 0.3 --seed 0
     robustvae restore train --out RUN --loss logcosh --loss-param a=10 …
     robustvae restore apply RUN IN OUT [--tile 512]
+    robustvae restore apply --model text IN OUT      (a shipped model; --model alone lists them)
     robustvae restore evaluate RUN… [--test DIR] --out DIR
 
 IN and OUT are image files, or folders (every image under IN, written under OUT with the same
@@ -83,22 +84,36 @@ def _add_run_options(parser) -> None:
 def _add_apply(commands) -> None:
     parser = commands.add_parser(
         "apply",
-        help="restore images of any size with a trained restorer",
+        help="restore images of any size with a trained or a shipped restorer",
+        usage="robustvae restore apply [-h] [options] (RUN | --model NAME) IN OUT",
         description=(
-            "Restore an image, or every image in a folder. Images are padded to multiples of "
-            "32; large ones are restored in tiles with enough overlap that the result equals "
-            "one pass to float rounding. The image must have the channels the model was "
-            "trained on (1 or 3; alpha is dropped)."
+            "Restore an image, or every image in a folder, with a trained run (RUN) or a model "
+            "shipped with robustvae (--model NAME; --model alone lists them). Images are "
+            "padded to multiples of 32; large ones are restored in tiles with enough overlap "
+            "that the result equals one pass to float rounding. The image must have the "
+            "channels the model was trained on (1 or 3; alpha is dropped)."
         ),
+    )
+    parser.add_argument(
+        "--model",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="a shipped restorer instead of RUN (text, gaussian); alone: list them",
     )
     parser.add_argument(
         "--before-after",
         action="store_true",
         help="also write OUT-before-after.png: the input and its restoration side by side",
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN", help="a restore run directory")
-    parser.add_argument("input", type=Path, metavar="IN", help="an image file or a folder")
-    parser.add_argument("output", type=Path, metavar="OUT", help="a PNG file or a folder")
+    parser.add_argument(
+        "paths",
+        type=Path,
+        nargs="*",
+        metavar="RUN IN OUT",
+        help="a restore run directory (not with --model), an image file or a folder, and a "
+        "PNG file or a folder",
+    )
     parser.add_argument(
         "--tile",
         type=int,
@@ -192,32 +207,58 @@ def _run_train(args) -> int:
     return train.run(args, base={"kind": "restore"})
 
 
-def _load(args):
+def _load(args, run: Path | None):
+    from robustvae.restoration import shipped
     from robustvae.training import load_run
     from robustvae.training.distributed import pick_device
 
     device = pick_device(args.device)
-    config, task = load_run(args.run_dir, args.checkpoint, device)
+    if args.model:
+        return (*shipped.load(args.model, device), device)
+    config, task = load_run(run, args.checkpoint, device)
     if config.kind != "restore":
-        raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, not a restorer")
+        raise ValueError(f"{run} holds a {config.kind!r} model, not a restorer")
     return config, task, device
+
+
+def _apply_paths(args) -> tuple[str, Path | None, Path, Path] | None:
+    """(what restores, in words; the run directory, None for a shipped model; IN; OUT), or
+    None when --model alone asks for the list of shipped models."""
+    if args.model == "" and not args.paths:
+        return None
+    if args.model is not None:
+        if not args.model:
+            raise ValueError("--model needs a NAME before IN OUT (--model alone lists them)")
+        if len(args.paths) != 2:
+            raise ValueError(f"with --model, give IN and OUT; got {len(args.paths)} path(s)")
+        return f"shipped model {args.model!r}", None, *args.paths
+    if len(args.paths) != 3:
+        raise ValueError(f"give RUN IN OUT (or --model NAME IN OUT); got {len(args.paths)} path(s)")
+    run, source, destination = args.paths
+    return f"model in {run}", run, source, destination
 
 
 def _run_apply(args) -> int:
     import torch
 
     from robustvae.data.image_file import bit_depth, read_image, write_image
+    from robustvae.restoration import shipped
     from robustvae.tiling import run_tiled
 
+    found = _apply_paths(args)
+    if found is None:
+        print(shipped.listing())
+        return 0
+    model_name, run, source_path, output_path = found
     if args.tile < 0 or args.tile % 32:
         raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
-    pairs = _pairs(args.input, args.output)
-    config, task, device = _load(args)
+    pairs = _pairs(source_path, output_path)
+    config, task, device = _load(args, run)
     for _, source, destination in pairs:
         image = read_image(source)
         if image.shape[0] != task.channels:
             raise ValueError(
-                f"{source} has {image.shape[0]} channel(s), the model in {args.run_dir} restores "
+                f"{source} has {image.shape[0]} channel(s), the {model_name} restores "
                 f"{task.channels}-channel images; convert it first (e.g. to "
                 f"{'RGB' if task.channels == 3 else 'greyscale'})"
             )

@@ -5,7 +5,7 @@ from robustvae.training.checkpoint import load_checkpoint, save_checkpoint
 from robustvae.training.config import RunConfig
 from robustvae.training.monitor import TrainingDiverged
 from robustvae.training.rundir import RunDir
-from robustvae.training.trainer import TrainResult, evaluate, load_run, train
+from robustvae.training.trainer import TrainResult, evaluate, load_model_file, load_run, train
 
 __all__ = [
     "RunConfig",
@@ -14,6 +14,7 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "load_checkpoint",
+    "load_model_file",
     "load_run",
     "save_checkpoint",
     "train",

@@ -429,8 +429,13 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """(RunConfig, task in eval mode) from a run directory's checkpoint (``RunDir.checkpoint``:
     ``best``, falling back to ``latest``, or ``latest``), with the averaged weights where the
     run kept them (``ema``)."""
-    run = RunDir(run_dir)
-    path = run.checkpoint(which)
+    return load_model_file(RunDir(run_dir).checkpoint(which), device)
+
+
+def load_model_file(path: str | Path, device: str = "cpu"):
+    """(RunConfig, task in eval mode) from one checkpoint file (a run's, or an exported
+    model's), with the averaged weights where it holds them."""
+    path = Path(path)
     checkpoint = load_checkpoint(path)
     check_meta(checkpoint.meta, path, ("config", "image_shape"))
     try:
