@@ -80,7 +80,7 @@ def train_one(name: str, runs: Path, overrides: dict, device: str) -> None:
 
     loaded, task = load_run(run_dir, device=device)
     images = load_images(loaded.dataset, "test")
-    per_image = evaluate_images(task, loaded, images, device, seed=0)
+    per_image, _ = evaluate_images(task, loaded, images, device, seed=0)
     scores = summarise(per_image)
     model = loaded.model
     net = f"U-Net width {model.width:g}"

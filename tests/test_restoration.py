@@ -454,7 +454,7 @@ def test_evaluate_scores_every_run_on_the_same_inputs(trained, tmp_path, capsys)
     # The same run twice: every image ties, better on none, no signed-rank p.
     assert summary[2]["against"] == summary[1]["run"] and summary[2]["better_on"] == "0"
     assert summary[2]["wilcoxon_p"] == "" and float(summary[2]["better_high"]) < 1
-    assert "better on 0/" in capsys.readouterr().out
+    assert f"better on 0 of {len(rows)} images" in capsys.readouterr().out
     from conftest import assert_picture
 
     assert_picture(out / "ssim-scatter.png")
@@ -524,3 +524,28 @@ def test_apply_restores_a_sixteen_bit_grey_image_with_a_grey_model(tmp_path):
     assert main(["restore", "apply", tmp_path / "grey", deep, tmp_path / "out.png"]) == 0
     with Image.open(tmp_path / "out.png") as out:
         assert out.mode.startswith("I;16") and out.size == (90, 70)
+
+
+def test_crops_scored_one_by_one_are_a_centred_grid_of_whole_crops():
+    from robustvae.evaluation.restoration import SCORE_CROP, crop_boxes, crop_scores
+    from robustvae.metrics.quality import ssim_per_image
+
+    assert SCORE_CROP == 128
+    assert crop_boxes(300, 451) == [
+        (22, 33),
+        (22, 161),
+        (22, 289),
+        (150, 33),
+        (150, 161),
+        (150, 289),
+    ]
+    assert crop_boxes(127, 1000) == []
+    photos = load_images("photos", "test")
+    assert sum(len(crop_boxes(*p.image.shape[-2:])) for p in photos) >= 100  # Fig. 10's count
+    clean = torch.rand(3, 300, 451, generator=_generator(2))
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=_generator())).clamp(0, 1)
+    rows = crop_scores(["a", "b"], [noisy, clean], [clean, clean])
+    assert [r["name"] for r in rows[:2]] == ["a@22,33", "a@22,161"] and len(rows) == 12
+    expected = ssim_per_image(noisy[None, :, 150:278, 289:417], clean[None, :, 150:278, 289:417])
+    assert rows[5]["ssim"] == pytest.approx(expected.item(), abs=1e-6)
+    assert all(r["ssim"] == pytest.approx(1.0, abs=1e-6) for r in rows[6:])

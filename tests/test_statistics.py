@@ -112,7 +112,7 @@ def test_restoration_rows_are_compared_image_by_image():
                 {"seed": seed, "loss": loss, "ssim": mean, "per_image_ssim": json.dumps(scores)}
             )
     table = summary_table(experiment, rows)
-    assert table.header[-1] == "per image: SSIM against l2"
+    assert table.header[-1] == "per crop: SSIM against l2"
     assert table.body[0][-1] == "baseline"
     assert table.body[1][-1] == "p = 0.002; better on 10/10 [0.69, 1.00]"
     assert table.body[2][-1] == "p = 0.002; better on 0/10 [0.00, 0.31]"

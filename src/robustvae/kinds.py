@@ -19,8 +19,9 @@ A kind is one module plus one ``Kind`` entry in ``KINDS``:
   ``COLUMNS`` ((key, title) pairs of its results-table columns), ``PANELS`` (the pictures
   the report shows side by side) and ``PICTURES_NOTE`` (how to read them), ``PAIRED`` (the
   column keys each row is compared with its baseline on, seed by seed) and ``PER_IMAGE``
-  ((key, higher is better) of the scores its ``evaluate`` also gives per test image, as
-  ``per_image``: compared image by image),
+  ((key, higher is better) of the scores its ``evaluate`` also gives per scored unit, as
+  ``per_UNIT``, ``UNIT`` its ``PER_IMAGE_UNIT``, "image" unless it says: compared unit by
+  unit),
   ``curve_terms(configs, histories)`` (the (test term, title) pairs the report plots against
   steps) and ``report_blocks(experiment, rows, out_dir)`` (the kind's own report figures).
 """

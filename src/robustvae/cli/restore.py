@@ -300,7 +300,7 @@ def _run_evaluate(args) -> int:
         if "against" in row:
             p = "all tie" if row["wilcoxon_p"] is None else f"Wilcoxon p = {row['wilcoxon_p']:.2g}"
             line += (
-                f"  better on {row['better_on']}/{row['images']} "
+                f"  better on {row['better_on']} of {row['compared_on']} "
                 f"[{row['better_low']:.2f}, {row['better_high']:.2f}], {p}"
             )
         print(line)

@@ -34,8 +34,11 @@ COLUMNS = (
 )
 #: The column each row is compared with its baseline on, seed by seed.
 PAIRED = ("ssim",)
-#: Scored per test image as well ((key, higher is better)): Fig. 10's pairs.
+#: Scored per crop as well ((key, higher is better)): Fig. 10's pairs.
 PER_IMAGE = (("ssim", True),)
+PER_IMAGE_UNIT = "crop"
+#: The side of the crops scored one by one.
+SCORE_CROP = 128
 #: The pictures the report shows side by side.
 PANELS = ("restorations",)
 PICTURES_NOTE = "Each picture: the corrupted test crops, their restorations, the clean crops."
@@ -88,18 +91,59 @@ def scores(outputs: list[torch.Tensor], cleans: list[torch.Tensor]) -> list[dict
     return rows
 
 
-def evaluate_images(task, config, images: list[NamedImage], device, seed: int) -> list[dict]:
-    """Per image: name, SSIM and PSNR of the restoration and of the corrupted input."""
+def crop_boxes(height: int, width: int, side: int = SCORE_CROP) -> list[tuple[int, int]]:
+    """(top, left) of every whole ``side``² crop of a grid centred on an H×W image."""
+    top, left = (height % side) // 2, (width % side) // 2
+    return [
+        (top + r * side, left + c * side)
+        for r in range(height // side)
+        for c in range(width // side)
+    ]
+
+
+def crop_scores(
+    names: list[str], outputs: list[torch.Tensor], cleans: list[torch.Tensor]
+) -> list[dict]:
+    """SSIM of each ``crop_boxes`` crop of each output against the clean crop, named
+    ``NAME@TOP,LEFT``."""
+    rows = []
+    for name, output, clean in zip(names, outputs, cleans, strict=True):
+        boxes = crop_boxes(*clean.shape[-2:])
+        if not boxes:
+            continue
+        crops = [
+            torch.stack([image[:, t : t + SCORE_CROP, c : c + SCORE_CROP] for t, c in boxes])
+            for image in (output.clamp(0, 1), clean)
+        ]
+        values = quality.ssim_per_image(*crops).tolist()
+        rows += [
+            {"name": f"{name}@{t},{c}", "ssim": v} for (t, c), v in zip(boxes, values, strict=True)
+        ]
+    return rows
+
+
+def evaluate_images(
+    task, config, images: list[NamedImage], device, seed: int
+) -> tuple[list[dict], list[dict]]:
+    """(per image: name, SSIM and PSNR of the restoration and of the corrupted input;
+    per crop: name and SSIM of the restoration and of the input, see ``crop_scores``)."""
     model = config.model
     level = model.levels()[2]
     inputs = corrupt_test_images(images, model.noise, level, seed)
     outputs = restore_images(task, inputs, device)
     cleans = [item.image for item in images]
     restored, given = scores(outputs, cleans), scores(inputs, cleans)
-    return [
+    per_image = [
         {"name": item.name, **r, "input_ssim": g["ssim"], "input_psnr": g["psnr"]}
         for item, r, g in zip(images, restored, given, strict=True)
     ]
+    names = [item.name for item in images]
+    given_crops = crop_scores(names, inputs, cleans)
+    per_crop = [
+        {**r, "input_ssim": g["ssim"]}
+        for r, g in zip(crop_scores(names, outputs, cleans), given_crops, strict=True)
+    ]
+    return per_image, per_crop
 
 
 def summarise(per_image: list[dict]) -> dict:
@@ -119,8 +163,8 @@ def evaluate(run_dir: str | Path, settings: dict, device: str) -> dict:
     config, task = load_run(run_dir, device=device)
     images = load_images(config.dataset, "test", config.data_root, config.test_fraction)
     images = images[: settings["images"]]
-    per_image = evaluate_images(task, config, images, device, settings["seed"])
-    return {**summarise(per_image), "per_image": per_image}
+    per_image, per_crop = evaluate_images(task, config, images, device, settings["seed"])
+    return {**summarise(per_image), "per_image": per_image, "per_crop": per_crop}
 
 
 def draw(run_dir: str | Path, device: str = "cpu") -> list[Path]:
@@ -165,9 +209,9 @@ def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str
         stem = "-".join(f"{a}-{v}" for a, v in key) or "all"
         per_loss = {}
         for label, members in by_loss.items():
-            rows = [
-                RunDir(out_dir / "cells" / c.id).read_evaluation()["per_image"] for c in members
-            ]
+            evaluations = [RunDir(out_dir / "cells" / c.id).read_evaluation() for c in members]
+            unit = "crop" if all(e.get("per_crop") for e in evaluations) else "image"
+            rows = [e[f"per_{unit}"] for e in evaluations]
             per_loss[label] = {
                 r["name"]: statistics.fmean(run[i]["ssim"] for run in rows)
                 for i, r in enumerate(rows[0])
@@ -180,7 +224,7 @@ def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str
         blocks.append(
             (
                 f"report/{path.name}",
-                f"Fig. 10: SSIM of each test image, {focus} (y) against the others (x), "
+                f"Fig. 10: SSIM of each test {unit}, {focus} (y) against the others (x), "
                 f"mean over seeds: {focus} is {said}. {caption}",
             )
         )
@@ -232,9 +276,12 @@ def compare_runs(
     level: float | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Restore the same corrupted ``images`` with every run; write ``per_image.csv`` (one row
-    per image, SSIM and PSNR per run), ``summary.csv`` (mean ± std per run; each run after the
-    first compared with the first image by image, see ``_against``), Fig. 10's scatter
-    plots (``ssim-scatter.png``) and Fig. 11's grid (``examples.png``) into ``out_dir``.
+    per image, SSIM and PSNR per run), ``per_crop.csv`` (SSIM per run of each
+    ``crop_boxes`` crop, where the images hold any), ``summary.csv`` (mean ± std over whole
+    images per run; each run after the first compared with the first crop by crop, or image
+    by image when no image holds a crop, see ``_against``), Fig. 10's scatter plots
+    (``ssim-scatter.png``, of the same units) and Fig. 11's grid (``examples.png``) into
+    ``out_dir``.
     The corruption is the first run's (its noise at its test level) unless given.
     Returns (per-image rows, summary rows)."""
     from robustvae.evaluation.restoration_pictures import (
@@ -268,22 +315,33 @@ def compare_runs(
         {"image": item.name, "input_ssim": g["ssim"], "input_psnr": g["psnr"]}
         for item, g in zip(images, given, strict=True)
     ]
+    names = [item.name for item in images]
+    crops = [
+        {"crop": r["name"], "input_ssim": r["ssim"]} for r in crop_scores(names, inputs, cleans)
+    ]
     outputs = {}
     for label, (_, task) in zip(labels, loaded, strict=True):
         outputs[label] = restore_images(task, inputs, device)
         for row, score in zip(rows, scores(outputs[label], cleans), strict=True):
             row[f"{label} ssim"], row[f"{label} psnr"] = score["ssim"], score["psnr"]
+        for row, score in zip(crops, crop_scores(names, outputs[label], cleans), strict=True):
+            row[f"{label} ssim"] = score["ssim"]
     summary = [{"run": "input", **_mean_std(rows, "input_ssim", "input_psnr")}]
     summary += [
         {"run": label, **_mean_std(rows, f"{label} ssim", f"{label} psnr")} for label in labels
     ]
+    # Image by image on the crops where the images hold any (Fig. 10's count), else whole.
+    units, unit = (crops, "crop") if crops else (rows, "image")
     for row in summary[2:]:
-        row.update(_against(rows, row["run"], labels[0]))
+        row.update(_against(units, row["run"], labels[0]), compared_on=f"{len(units)} {unit}s")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "per_image.csv", rows)
+    if crops:
+        write_csv(out_dir / "per_crop.csv", crops)
     write_csv(out_dir / "summary.csv", summary)
     if len(labels) > 1:
-        per_loss = {label: {r["image"]: r[f"{label} ssim"] for r in rows} for label in labels}
+        key = "crop" if crops else "image"
+        per_loss = {label: {r[key]: r[f"{label} ssim"] for r in units} for label in labels}
         scatter_figure(per_loss, focus_loss(labels), out_dir / "ssim-scatter.png")
     one_minus = {"input": 1 - rows[0]["input_ssim"]}
     one_minus.update({label: 1 - rows[0][f"{label} ssim"] for label in labels})
@@ -293,8 +351,9 @@ def compare_runs(
 
 
 def _against(rows: list[dict], label: str, baseline: str) -> dict:
-    """``label``'s SSIM against ``baseline``'s image by image: Wilcoxon's signed-rank p, and
-    the images it is better on with the Clopper–Pearson 95% interval of that share."""
+    """``label``'s SSIM against ``baseline``'s row by row (images or crops): Wilcoxon's
+    signed-rank p, and the rows it is better on with the Clopper–Pearson 95% interval of that
+    share."""
     from robustvae.experiments.statistics import better_on, signed_rank
 
     ours = [r[f"{label} ssim"] for r in rows]

@@ -42,6 +42,12 @@ def paired_metrics(experiment) -> list[str]:
     return list(dict.fromkeys(m for e in _evaluators(experiment) for m in e.PAIRED))
 
 
+def per_image_unit(experiment) -> str:
+    """What the per-image comparison pairs: "image", or the evaluator's ``PER_IMAGE_UNIT``."""
+    units = {getattr(e, "PER_IMAGE_UNIT", "image") for e in _evaluators(experiment) if e.PER_IMAGE}
+    return units.pop() if len(units) == 1 else "image"
+
+
 def per_image_metrics(experiment) -> dict[str, bool]:
     """The metrics scored per test image (results column ``per_image_METRIC``), each with
     whether higher is better: each row is compared with its baseline image by image."""
@@ -84,14 +90,21 @@ def table_caption(experiment, rows: list[dict]) -> str:
             "paired with the same seed, with its Student-t 95% interval over those differences; "
             '"resolved" where the interval excludes 0, i.e. the difference held over the seeds'
         )
-    if any(title.startswith("per image:") for title in header):
+    unit = per_image_unit(experiment)
+    if any(title.startswith(f"per {unit}:") for title in header):
         what += (
-            ". Per image: each test image's score averaged over the shared seeds, then "
-            f"Wilcoxon's signed-rank p over the images, and on how many images the row scores "
+            f". Per {unit}: each test {unit}'s score averaged over the shared seeds, then "
+            f"Wilcoxon's signed-rank p over the {unit}s, and on how many {unit}s the row scores "
             f"better than {base} with the Clopper–Pearson 95% interval of that share. It asks "
-            "whether these trained models differ image by image; Δ asks whether the difference "
-            "survives retraining. With 5 or fewer untied images no p falls below 0.0625"
+            f"whether these trained models differ {unit} by {unit}; Δ asks whether the "
+            "difference survives retraining. With 5 or fewer untied values no p falls below "
+            "0.0625"
         )
+        if unit == "crop":
+            what += (
+                ". Crops of one photo are not independent draws, so p and the interval "
+                "overstate how sure a difference is for photos at large"
+            )
     return what
 
 
@@ -155,7 +168,8 @@ def summary_table(experiment, rows: list[dict]) -> Table:
         body.append(cells)
     header = label_columns + [name for _, name in metrics]
     header += [f"Δ {titles[m]} [95% interval]" for m in paired]
-    header += [f"per image: {titles[m]} against {experiment.baseline}" for m in per_image]
+    unit = per_image_unit(experiment)
+    header += [f"per {unit}: {titles[m]} against {experiment.baseline}" for m in per_image]
     return _without_empty_comparisons(Table(header, body, len(label_columns)), len(metrics))
 
 

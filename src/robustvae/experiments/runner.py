@@ -232,7 +232,8 @@ def _write_tables_and_report(
             draw_run(run.path)
         evaluation = run.read_evaluation()
         per_image = [key for key, _ in evaluator.PER_IMAGE]
-        rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation, per_image)})
+        unit = getattr(evaluator, "PER_IMAGE_UNIT", "image")
+        rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation, per_image, unit)})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir, missing or [])
 
@@ -264,9 +265,10 @@ def _check_same_settings(cell: Cell, run: Path) -> None:
         )
 
 
-def _flatten(evaluation: dict, per_image: list[str]) -> dict:
-    """One results row: nested scores as ``KEY_NAME``; of the per-image scores, those named in
-    ``per_image`` as ``per_image_KEY``, JSON text mapping each image's name to its score."""
+def _flatten(evaluation: dict, per_image: list[str], unit: str = "image") -> dict:
+    """One results row: nested scores as ``KEY_NAME``; of the scores per ``unit`` (the
+    evaluation's ``per_UNIT`` list: test images, or crops of them), those named in
+    ``per_image`` as ``per_image_KEY``, JSON text mapping each unit's name to its score."""
     flat = {}
     for key, value in evaluation.items():
         if key == "settings":
@@ -276,7 +278,7 @@ def _flatten(evaluation: dict, per_image: list[str]) -> dict:
         elif not isinstance(value, list):
             flat[key] = value
     for key in per_image:
-        images = evaluation.get("per_image", [])
+        images = evaluation.get(f"per_{unit}", [])
         if images:
             flat[f"per_image_{key}"] = json.dumps({r["name"]: r[key] for r in images})
     return flat
