@@ -459,3 +459,13 @@ def test_apply_restores_a_sixteen_bit_grey_image_with_a_grey_model(tmp_path):
     assert main(["restore", "apply", tmp_path / "grey", deep, tmp_path / "out.png"]) == 0
     with Image.open(tmp_path / "out.png") as out:
         assert out.mode.startswith("I;16") and out.size == (90, 70)
+
+
+def test_corrupt_says_which_existing_outputs_it_replaces(tmp_path, capsys):
+    source = tmp_path / "in.png"
+    Image.fromarray((_photo((64, 64)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(source)
+    out = tmp_path / "out.png"
+    assert main(["restore", "corrupt", source, out]) == 0
+    assert "replacing" not in capsys.readouterr().err
+    assert main(["restore", "corrupt", source, out]) == 0
+    assert f"robustvae: replacing 1 existing file: {out}" in capsys.readouterr().err
