@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from robustvae.cli import main
-from robustvae.training.checkpoint import tensors_digest
+from robustvae.training.checkpoint import checkpoint_digest
 
 SETTINGS = ["--width", "0.1", "--epochs", "1", "--no-progress", "--no-tensorboard"]
 
@@ -34,7 +34,7 @@ def _read(path):
 
 def _write(path, tensors, info, checksum=True):
     if checksum:
-        info["sha256"] = tensors_digest(tensors)
+        info["sha256"] = checkpoint_digest(tensors, info)
     save_file(tensors, str(path), metadata={"robustvae": json.dumps(info)})
 
 
@@ -70,11 +70,30 @@ def _nan_weight(tensors, info):
     tensors[key].view(-1)[0] = float("nan")
 
 
+def _optimizers(value):
+    def edit(tensors, info):
+        info["optimizers"] = value
+
+    return edit
+
+
+def _optimizer_part(key, value):
+    def edit(tensors, info):
+        info["optimizers"]["model"][key] = value
+
+    return edit
+
+
+def _odd_tensor_name(tensors, info):
+    key = next(k for k in tensors if k.startswith("optim.model."))
+    tensors["optim.model.x.exp_avg"] = tensors.pop(key)
+
+
 CASES = {
     "missing config": (_meta(lambda m: m.pop("config")), "has no 'config'"),
     "missing step": (_meta(lambda m: m.pop("step")), "has no 'step'"),
     "string epoch": (_meta(lambda m: m.update(epoch="1")), "'epoch' must be an integer"),
-    "string best": (_meta(lambda m: m.update(best="low")), "'best' must be a number"),
+    "string best": (_meta(lambda m: m.update(best="low")), "'best' must be a finite number"),
     "config as a list": (_meta(lambda m: m.update(config=[1, 2])), "'config' must be a table"),
     "epoch 1000": (_meta(lambda m: m.update(epoch=1000)), "has trained 1000 epochs"),
     "no optimizer": (_no_optimizer, "holds optimizers []"),
@@ -82,6 +101,12 @@ CASES = {
     "short random state": (_short_rng, "no valid random state"),
     "negative Adam step": (_negative_step, "negative step count"),
     "NaN weight": (_nan_weight, "holds NaN or inf"),
+    "NaN best": (_meta(lambda m: m.update(best=float("nan"))), "'best' must be a finite number"),
+    "optimizers a list": (_optimizers([1]), "optimizers must be a table"),
+    "an optimizer a number": (_optimizers({"model": 5}), "optimizer 'model': its metadata is int"),
+    "param_groups a number": (_optimizer_part("param_groups", 5), "param_groups must be a list"),
+    "plain_state a list": (_optimizer_part("plain_state", [1]), "plain_state must be a table"),
+    "odd optimizer tensor": (_odd_tensor_name, "tensor name 'x.exp_avg' is not <index>.<key>"),
 }
 
 
@@ -116,16 +141,30 @@ def test_a_flipped_bit_fails_the_checksum(trained, tmp_path, capsys):
     assert "do not match the checksum" in err and "latest.safetensors" in err
 
 
-def test_sample_refuses_a_checkpoint_without_image_shape(trained, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        (None, "has no 'image_shape'"),
+        ([1, 100000, 100000], "each at most 65536"),  # a 40 GB allocation, refused
+        ([3, 30000, 30000], "268,435,456 values in all"),
+    ],
+)
+def test_sample_refuses_a_checkpoint_without_a_sane_image_shape(
+    shape, message, trained, tmp_path, capsys
+):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     for name in ("best.safetensors", "latest.safetensors"):
         tensors, info = _read(run / name)
-        info["meta"].pop("image_shape")
+        if shape is None:
+            info["meta"].pop("image_shape")
+        else:
+            info["meta"]["image_shape"] = shape
         _write(run / name, tensors, info)
     capsys.readouterr()
     assert main(["sample", run, "--out", tmp_path / "s.png"]) == 2
-    assert "has no 'image_shape'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "s.png").exists()
 
 
@@ -147,7 +186,52 @@ def test_resume_removes_interrupted_writes_and_explains_an_empty_run(trained, tm
     assert "stopped before its first epoch ended" in err and "without --resume" in err
 
 
-def test_older_checkpoints_without_a_checksum_still_load(trained, tmp_path):
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda info: info["meta"].update(step=info["meta"]["step"] + 100),
+        lambda info: info["optimizers"]["model"]["param_groups"][0].update(betas=[0.1, 0.999]),
+        lambda info: info["meta"]["config"].update(lr=0.5),
+    ],
+    ids=["step", "beta1", "lr"],
+)
+def test_edited_metadata_fails_the_checksum(edit, trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    tensors, info = _read(run / "latest.safetensors")
+    edit(info)
+    _write(run / "latest.safetensors", tensors, info, checksum=False)  # the old checksum stays
+    capsys.readouterr()
+    assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
+    err = capsys.readouterr().err
+    assert "tensors or metadata do not match the checksum" in err, err
+
+
+def test_a_current_checkpoint_without_its_checksum_is_refused(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    tensors, info = _read(run / "latest.safetensors")
+    info.pop("sha256")
+    _write(run / "latest.safetensors", tensors, info, checksum=False)
+    capsys.readouterr()
+    assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
+    assert "format-3 checkpoint without its checksum" in capsys.readouterr().err
+
+
+def test_a_checkpoint_relabelled_as_format_1_is_refused(trained, tmp_path, capsys):
+    from robustvae.training.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    tensors, info = _read(run / "best.safetensors")
+    info.pop("sha256")
+    info["format"] = "robustvae-checkpoint-1"
+    _write(run / "best.safetensors", tensors, info, checksum=False)
+    with pytest.raises(ValueError, match="labelled format 1 but holds 'optimizers'"):
+        load_checkpoint(run / "best.safetensors")
+
+
+def test_older_checkpoints_without_a_checksum_load_with_a_warning(trained, tmp_path):
     from robustvae.training import load_run
 
     run = tmp_path / "run"
@@ -155,6 +239,59 @@ def test_older_checkpoints_without_a_checksum_still_load(trained, tmp_path):
     for name in ("best.safetensors", "latest.safetensors"):
         tensors, info = _read(run / name)
         info.pop("sha256")
+        info["format"] = "robustvae-checkpoint-2"  # written before checksums
         _write(run / name, tensors, info, checksum=False)
-    config, task = load_run(run)
+    with pytest.warns(UserWarning, match="without a checksum: its integrity cannot be checked"):
+        config, task = load_run(run)
     assert config.kind == "vae" and not task.training
+
+
+def test_format_2_checkpoints_keep_their_tensor_checksum(trained, tmp_path):
+    from robustvae.training.checkpoint import load_checkpoint, tensors_digest
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    tensors, info = _read(run / "best.safetensors")
+    info["format"] = "robustvae-checkpoint-2"
+    info["sha256"] = tensors_digest(tensors)
+    _write(run / "best.safetensors", tensors, info, checksum=False)
+    assert load_checkpoint(run / "best.safetensors").meta == info["meta"]
+    key = next(k for k in tensors if k.startswith("model."))
+    tensors[key] = tensors[key] + 1
+    _write(run / "best.safetensors", tensors, info, checksum=False)
+    with pytest.raises(ValueError, match="tensors do not match the checksum"):
+        load_checkpoint(run / "best.safetensors")
+
+
+@pytest.mark.parametrize("line", ['{"x": 1}', "[1, 2]", '{"epoch": "1"}', '{"epoch": 0}',
+                                  '{"epoch": 1, "seconds": "fast"}'])  # fmt: skip
+def test_a_malformed_metrics_line_is_one_line_on_resume(line, trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(line + "\n")
+    capsys.readouterr()
+    assert main(["train", "--out", run, "--resume", *SETTINGS[:2], "--epochs", "2",
+                 *SETTINGS[4:]]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "metrics.jsonl, line 2: not an epoch's metrics" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_torn_last_metrics_line_is_skipped(trained, tmp_path):
+    from robustvae.training import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2, "st')
+    assert [r["epoch"] for r in RunDir(run).read_metrics()] == [1]
+
+
+def test_a_fresh_start_removes_the_writes_a_killed_first_epoch_left(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    orphan = run / ".latest.safetensors.k1ll3d.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    assert main(["train", "--out", run, *SETTINGS]) == 0
+    assert not orphan.exists() and (run / "latest.safetensors").exists()

@@ -549,3 +549,13 @@ def test_crops_scored_one_by_one_are_a_centred_grid_of_whole_crops():
     expected = ssim_per_image(noisy[None, :, 150:278, 289:417], clean[None, :, 150:278, 289:417])
     assert rows[5]["ssim"] == pytest.approx(expected.item(), abs=1e-6)
     assert all(r["ssim"] == pytest.approx(1.0, abs=1e-6) for r in rows[6:])
+
+
+def test_corrupt_says_which_existing_outputs_it_replaces(tmp_path, capsys):
+    source = tmp_path / "in.png"
+    Image.fromarray((_photo((64, 64)).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(source)
+    out = tmp_path / "out.png"
+    assert main(["restore", "corrupt", source, out]) == 0
+    assert "replacing" not in capsys.readouterr().err
+    assert main(["restore", "corrupt", source, out]) == 0
+    assert f"robustvae: replacing 1 existing file: {out}" in capsys.readouterr().err

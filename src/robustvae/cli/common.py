@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
+from pathlib import Path
 
 PROG = "robustvae"
 
@@ -24,3 +26,13 @@ def key_values(items: list[str], flag: str) -> dict:
             raise ValueError(f"{flag} needs KEY=VALUE, got {item!r}")
         settings[key.strip()] = parse_value(text.strip())
     return settings
+
+
+def note_replaced(paths: list[Path]) -> None:
+    """One line on standard error naming the existing files among ``paths`` (outputs about
+    to be replaced), so that nothing is overwritten without a word."""
+    existing = [p for p in paths if p.is_file()]
+    if existing:
+        names = ", ".join(map(str, existing[:3])) + (", …" if len(existing) > 3 else "")
+        count = f"{len(existing)} existing file{'s' if len(existing) > 1 else ''}"
+        print(f"{PROG}: replacing {count}: {names}", file=sys.stderr)

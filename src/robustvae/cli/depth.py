@@ -186,6 +186,7 @@ def _run_predict(args) -> int:
     import torch
     from PIL import Image
 
+    from robustvae.cli.common import note_replaced
     from robustvae.data.image_file import read_image
     from robustvae.evaluation.depth import margin
     from robustvae.evaluation.depth_pictures import colour_disparity
@@ -210,13 +211,14 @@ def _run_predict(args) -> int:
     disparity = run_tiled(task.eval(), pair, args.tile if large else None, margin(task))[0].cpu()
     top = float(task.config.max_disparity)
     _warn_if_saturated(disparity, top)
+    colour = args.output.with_name(f"{args.output.stem}-colour.png")
+    note_replaced([args.output, colour])
     if args.output.suffix.lower() == ".pfm":
         print(_write_pfm(args.output, disparity))
     else:
         encoded = np.clip(np.rint(disparity.numpy() * 256), 1, 65535).astype(np.uint16)
         image = Image.fromarray(encoded)
         print(atomic_write(args.output, lambda tmp: image.save(tmp, format="PNG")))
-    colour = args.output.with_name(f"{args.output.stem}-colour.png")
     print(colour_disparity(disparity, top, colour, args.colour_bar))
     return 0
 

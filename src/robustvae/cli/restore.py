@@ -156,7 +156,9 @@ def _add_evaluate(commands) -> None:
 
 
 def _pairs(input: Path, output: Path) -> list[tuple[str, Path, Path]]:
-    """(name, source, destination) for a file or every image under a folder."""
+    """(name, source, destination) for a file or every image under a folder; says which
+    destinations exist already."""
+    from robustvae.cli.common import note_replaced
     from robustvae.data.images import list_folder
 
     if input.is_dir():
@@ -174,11 +176,13 @@ def _pairs(input: Path, output: Path) -> list[tuple[str, Path, Path]]:
                     "rename one of them"
                 )
             first[destination] = source
+        note_replaced([destination for _, _, destination in pairs])
         return pairs
     if not input.exists():
         raise FileNotFoundError(f"{input}: no such file or folder")
     if output.is_dir():
         output = output / (input.stem + ".png")
+    note_replaced([output])
     return [(input.name, input, output)]
 
 

@@ -2,13 +2,18 @@
 each named optimizer and the RNG states; its metadata holds everything else as JSON (the run
 config, epoch, step, the optimizers' hyperparameters). Loading one can never run code.
 
-Format 2 holds named optimizers (``optim.<group>.<index>.<key>`` tensors); format 1 (one
-optimizer, ``optimizer.state.<index>.<key>``) still loads, as the optimizer of group ``model``.
+Format 3 holds named optimizers (``optim.<group>.<index>.<key>`` tensors) and a SHA-256 over
+its tensors and its metadata together (``checkpoint_digest``); a format-3 file without it is
+refused. Older files still load: format 2 (the same layout, its SHA-256 over the tensors only,
+or none before 2026-12-02) and format 1 (one optimizer, ``optimizer.state.<index>.<key>``,
+loaded as the optimizer of group ``model``; its layout is checked, so a newer file relabelled
+as format 1 is refused). A file with no checksum loads with a warning that its integrity
+cannot be checked.
 
 A checkpoint is written to a temporary file in the same directory and renamed over the old
-one, so a crash or a full disk mid-write leaves the previous checkpoint intact. Its metadata
-holds the SHA-256 of its tensors (names, dtypes, shapes and bytes): a load recomputes it and
-refuses a file whose tensors changed (a flipped bit), and refuses non-finite model weights.
+one, so a crash or a full disk mid-write leaves the previous checkpoint intact. A load
+recomputes the checksum and refuses a file whose tensors or metadata changed (a flipped bit,
+an edited step or learning rate), non-finite model weights and malformed optimizer metadata.
 ``check_meta`` validates the metadata a caller needs, with one line naming the key.
 """
 
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +34,13 @@ from torch import Tensor, nn
 
 from robustvae.files import atomic_write
 
-FORMAT = "robustvae-checkpoint-2"
-READABLE_FORMATS = ("robustvae-checkpoint-1", FORMAT)
+FORMAT = "robustvae-checkpoint-3"
+FORMAT_2 = "robustvae-checkpoint-2"
+FORMAT_1 = "robustvae-checkpoint-1"
+READABLE_FORMATS = (FORMAT_1, FORMAT_2, FORMAT)
+#: The largest data item a checkpoint may declare (``image_shape``): per side, and in all.
+MAX_ITEM_SIDE = 1 << 16
+MAX_ITEM_VALUES = 1 << 28
 
 
 @dataclass
@@ -51,15 +63,31 @@ def _flatten_optimizer(prefix: str, state: dict) -> tuple[dict[str, Tensor], dic
     return tensors, {"param_groups": state["param_groups"], "plain_state": plain}
 
 
-def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    """``tensors`` keyed ``<index>.<key>``; ``meta`` as ``_flatten_optimizer`` wrote it."""
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: Any, where: str) -> dict[str, Any]:
+    """``tensors`` keyed ``<index>.<key>``; ``meta`` as ``_flatten_optimizer`` wrote it.
+    ValueError naming ``where`` (the file and optimizer) when either is malformed."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{where}: {what}; the file is not one robustvae wrote")
+
+    if not isinstance(meta, dict):
+        raise bad(f"its metadata is {type(meta).__name__}, not a table")
+    groups, plain = meta.get("param_groups"), meta.get("plain_state")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise bad(f"param_groups must be a list of tables, got {groups!r:.60}")
+    if not isinstance(plain, dict) or not all(isinstance(v, dict) for v in plain.values()):
+        raise bad(f"plain_state must be a table of tables, got {plain!r:.60}")
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
-        index, key = name.split(".", 1)
+        index, _, key = name.partition(".")
+        if not index.isdigit() or not key:
+            raise bad(f"tensor name {name!r} is not <index>.<key>")
         state.setdefault(int(index), {})[key] = value
-    for index, values in meta["plain_state"].items():
+    for index, values in plain.items():
+        if not index.isdigit():
+            raise bad(f"plain_state index {index!r} is not an integer")
         state.setdefault(int(index), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    return {"state": state, "param_groups": groups}
 
 
 def tensors_digest(tensors: dict[str, Tensor]) -> str:
@@ -72,13 +100,28 @@ def tensors_digest(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _canonical(value: Any) -> str:
+    """``value`` as JSON in one spelling: what it reads back as, keys sorted, no spaces."""
+    return json.dumps(json.loads(json.dumps(value)), sort_keys=True, separators=(",", ":"))
+
+
+def checkpoint_digest(tensors: dict[str, Tensor], info: dict[str, Any]) -> str:
+    """Format 3's checksum: SHA-256 over ``tensors_digest`` and the metadata (``info`` less
+    its ``sha256``, as canonical JSON), so that neither can change unseen."""
+    rest = {k: v for k, v in info.items() if k != "sha256"}
+    return hashlib.sha256(f"{tensors_digest(tensors)}|{_canonical(rest)}".encode()).hexdigest()
+
+
 #: What ``check_meta`` accepts for each key of a checkpoint's metadata.
 META_SCHEMA = {
     "config": "a table of run settings",
     "epoch": "an integer ≥ 0",
     "step": "an integer ≥ 0",
-    "best": "a number or null",
-    "image_shape": "a list of positive integers (a data item's shape)",
+    "best": "a finite number or null",
+    "image_shape": (
+        f"a list of positive integers (a data item's shape), each at most {MAX_ITEM_SIDE} and "
+        f"{MAX_ITEM_VALUES:,} values in all"
+    ),
 }
 
 
@@ -89,12 +132,18 @@ def _meta_ok(key: str, value: Any) -> bool:
     if key in ("epoch", "step"):
         return is_int and value >= 0
     if key == "best":
-        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        return value is None or (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
     if key == "image_shape":
         return (
             isinstance(value, list)
             and len(value) > 0
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+            and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ITEM_SIDE
+                for v in value
+            )
+            and math.prod(value) <= MAX_ITEM_VALUES
         )
     return True
 
@@ -157,7 +206,7 @@ def save_checkpoint(
         )
         tensors.update({k: v.detach().cpu().contiguous() for k, v in found.items()})
     tensors.update(rng_state())
-    info["sha256"] = tensors_digest(tensors)
+    info["sha256"] = checkpoint_digest(tensors, info)
 
     def write(tmp: str) -> None:
         try:
@@ -170,6 +219,48 @@ def save_checkpoint(
     except OSError as error:
         raise OSError(f"could not write checkpoint {path}: {error.__cause__ or error}") from error
     return path
+
+
+def _check_integrity(path: Path, tensors: dict[str, Tensor], info: dict[str, Any]) -> None:
+    """ValueError unless the file's checksum holds for its format (see the module docstring);
+    a warning when an older file has none."""
+    kind = info.get("format")
+    if kind not in READABLE_FORMATS:
+        raise ValueError(f"{path}: unknown checkpoint format {kind!r}")
+    if kind == FORMAT:
+        if "sha256" not in info:
+            raise ValueError(
+                f"{path}: a format-3 checkpoint without its checksum: the file was altered "
+                "(use the other checkpoint of the run, or train again)"
+            )
+        if checkpoint_digest(tensors, info) != info["sha256"]:
+            raise ValueError(
+                f"{path}: its tensors or metadata do not match the checksum saved with them: "
+                "the file is corrupted or was edited (use the other checkpoint of the run, or "
+                "train again)"
+            )
+        return
+    if kind == FORMAT_1:
+        extra = sorted(set(info) - {"format", "meta", "optimizer"})
+        newer = sorted(
+            k for k in tensors if not k.startswith(("model.", "optimizer.state.", "rng."))
+        )
+        if extra or newer:
+            raise ValueError(
+                f"{path}: labelled format 1 but holds {(extra + newer)[0]!r}, which format 1 "
+                "never held: the file was altered"
+            )
+    elif "sha256" in info:  # format 2: its checksum covers the tensors only
+        if tensors_digest(tensors) != info["sha256"]:
+            raise ValueError(
+                f"{path}: its tensors do not match the checksum saved with them: the file is "
+                "corrupted (use the other checkpoint of the run, or train again)"
+            )
+        return
+    warnings.warn(
+        f"{path}: an older checkpoint ({kind}) without a checksum: its integrity cannot be checked",
+        stacklevel=3,
+    )
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -188,13 +279,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             raise KeyError("meta")
     except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as error:
         raise ValueError(f"{path} is not a readable robustvae checkpoint ({error})") from None
-    if info.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"{path}: unknown checkpoint format {info.get('format')!r}")
-    if "sha256" in info and tensors_digest(tensors) != info["sha256"]:
-        raise ValueError(
-            f"{path}: its tensors do not match the checksum saved with them: the file is "
-            "corrupted (use the other checkpoint of the run, or train again)"
-        )
+    _check_integrity(path, tensors, info)
     for name, value in tensors.items():
         if name.startswith(("model.", "ema.")) and value.is_floating_point():
             if not torch.isfinite(value).all():
@@ -205,15 +290,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     averaged = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
     rng = {k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
-    if info["format"] == "robustvae-checkpoint-1":  # one optimizer, that of group "model"
+    if info["format"] == FORMAT_1:  # one optimizer, that of group "model"
         groups = {"model": info["optimizer"]} if "optimizer" in info else {}
         prefixes = {"model": "optimizer.state."}
     else:
         groups = info.get("optimizers", {})
+        if not isinstance(groups, dict):
+            raise ValueError(
+                f"{path}: its optimizers must be a table of named optimizers, got {groups!r:.60}"
+            )
         prefixes = {name: f"optim.{name}." for name in groups}
     optimizers = {}
     for name, saved in groups.items():
         prefix = prefixes[name]
         found = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        optimizers[name] = _unflatten_optimizer(found, saved)
+        optimizers[name] = _unflatten_optimizer(found, saved, f"{path}: optimizer {name!r}")
     return Checkpoint(model, optimizers, rng, info["meta"], averaged)

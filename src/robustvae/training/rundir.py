@@ -101,15 +101,24 @@ class RunDir:
     # ------------------------------------------------------------------ metrics
 
     def read_metrics(self) -> list[dict]:
+        """The epochs' rows of ``metrics.jsonl``; ValueError naming the line when one is not
+        an epoch's row (a table with an integer ``epoch`` ≥ 1 and numbers where it has
+        ``step`` and ``seconds``)."""
         path = self.path / self.METRICS
         if not path.exists():
             return []
         rows = []
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line torn by a crash mid-write (older versions appended)
+            if not _is_epoch_row(row):
+                raise ValueError(
+                    f"{path}, line {number}: not an epoch's metrics ({line[:60]}); the file "
+                    "was edited: restore it, or train the run again"
+                )
+            rows.append(row)
         return rows
 
     def write_metrics(self, rows: list[dict]) -> None:
@@ -128,3 +137,18 @@ class RunDir:
             return json.loads(path.read_text())
         except json.JSONDecodeError:
             return None  # torn by an older version's in-place write: evaluate again
+
+
+def _is_epoch_row(row) -> bool:
+    def integer(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    return (
+        isinstance(row, dict)
+        and integer(row.get("epoch"))
+        and row["epoch"] >= 1
+        and all(number(row[k]) for k in ("step", "seconds") if k in row)
+    )

@@ -202,6 +202,8 @@ class _Training:
             raise ValueError(
                 f"{run.path} already holds a run: pass --resume, or choose another --out"
             )
+        elif context.is_main and run.path.is_dir():
+            run.remove_partial_writes()  # of a run killed before its first checkpoint
         if context.distributed:  # each rank its own noise; every rank rank 0's weights
             torch.manual_seed(config.seed * 1000 + context.rank + 1000 * self.epoch)
             distributed.broadcast_state(self.task)
