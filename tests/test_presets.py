@@ -59,6 +59,7 @@ TINY = {
     "text-removal": ("seed=0,*", 0.05, 4),
     "stereo-depth": ("input=correlation,seed=0,loss=[la][1d]*", 0.05, 2),  # l1, adaptive
     "stereo-depth-mono": ("seed=0,loss=annealed*", 0.05, 1),
+    "gan-discriminator-rate": ("seed=0,loss=dlr3e-4", 0.05, 1),
 }
 
 
