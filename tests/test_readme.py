@@ -89,3 +89,9 @@ def test_every_python_example_in_the_readme_runs_as_written(tmp_path, monkeypatc
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})
     assert "logcosh (16, 1, 28, 28)" in capsys.readouterr().out
+
+
+def test_the_shipped_restorers_table_is_rendered_from_their_manifest():
+    from robustvae.restoration.shipped import shipped_table
+
+    assert shipped_table() in (ROOT / "README.md").read_text()
