@@ -28,7 +28,7 @@ def test_dependencies_are_ranges_and_the_tested_versions_are_constraints():
     assert "torch==2.13.0" in pins
 
 
-def test_the_wheel_holds_the_licence_and_the_type_marker(tmp_path):
+def test_the_wheel_holds_the_licence_the_type_marker_and_the_shipped_weights(tmp_path):
     import subprocess
     import sys
     import zipfile
@@ -43,3 +43,7 @@ def test_the_wheel_holds_the_licence_and_the_type_marker(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "robustvae/py.typed" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    weights = ROOT / "src" / "robustvae" / "restoration" / "weights"
+    for path in [*weights.glob("*.safetensors"), weights / "manifest.json"]:
+        assert f"robustvae/restoration/weights/{path.name}" in names, path.name
+    assert "robustvae/metrics/classifiers/manifest.json" in names
