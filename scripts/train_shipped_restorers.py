@@ -50,11 +50,11 @@ COMMON = dict(
 MODELS = {
     "text": dict(
         removes="overlaid text (any font, colour and size, up to half the pixels)",
-        settings=dict(noise="text", loss="l1", width=0.5, epochs=200),
+        settings=dict(noise="text", loss="l1", width=0.5, epochs=140),
     ),
     "gaussian": dict(
         removes="Gaussian noise, σ up to 50/255",
-        settings=dict(noise="gaussian", loss="l2", width=0.5, epochs=90),
+        settings=dict(noise="gaussian", loss="l2", width=0.5, epochs=60),
     ),
 }
 
