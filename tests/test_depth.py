@@ -545,3 +545,19 @@ def test_training_scenes_beyond_max_disparity_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_beyond([scene], 256)
+
+
+def test_a_grey_and_a_colour_view_pair_up_and_odd_sizes_name_both_files(stereo_run, tmp_path):
+    run, folder = stereo_run
+    grey = tmp_path / "grey.png"
+    Image.open(folder / "bike" / "im0.png").convert("L").save(grey)
+    assert (
+        main(["depth", "predict", run, grey, folder / "bike" / "im1.png", tmp_path / "d.pfm"]) == 0
+    )
+    left, right, _ = _pair_files()
+    for d in ("left", "right"):
+        (tmp_path / "pairs" / d).mkdir(parents=True)
+    Image.fromarray(left).save(tmp_path / "pairs" / "left" / "a.png")
+    Image.fromarray(right[:, :-8]).save(tmp_path / "pairs" / "right" / "a.png")
+    with pytest.raises(ValueError, match=r"left/a.png is 160×96 but .*right/a.png is 152×96"):
+        load_folder(tmp_path / "pairs")

@@ -666,3 +666,27 @@ def test_mean_band_aligns_runs_by_step_and_reads_sections():
     steps, mean, std = mean_band([first, second], "acc_sampled")
     assert steps == [40, 80] and mean == pytest.approx([0.9, 0.7]) and std is not None
     assert mean_band([first], "grad_norm/discriminator") is None
+
+
+@pytest.mark.parametrize(
+    "base,message",
+    [
+        ('kind = "depth"\ndataset = "kitti-nope"', "the depth kind trains on: motorcycle, aloe"),
+        ('kind = "restore"\ndataset = "folder"', "dataset 'folder' needs data_root"),
+        ('kind = "vae"\ndataset = "photos"', "the vae kind trains on: mnist-5k"),
+    ],
+)
+def test_a_dataset_the_kind_cannot_train_on_is_refused_when_the_file_is_read(
+    base, message, tmp_path
+):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'name = "bad"\n[base]\n{base}\nepochs = 1\n[[losses]]\nloss = "l1"\n')
+    with pytest.raises(ValueError, match=message):
+        load_experiment(path)
+
+
+def test_a_cell_id_too_long_for_a_directory_name_is_refused(tmp_path):
+    path = tmp_path / "long.toml"
+    path.write_text(f'name = "long"\n[[losses]]\nloss = "l1"\nlabel = "{"x" * 5000}"\n')
+    with pytest.raises(ValueError, match="has an id of 5,005 bytes, longer than a directory name"):
+        load_experiment(path)

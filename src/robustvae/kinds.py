@@ -52,6 +52,20 @@ class Kind:
     #: Run settings that do not apply to this kind (refused by its ``load_data``): its
     #: ``--help`` leaves them out.
     run_settings_unused: tuple[str, ...] = ()
+    #: The datasets it trains on, and those of them that need ``data_root``: checked when a
+    #: config is made, before any data loads or a cell starts.
+    datasets: tuple[str, ...] = ()
+    datasets_needing_root: tuple[str, ...] = ()
+
+    def check_dataset(self, dataset: str, data_root) -> None:
+        """ValueError unless this kind trains on ``dataset`` with this ``data_root``."""
+        if self.datasets and dataset not in self.datasets:
+            raise ValueError(
+                f"the {self.name} kind trains on: {', '.join(self.datasets)}; got dataset "
+                f"{dataset!r}"
+            )
+        if dataset in self.datasets_needing_root and data_root is None:
+            raise ValueError(f"dataset {dataset!r} needs data_root (--data-root DIR)")
 
     def evaluator(self) -> ModuleType:
         return importlib.import_module(self.evaluation)
@@ -62,6 +76,12 @@ def _load_images(run) -> tuple:
 
     kwargs = dict(root=run.data_root, image_size=run.image_size, test_fraction=run.test_fraction)
     return load_dataset(run.dataset, "train", **kwargs), load_dataset(run.dataset, "test", **kwargs)
+
+
+def _image_datasets() -> dict:
+    from robustvae.data.datasets import DATASETS
+
+    return {"datasets": DATASETS, "datasets_needing_root": ("folder",)}
 
 
 def _autoencoder(name: str, summary: str) -> Kind:
@@ -75,6 +95,7 @@ def _autoencoder(name: str, summary: str) -> Kind:
         check=lambda config, shape: config.resolve(name, shape),
         load_data=_load_images,
         evaluation="robustvae.evaluation.autoencoder",
+        **_image_datasets(),
     )
 
 
@@ -89,6 +110,7 @@ def _vaegan() -> Kind:
         check=lambda config, shape: config.check(shape),
         load_data=_load_images,
         evaluation="robustvae.evaluation.autoencoder",
+        **_image_datasets(),
     )
 
 
@@ -103,6 +125,7 @@ def _gan() -> Kind:
         check=lambda config, shape: config.check(shape),
         load_data=_load_images,
         evaluation="robustvae.evaluation.autoencoder",
+        **_image_datasets(),
     )
 
 
@@ -121,6 +144,7 @@ def _restoration_data(run) -> tuple:
 
 
 def _restore() -> Kind:
+    from robustvae.restoration.data import DATASETS
     from robustvae.restoration.model import Restorer, RestorerConfig
 
     return Kind(
@@ -133,6 +157,8 @@ def _restore() -> Kind:
         evaluation="robustvae.evaluation.restoration",
         run_defaults={"dataset": "photos", "batch_size": 16, "epochs": 15},
         run_settings_unused=("image_size",),
+        datasets=DATASETS,
+        datasets_needing_root=("folder",),
     )
 
 
@@ -166,6 +192,7 @@ def _stereo_data(run) -> tuple:
 
 
 def _depth() -> Kind:
+    from robustvae.depth.data import SCENES
     from robustvae.depth.model import DepthConfig, DepthTask
 
     return Kind(
@@ -178,6 +205,8 @@ def _depth() -> Kind:
         evaluation="robustvae.evaluation.depth",
         run_defaults={"dataset": "motorcycle", "batch_size": 4, "epochs": 15},
         run_settings_unused=("image_size",),
+        datasets=(*SCENES, "stereo-folder"),
+        datasets_needing_root=("stereo-folder",),
     )
 
 

@@ -201,7 +201,7 @@ def _run_predict(args) -> int:
     device = pick_device(args.device)
     _, task = _load(args.run_dir, device)
     left, right = read_image(args.left), read_image(args.right)
-    if left.shape != right.shape:
+    if left.shape[1:] != right.shape[1:]:  # grey and colour views may pair: both go in as RGB
         raise ValueError(
             f"{args.left} is {left.shape[2]}×{left.shape[1]} but {args.right} is "
             f"{right.shape[2]}×{right.shape[1]}: a rectified pair has one size"

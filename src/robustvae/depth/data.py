@@ -223,7 +223,18 @@ def load_folder(root: str | Path) -> list[StereoScene]:
     out = []
     for name, left, right, truth in _layout(root):
         disparity = None if truth is None else read_disparity(truth)
-        out.append(StereoScene(name, _rgb(read_image(left)), _rgb(read_image(right)), disparity))
+        views = _rgb(read_image(left)), _rgb(read_image(right))
+        if views[0].shape != views[1].shape:
+            raise ValueError(
+                f"{left} is {views[0].shape[2]}×{views[0].shape[1]} but {right} is "
+                f"{views[1].shape[2]}×{views[1].shape[1]}: a rectified pair has one size"
+            )
+        if disparity is not None and disparity.shape != views[0].shape[1:]:
+            raise ValueError(
+                f"{truth} is {disparity.shape[1]}×{disparity.shape[0]} but its views {left} are "
+                f"{views[0].shape[2]}×{views[0].shape[1]}: ground truth must match the left view"
+            )
+        out.append(StereoScene(name, *views, disparity))
     if not out:
         raise ValueError(f"{root}: no stereo pairs found")
     return out

@@ -63,6 +63,10 @@ TOP_KEYS = {
 }
 
 
+#: The longest cell id: it names the cell's directory (255 bytes on most file systems).
+MAX_CELL_ID = 200
+
+
 @dataclass(frozen=True)
 class Sweep:
     """A swept setting of one [[losses]] entry: its label, the setting and this cell's value."""
@@ -305,6 +309,12 @@ def load_experiment(
             merged.setdefault("progress", False)
             merged.update(settings or {})
             cell_id = ",".join(f"{k}={slug(v)}" for k, v in cell_axes.items())
+            if len(cell_id.encode()) > MAX_CELL_ID:
+                raise ValueError(
+                    f"{path}: cell {cell_id[:60]}… has an id of {len(cell_id.encode()):,} bytes, "
+                    f"longer than a directory name can be ({MAX_CELL_ID}): shorten its label or "
+                    "axis values"
+                )
             try:
                 config = RunConfig.from_dict(merged)  # checks the model where the shape is known
             except ValueError as error:

@@ -141,6 +141,7 @@ class RunConfig:
         check_test_fraction(self.test_fraction)
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        kind.check_dataset(self.dataset, self.data_root)
         shape = known_shape(self.dataset, self.image_size)
         if shape is not None:  # fail now, not after the data has loaded
             kind.check(self.model, shape)
