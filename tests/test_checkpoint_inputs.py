@@ -1,125 +1,46 @@
-"""Broken checkpoints and run directories get one clear line, never a traceback: a generator of
-crafted and corrupted checkpoints (from a real one), each fed to ``train --resume`` or
-``sample``."""
+"""Broken checkpoints and run directories get one clear line, never a traceback: the crafted
+and corrupted checkpoints of ``broken_inputs`` (edits of a real run of each kind), each fed
+to ``train --resume`` or ``sample``."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from broken_inputs import (
+    CHECKPOINT_CASES,
+    METRICS_LINES,
+    read_checkpoint,
+    tiny_run,
+    write_checkpoint,
+)
 
 from robustvae.cli import main
-from robustvae.training.checkpoint import checkpoint_digest
 
 SETTINGS = ["--width", "0.1", "--epochs", "1", "--no-progress", "--no-tensorboard"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    run = tmp_path_factory.mktemp("ckpt") / "run"
-    assert main(["train", "--out", run, *SETTINGS]) == 0
-    return run
+    return tiny_run("vae", tmp_path_factory.mktemp("ckpt"))
 
 
-def _read(path):
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        info = json.loads(f.metadata()["robustvae"])
-    return tensors, info
+@pytest.fixture(scope="module", params=["vae", "restore", "depth"])
+def run_of_each_kind(request, tmp_path_factory):
+    return tiny_run(request.param, tmp_path_factory.mktemp(request.param))
 
 
-def _write(path, tensors, info, checksum=True):
-    if checksum:
-        info["sha256"] = checkpoint_digest(tensors, info)
-    save_file(tensors, str(path), metadata={"robustvae": json.dumps(info)})
-
-
-def _meta(change):
-    def edit(tensors, info):
-        change(info["meta"])
-
-    return edit
-
-
-def _drop_rng(tensors, info):
-    del tensors["rng.torch"]
-
-
-def _short_rng(tensors, info):
-    tensors["rng.torch"] = tensors["rng.torch"][:10].clone()
-
-
-def _no_optimizer(tensors, info):
-    info["optimizers"] = {}
-    for k in [k for k in tensors if k.startswith("optim.")]:
-        del tensors[k]
-
-
-def _negative_step(tensors, info):
-    key = next(k for k in tensors if k.startswith("optim.") and k.endswith(".step"))
-    tensors[key] = torch.full_like(tensors[key], -5.0)
-
-
-def _nan_weight(tensors, info):
-    key = next(k for k in tensors if k.startswith("model.") and tensors[k].is_floating_point())
-    tensors[key] = tensors[key].clone()
-    tensors[key].view(-1)[0] = float("nan")
-
-
-def _optimizers(value):
-    def edit(tensors, info):
-        info["optimizers"] = value
-
-    return edit
-
-
-def _optimizer_part(key, value):
-    def edit(tensors, info):
-        info["optimizers"]["model"][key] = value
-
-    return edit
-
-
-def _odd_tensor_name(tensors, info):
-    key = next(k for k in tensors if k.startswith("optim.model."))
-    tensors["optim.model.x.exp_avg"] = tensors.pop(key)
-
-
-CASES = {
-    "missing config": (_meta(lambda m: m.pop("config")), "has no 'config'"),
-    "missing step": (_meta(lambda m: m.pop("step")), "has no 'step'"),
-    "string epoch": (_meta(lambda m: m.update(epoch="1")), "'epoch' must be an integer"),
-    "string best": (_meta(lambda m: m.update(best="low")), "'best' must be a finite number"),
-    "config as a list": (_meta(lambda m: m.update(config=[1, 2])), "'config' must be a table"),
-    "epoch 1000": (_meta(lambda m: m.update(epoch=1000)), "has trained 1000 epochs"),
-    "no optimizer": (_no_optimizer, "holds optimizers []"),
-    "no random state": (_drop_rng, "no valid random state"),
-    "short random state": (_short_rng, "no valid random state"),
-    "negative Adam step": (_negative_step, "negative step count"),
-    "NaN weight": (_nan_weight, "holds NaN or inf"),
-    "NaN best": (_meta(lambda m: m.update(best=float("nan"))), "'best' must be a finite number"),
-    "optimizers a list": (_optimizers([1]), "optimizers must be a table"),
-    "an optimizer a number": (_optimizers({"model": 5}), "optimizer 'model': its metadata is int"),
-    "param_groups a number": (_optimizer_part("param_groups", 5), "param_groups must be a list"),
-    "plain_state a list": (_optimizer_part("plain_state", [1]), "plain_state must be a table"),
-    "odd optimizer tensor": (_odd_tensor_name, "tensor name 'x.exp_avg' is not <index>.<key>"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_a_broken_checkpoint_is_one_line_on_resume(case, trained, tmp_path, capsys):
+@pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
+def test_a_broken_checkpoint_is_one_line_on_resume(case, run_of_each_kind, tmp_path, capsys):
     run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    edit, message = CASES[case]
-    tensors, info = _read(run / "latest.safetensors")
+    shutil.copytree(run_of_each_kind, run)
+    edit, message = CHECKPOINT_CASES[case]
+    tensors, info = read_checkpoint(run / "latest.safetensors")
     edit(tensors, info)
-    _write(run / "latest.safetensors", tensors, info)
+    write_checkpoint(run / "latest.safetensors", tensors, info)
     capsys.readouterr()
-    status = main(["train", "--out", run, "--resume", *SETTINGS])
+    status = main(["train", "--out", run, "--resume"])
     err = capsys.readouterr().err.strip()
     assert status == 2, err
     assert message in err and len(err.splitlines()) == 1, err
@@ -129,12 +50,14 @@ def test_a_broken_checkpoint_is_one_line_on_resume(case, trained, tmp_path, caps
 def test_a_flipped_bit_fails_the_checksum(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    tensors, info = _read(run / "latest.safetensors")
+    tensors, info = read_checkpoint(run / "latest.safetensors")
     key = next(k for k in tensors if k.startswith("model."))
     flipped = tensors[key].clone()
     flipped.view(-1).view(torch.int32)[3] ^= 1 << 4
     tensors[key] = flipped
-    _write(run / "latest.safetensors", tensors, info, checksum=False)  # the old checksum stays
+    write_checkpoint(
+        run / "latest.safetensors", tensors, info, checksum=False
+    )  # the old checksum stays
     capsys.readouterr()
     assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
     err = capsys.readouterr().err
@@ -155,12 +78,12 @@ def test_sample_refuses_a_checkpoint_without_a_sane_image_shape(
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     for name in ("best.safetensors", "latest.safetensors"):
-        tensors, info = _read(run / name)
+        tensors, info = read_checkpoint(run / name)
         if shape is None:
             info["meta"].pop("image_shape")
         else:
             info["meta"]["image_shape"] = shape
-        _write(run / name, tensors, info)
+        write_checkpoint(run / name, tensors, info)
     capsys.readouterr()
     assert main(["sample", run, "--out", tmp_path / "s.png"]) == 2
     err = capsys.readouterr().err
@@ -198,9 +121,11 @@ def test_resume_removes_interrupted_writes_and_explains_an_empty_run(trained, tm
 def test_edited_metadata_fails_the_checksum(edit, trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    tensors, info = _read(run / "latest.safetensors")
+    tensors, info = read_checkpoint(run / "latest.safetensors")
     edit(info)
-    _write(run / "latest.safetensors", tensors, info, checksum=False)  # the old checksum stays
+    write_checkpoint(
+        run / "latest.safetensors", tensors, info, checksum=False
+    )  # the old checksum stays
     capsys.readouterr()
     assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
     err = capsys.readouterr().err
@@ -210,9 +135,9 @@ def test_edited_metadata_fails_the_checksum(edit, trained, tmp_path, capsys):
 def test_a_current_checkpoint_without_its_checksum_is_refused(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    tensors, info = _read(run / "latest.safetensors")
+    tensors, info = read_checkpoint(run / "latest.safetensors")
     info.pop("sha256")
-    _write(run / "latest.safetensors", tensors, info, checksum=False)
+    write_checkpoint(run / "latest.safetensors", tensors, info, checksum=False)
     capsys.readouterr()
     assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
     assert "format-3 checkpoint without its checksum" in capsys.readouterr().err
@@ -223,10 +148,10 @@ def test_a_checkpoint_relabelled_as_format_1_is_refused(trained, tmp_path, capsy
 
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    tensors, info = _read(run / "best.safetensors")
+    tensors, info = read_checkpoint(run / "best.safetensors")
     info.pop("sha256")
     info["format"] = "robustvae-checkpoint-1"
-    _write(run / "best.safetensors", tensors, info, checksum=False)
+    write_checkpoint(run / "best.safetensors", tensors, info, checksum=False)
     with pytest.raises(ValueError, match="labelled format 1 but holds 'optimizers'"):
         load_checkpoint(run / "best.safetensors")
 
@@ -237,10 +162,10 @@ def test_older_checkpoints_without_a_checksum_load_with_a_warning(trained, tmp_p
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     for name in ("best.safetensors", "latest.safetensors"):
-        tensors, info = _read(run / name)
+        tensors, info = read_checkpoint(run / name)
         info.pop("sha256")
         info["format"] = "robustvae-checkpoint-2"  # written before checksums
-        _write(run / name, tensors, info, checksum=False)
+        write_checkpoint(run / name, tensors, info, checksum=False)
     with pytest.warns(UserWarning, match="without a checksum: its integrity cannot be checked"):
         config, task = load_run(run)
     assert config.kind == "vae" and not task.training
@@ -251,20 +176,19 @@ def test_format_2_checkpoints_keep_their_tensor_checksum(trained, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    tensors, info = _read(run / "best.safetensors")
+    tensors, info = read_checkpoint(run / "best.safetensors")
     info["format"] = "robustvae-checkpoint-2"
     info["sha256"] = tensors_digest(tensors)
-    _write(run / "best.safetensors", tensors, info, checksum=False)
+    write_checkpoint(run / "best.safetensors", tensors, info, checksum=False)
     assert load_checkpoint(run / "best.safetensors").meta == info["meta"]
     key = next(k for k in tensors if k.startswith("model."))
     tensors[key] = tensors[key] + 1
-    _write(run / "best.safetensors", tensors, info, checksum=False)
+    write_checkpoint(run / "best.safetensors", tensors, info, checksum=False)
     with pytest.raises(ValueError, match="tensors do not match the checksum"):
         load_checkpoint(run / "best.safetensors")
 
 
-@pytest.mark.parametrize("line", ['{"x": 1}', "[1, 2]", '{"epoch": "1"}', '{"epoch": 0}',
-                                  '{"epoch": 1, "seconds": "fast"}'])  # fmt: skip
+@pytest.mark.parametrize("line", METRICS_LINES)
 def test_a_malformed_metrics_line_is_one_line_on_resume(line, trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
