@@ -173,13 +173,22 @@ def _random_text(rng: np.random.Generator) -> str:
     return "".join(CHARACTERS[i] for i in rng.integers(0, len(CHARACTERS), length))
 
 
+@functools.cache
+def _measure():
+    """A drawing context that measures text as ``_render`` draws it (no antialiasing)."""
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("1", (1, 1)))
+    draw.fontmode = "1"
+    return draw
+
+
 def _render(text: str, font):
     """``text`` in ``font`` (no antialiasing): bool h×w, cropped to the text's box, and the
     box's (left, top) offset from where Pillow places the text."""
     from PIL import Image, ImageDraw
 
-    probe = ImageDraw.Draw(Image.new("1", (1, 1)))
-    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+    left, top, right, bottom = _measure().textbbox((0, 0), text, font=font)
     canvas = Image.new("1", (max(right - left, 1), max(bottom - top, 1)), 0)
     draw = ImageDraw.Draw(canvas)
     draw.fontmode = "1"
