@@ -122,7 +122,9 @@ def test_conv_needs_a_supported_size():
         build_nets("conv", (1, 32, 32), 8, 1.0, 16)
     with pytest.raises(ValueError, match="mlp, conv"):
         build_nets("resnet", MNIST, 8, 1.0, 16)
-    assert build_nets("mlp", (1, 32, 32), 8, 1.0, 16)  # MLPs take any size
+    encoder, decoder = build_nets("mlp", (1, 32, 32), 8, 1.0, 16)  # MLPs take any size
+    assert encoder(torch.rand(2, 1, 32, 32)).shape == (2, 16)
+    assert decoder(torch.rand(2, 8)).shape == (2, 1, 32, 32)
 
 
 # ----------------------------------------------------------------------------- training
