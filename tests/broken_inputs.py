@@ -125,7 +125,7 @@ def tiny_run(kind: str, tmp):
     if kind == "vae":
         status = main(["train", "--out", run, "--width", "0.1", "--epochs", "1", *QUIET])
     elif kind == "restore":
-        from test_restoration import _folder
+        from small_data import photo_folder as _folder
 
         root = _folder(tmp)
         status = main(
@@ -134,7 +134,8 @@ def tiny_run(kind: str, tmp):
         )  # fmt: skip
     elif kind == "depth":
         from PIL import Image
-        from test_depth import _pair_files, _write_pfm
+        from small_data import stereo_window as _pair_files
+        from small_data import write_pfm as _write_pfm
 
         scene = tmp / "pairs" / "bike"
         scene.mkdir(parents=True)

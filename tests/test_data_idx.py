@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require_fashion_mnist
+from small_data import make_idx_dir
 
 from robustvae.data import (
     DataWarning,
@@ -37,30 +38,10 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:.*differs from the official:robustvae.data.DataWarning"
 )
 
-STEMS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
 
 def idx_bytes(magic: bytes, dims: tuple[int, ...], payload: bytes) -> bytes:
     """An IDX file written by hand (independent of write_idx)."""
     return magic + b"".join(d.to_bytes(4, "big") for d in dims) + payload
-
-
-def make_idx_dir(root: Path, n_train=12, n_test=5, gz=True, seed=0) -> dict:
-    """Four tiny MNIST-format files (28×28 uint8) with known content."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        suffix = ".gz" if gz else ""
-        write_idx(root / (STEMS[split][0] + suffix), images)
-        write_idx(root / (STEMS[split][1] + suffix), labels)
-        arrays[split] = (images, labels)
-    return arrays
 
 
 # ----------------------------------------------------------------------------- reader

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from small_data import stereo_window as _pair_files
+from small_data import write_pfm as _write_pfm
 
 from robustvae.cli import main
 from robustvae.depth.data import (
@@ -154,20 +156,6 @@ def test_stereo_tiles_keep_the_right_view_reaching_further_left():
     assert torch.equal(tiles.right[1], expected)
     # the first tile's right view is the image's first column repeated on the left
     assert torch.equal(tiles.right[0, :, :, 0], tiles.right[0, :, :, 31])
-
-
-def _pair_files(size=(96, 160)):
-    """Left, right and disparity of a window of the real motorcycle pair."""
-    import skimage.data
-
-    h, w = size
-    window = (slice(200, 200 + h), slice(300, 300 + w))
-    return tuple(a[window] for a in skimage.data.stereo_motorcycle())
-
-
-def _write_pfm(path, array):
-    a = np.ascontiguousarray(array[::-1], dtype="<f4")
-    path.write_bytes(f"Pf\n{a.shape[1]} {a.shape[0]}\n-1.0\n".encode() + a.tobytes())
 
 
 @pytest.mark.parametrize("layout", ["kitti", "middlebury", "plain"])

@@ -260,7 +260,7 @@ def test_adaptive_alpha_and_scale_are_logged_every_epoch(tmp_path):
 
 
 def test_evaluate_without_labels_skips_fid_and_draws_only_the_samples_it_scores(tmp_path):
-    from test_restoration import _folder
+    from small_data import photo_folder as _folder
 
     from robustvae.evaluation import evaluate_run
     from robustvae.training import RunConfig, train

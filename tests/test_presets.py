@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import assert_picture
 from PIL import Image
-from test_data_idx import make_idx_dir
+from small_data import make_idx_dir
 
 from robustvae.experiments import load_experiment, run_experiment
 from robustvae.losses import fused
@@ -79,7 +79,7 @@ def test_tiny_version_of_preset_runs(name, tmp_path):
     elif dataset == "celeba":
         settings.update(data_root=str(_celeba(tmp_path / "data")), batch_size=4)
     elif dataset == "photos":  # the restorer: a folder of photo crops instead of the photos
-        from test_restoration import _folder
+        from small_data import photo_folder as _folder
 
         settings.update(dataset="folder", data_root=str(_folder(tmp_path)), crop=32, batch_size=4)
     elif dataset == "mnist-5k":  # the bundled 4,000 training images: 8 steps an epoch

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from small_data import photo_folder as _folder
 
 from robustvae.cli import main
 from robustvae.data.image_file import read_image, write_image
-from robustvae.data.images import hash_unit
 from robustvae.restoration.corruption import corrupt, draw_levels, text_overlay
 from robustvae.restoration.data import PHOTOS_TEST, PHOTOS_TRAIN, load_images, tile
 from robustvae.restoration.model import Restorer, RestorerConfig
@@ -294,26 +294,6 @@ def test_an_image_smaller_than_a_tile_is_named():
 
     with pytest.raises(ValueError, match=r"tiny: image is 40×30, smaller than a 128×128 tile"):
         tile([NamedImage("tiny", torch.rand(3, 30, 40))], 128, 64)
-
-
-def _folder(tmp_path, n_train=5, size=(96, 128), mode="RGB"):
-    """A folder of real photo crops with at least one image in the hash's test split."""
-    import skimage.data
-
-    root = tmp_path / "photos"
-    root.mkdir()
-    source = skimage.data.astronaut()
-    names, i = [], 0
-    while sum(hash_unit(n) < 0.1 for n in names) < 1 or len(names) < n_train + 1:
-        name = f"img{i:03d}.png"
-        if hash_unit(name) < 0.1 or len(names) - sum(hash_unit(n) < 0.1 for n in names) < n_train:
-            names.append(name)
-        i += 1
-    for k, name in enumerate(names):
-        top, left = 30 * k % 300, 40 * k % 300
-        crop = source[top : top + size[0], left : left + size[1]]
-        Image.fromarray(crop).convert(mode).save(root / name)
-    return root
 
 
 # ----------------------------------------------------------------------------- training
