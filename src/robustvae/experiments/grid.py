@@ -309,16 +309,16 @@ def load_experiment(
             merged.setdefault("progress", False)
             merged.update(settings or {})
             cell_id = ",".join(f"{k}={slug(v)}" for k, v in cell_axes.items())
+            try:
+                config = RunConfig.from_dict(merged)  # checks the model where the shape is known
+            except ValueError as error:
+                raise ValueError(f"{path}: cell {cell_id}: {error}") from None
             if len(cell_id.encode()) > MAX_CELL_ID:
                 raise ValueError(
                     f"{path}: cell {cell_id[:60]}… has an id of {len(cell_id.encode()):,} bytes, "
                     f"longer than a directory name can be ({MAX_CELL_ID}): shorten its label or "
                     "axis values"
                 )
-            try:
-                config = RunConfig.from_dict(merged)  # checks the model where the shape is known
-            except ValueError as error:
-                raise ValueError(f"{path}: cell {cell_id}: {error}") from None
             cells.append(Cell(cell_id, cell_axes, config, sweep))
     for override, matched in zip(overrides, used, strict=True):
         if not matched:
