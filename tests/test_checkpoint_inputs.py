@@ -47,20 +47,28 @@ def test_a_broken_checkpoint_is_one_line_on_resume(case, run_of_each_kind, tmp_p
     assert "latest.safetensors" in err or "run" in err
 
 
-def test_a_flipped_bit_fails_the_checksum(trained, tmp_path, capsys):
+def _resume_with_old_checksum(trained, tmp_path, capsys, edit) -> tuple[int, str]:
+    """(exit status, standard error) of resuming a copy of ``trained`` whose latest
+    checkpoint ``edit(tensors, info)`` changed while its old checksum stays."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     tensors, info = read_checkpoint(run / "latest.safetensors")
-    key = next(k for k in tensors if k.startswith("model."))
-    flipped = tensors[key].clone()
-    flipped.view(-1).view(torch.int32)[3] ^= 1 << 4
-    tensors[key] = flipped
-    write_checkpoint(
-        run / "latest.safetensors", tensors, info, checksum=False
-    )  # the old checksum stays
+    edit(tensors, info)
+    write_checkpoint(run / "latest.safetensors", tensors, info, checksum=False)
     capsys.readouterr()
-    assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
-    err = capsys.readouterr().err
+    status = main(["train", "--out", run, "--resume", *SETTINGS])
+    return status, capsys.readouterr().err
+
+
+def test_a_flipped_bit_fails_the_checksum(trained, tmp_path, capsys):
+    def flip(tensors, info):
+        key = next(k for k in tensors if k.startswith("model."))
+        flipped = tensors[key].clone()
+        flipped.view(-1).view(torch.int32)[3] ^= 1 << 4
+        tensors[key] = flipped
+
+    status, err = _resume_with_old_checksum(trained, tmp_path, capsys, flip)
+    assert status == 2
     assert "do not match the checksum" in err and "latest.safetensors" in err
 
 
@@ -119,16 +127,10 @@ def test_resume_removes_interrupted_writes_and_explains_an_empty_run(trained, tm
     ids=["step", "beta1", "lr"],
 )
 def test_edited_metadata_fails_the_checksum(edit, trained, tmp_path, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    tensors, info = read_checkpoint(run / "latest.safetensors")
-    edit(info)
-    write_checkpoint(
-        run / "latest.safetensors", tensors, info, checksum=False
-    )  # the old checksum stays
-    capsys.readouterr()
-    assert main(["train", "--out", run, "--resume", *SETTINGS]) == 2
-    err = capsys.readouterr().err
+    status, err = _resume_with_old_checksum(
+        trained, tmp_path, capsys, lambda tensors, info: edit(info)
+    )
+    assert status == 2
     assert "tensors or metadata do not match the checksum" in err, err
 
 
