@@ -57,6 +57,7 @@ TINY = {
     "vaegan-dynamics": ("seed=0,loss=none-nonsat-g0.1-dlr1e-5", 0.05, 1),
     "vaegan-gamma": ("dataset=mnist-5k,seed=0,loss=*-0.1", 0.05, 1),
     "text-removal": ("seed=0,*", 0.05, 4),
+    "text-removal-long": ("loss=l[12]", 0.05, 2),
     "stereo-depth": ("input=correlation,seed=0,loss=l1", 0.05, 1),
     "stereo-depth-mono": ("seed=0,loss=annealed*", 0.05, 1),
     "gan-discriminator-rate": ("seed=0,loss=dlr3e-4", 0.05, 1),
