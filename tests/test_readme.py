@@ -95,3 +95,58 @@ def test_the_shipped_restorers_table_is_rendered_from_their_manifest():
     from robustvae.restoration.shipped import shipped_table
 
     assert shipped_table() in (ROOT / "README.md").read_text()
+
+
+def _readme_command(start: str) -> list[str]:
+    """The README's shell command that begins with ``start``, continuation lines joined and
+    comments dropped, as argv after ``robustvae``."""
+    import shlex
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(start))
+    words, i = [], first
+    while True:
+        line = lines[i].split(" #")[0].rstrip()
+        words += shlex.split(line.rstrip("\\"))
+        if not line.endswith("\\"):
+            break
+        i += 1
+    assert words[0] == "robustvae"
+    return words[1:]
+
+
+# The README's first training example of a kind → (its preset, the cell it should train as)
+README_EXAMPLES = {
+    "robustvae restore train --out runs/text-logcosh": ("text-removal", "seed=0,loss=logcosh"),
+    "robustvae depth train --out runs/d-a0": ("stereo-depth", "input=cost,seed=0,loss=alpha-0"),
+    "robustvae depth train --out runs/d-ann": (
+        "stereo-depth",
+        "input=cost,seed=0,loss=annealed-2-0",
+    ),
+    "robustvae depth train --out runs/d-ad": ("stereo-depth", "input=cost,seed=0,loss=adaptive"),
+}
+
+
+@pytest.mark.parametrize("start", README_EXAMPLES, ids=lambda s: s.split()[-1])
+def test_the_readme_training_example_trains_as_its_preset_cell(start, monkeypatch, tmp_path):
+    """A new user who copies the README's example gets the preset's run, setting for setting
+    (the output place and TensorBoard aside)."""
+    import robustvae.training
+
+    preset, cell_id = README_EXAMPLES[start]
+    trained = []
+
+    def record(config, run_dir, resume=False, report=None):
+        trained.append(config)
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(robustvae.training, "train", record)
+    monkeypatch.chdir(tmp_path)
+    main(_readme_command(start))
+    cell = next(c for c in load_experiment(ROOT / "experiments" / f"{preset}.toml").cells
+                if c.id == cell_id)
+    ignored = {"tensorboard", "progress"}
+    example = {k: v for k, v in trained[0].to_dict().items() if k not in ignored}
+    expected = {k: v for k, v in cell.config.to_dict().items() if k not in ignored}
+    differ = {k: (example[k], expected[k]) for k in example if example[k] != expected[k]}
+    assert not differ, f"the README's example differs from {preset}'s {cell_id}: {differ}"

@@ -76,6 +76,24 @@ def test_runs_saved_with_the_old_schedule_setting_read_as_the_new_ones():
         RunConfig.from_dict({"schedule": "weekly"})
 
 
+def test_a_run_saved_before_a_setting_existed_reads_it_as_it_trained(tmp_path):
+    """A depth run saved before ``ema`` and ``lr_schedule`` kept no average and a constant
+    rate: its kind's new-run defaults (cosine, EMA 0.99) do not apply to it."""
+    import json
+
+    from robustvae.training import RunDir
+
+    settings = RunConfig.make(kind="depth").to_dict()
+    assert (settings["lr_schedule"], settings["ema"]) == ("cosine", 0.99)  # a new run's
+    for name in ("ema", "lr_schedule", "lr_milestones", "lr_gamma", "rampdown_fraction"):
+        del settings[name]
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    old = RunConfig.from_dict(RunDir(tmp_path).saved_settings())
+    assert (old.lr_schedule, old.ema) == ("constant", 0.0)
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "vae", "schedule": "celeba"}))
+    assert RunConfig.from_dict(RunDir(tmp_path).saved_settings()).lr_schedule == "step"
+
+
 def test_a_scheduled_run_sets_each_steps_rate_and_resumes_bit_for_bit(tmp_path):
     settings = dict(kind="vae", epochs=3, batch_size=500, lr_schedule="cosine", warmup_steps=3)
     config = RunConfig.make(**settings, **QUIET)

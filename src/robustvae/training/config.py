@@ -283,6 +283,22 @@ IGNORED_SETTINGS = ("progress", "tensorboard", "device", "data_root")
 EXTENDABLE_SETTINGS = ("epochs",)
 
 
+def predating_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` (a run's config.json) with each run setting it lacks at the value the run
+    trained with: the setting's field default. A run saved before ``ema`` existed kept no
+    average, whatever its kind's ``run_defaults`` now say for a new run."""
+    missing = {
+        f.name: f.default
+        for f in fields(RunConfig)
+        if f.name != "model" and f.name not in saved and f.default is not dataclasses.MISSING
+    }
+    if "schedule" in saved:  # before lr_schedule: from_dict maps the old name
+        for name in ("lr_schedule", "lr_milestones", "lr_gamma"):
+            missing.pop(name, None)
+    missing = {k: list(v) if isinstance(v, tuple) else v for k, v in missing.items()}
+    return {**missing, **saved}
+
+
 def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(setting, saved value, wanted value) for every setting that makes ``wanted`` another run
     than ``saved``: the trainer refuses to resume such a run, and a grid to reuse its cell."""

@@ -86,7 +86,8 @@ class RunDir:
         atomic_write_text(self.path / self.CONFIG, config.to_json() + "\n")
 
     def saved_settings(self) -> dict[str, Any] | None:
-        """The flat settings in config.json, or None when there is none."""
+        """The flat settings in config.json, or None when there is none; a run setting the
+        file lacks (the run predates it) at the value the run trained with."""
         path = self.path / self.CONFIG
         if not path.exists():
             return None
@@ -96,7 +97,9 @@ class RunDir:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object of settings")
-        return data
+        from robustvae.training.config import predating_settings
+
+        return predating_settings(data)
 
     # ------------------------------------------------------------------ metrics
 
