@@ -64,7 +64,7 @@ def test_grid_expands_every_combination(tmp_path):
         "seed=1,loss=l2",
         "seed=1,loss=logcosh",
     ]
-    assert experiment.cells[1].config.model.loss_kwargs() == {"a": 100.0}
+    assert experiment.cells[1].config.model.loss_spec().kwargs == {"a": 100.0}
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_sweeps_expand_into_labelled_cells_and_overrides_apply(tmp_path):
     assert len(cells) == 2 * 5
     a10 = cells["arch=conv,loss=logcosh-a-10"]
     assert a10.axes["loss"] == "logcosh (a=10)"
-    assert a10.config.model.loss_kwargs() == {"a": 10.0}
+    assert a10.config.model.loss_spec().kwargs == {"a": 10.0}
     assert (a10.sweep.label, a10.sweep.setting, a10.sweep.value) == ("logcosh", "a", 10.0)
     assert cells["arch=mlp,loss=scaled-l2-recon-weight-5"].config.model.recon_weight == 5.0
     assert cells["arch=mlp,loss=l2"].sweep is None
@@ -440,14 +440,15 @@ def test_presets_overrides_reach_their_cells():
         return {c.id: c.config for c in load_experiment(PRESETS_DIR / f"{name}.toml").cells}
 
     celeba = cells("paper-celeba")
-    assert celeba["kind=wae,arch=conv,seed=0,loss=logcosh"].model.loss_kwargs() == {"a": 2.5}
-    assert celeba["kind=vae,arch=conv,seed=0,loss=logcosh"].model.loss_kwargs() == {"a": 100.0}
+    assert celeba["kind=wae,arch=conv,seed=0,loss=logcosh"].model.loss_spec().kwargs == {"a": 2.5}
+    assert celeba["kind=vae,arch=conv,seed=0,loss=logcosh"].model.loss_spec().kwargs == {"a": 100.0}
     assert {c.epochs for i, c in celeba.items() if "kind=vae," in i} == {68}
     assert {c.epochs for i, c in celeba.items() if "kind=wae" in i} == {55}
     barron = cells("barron-vae")
     assert {c.model.color for i, c in barron.items() if "pixels" in i} == {"rgb"}
     assert {c.model.color for i, c in barron.items() if "pixels" not in i} == {"yuv"}
-    assert barron["representation=dct,seed=0,loss=adaptive"].model.loss_kwargs()["alpha_hi"] == 3.0
+    dct_adaptive = barron["representation=dct,seed=0,loss=adaptive"].model.loss_spec()
+    assert dct_adaptive.kwargs["alpha_hi"] == 3.0
     assert celeba["kind=vaegan,arch=conv,seed=0,loss=vaegan"].epochs == 38
     assert celeba["kind=vaegan,arch=conv,seed=0,loss=vaegan"].model.latent_dim == 128
     for name in ("quick-mnist5k", "fashion-mnist"):

@@ -8,6 +8,7 @@ from torch import nn
 
 from robustvae.losses import (
     LOSSES,
+    AdaptiveImageLoss,
     AdaptiveLoss,
     CauchyNLL,
     GeneralLoss,
@@ -15,13 +16,14 @@ from robustvae.losses import (
     LaplaceNLL,
     LogCoshLoss,
     NormalNLL,
+    RepresentedLoss,
     SquaredL2Loss,
     StudentTNLL,
     get_loss,
     loss_parameters,
 )
 from robustvae.losses import functional as LF
-from robustvae.representations import AdaptiveImageLoss, Representation, RepresentedLoss
+from robustvae.representations import Representation
 
 NAMES = ["l2", "l1", "logcosh", "general", "adaptive", "normal", "laplace", "cauchy", "student_t"]
 

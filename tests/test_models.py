@@ -411,7 +411,7 @@ def test_config_defaults_and_dict_round_trip():
         prior_scale=1.5,
     )
     assert custom.image_shape == (3, 64, 64) and isinstance(custom.width, float)
-    assert custom.loss_params == (("a", 2.5),) and custom.loss_kwargs() == {"a": 2.5}
+    assert custom.loss_params == (("a", 2.5),) and custom.loss_spec().kwargs == {"a": 2.5}
     assert hash(custom) == hash(ModelConfig.from_dict(custom.to_dict()))
     for c in (config, custom):
         text = json.dumps(c.to_dict())

@@ -143,8 +143,9 @@ def test_the_readme_training_example_trains_as_its_preset_cell(start, monkeypatc
     monkeypatch.setattr(robustvae.training, "train", record)
     monkeypatch.chdir(tmp_path)
     main(_readme_command(start))
-    cell = next(c for c in load_experiment(ROOT / "experiments" / f"{preset}.toml").cells
-                if c.id == cell_id)
+    cell = next(
+        c for c in load_experiment(ROOT / "experiments" / f"{preset}.toml").cells if c.id == cell_id
+    )
     ignored = {"tensorboard", "progress"}
     example = {k: v for k, v in trained[0].to_dict().items() if k not in ignored}
     expected = {k: v for k, v in cell.config.to_dict().items() if k not in ignored}

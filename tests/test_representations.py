@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustvae import representations as R
+from robustvae.losses import AdaptiveImageLoss
 from robustvae.losses.adaptive import AdaptiveLoss
 from robustvae.representations import (
     COLORS,
     REPRESENTATIONS,
-    AdaptiveImageLoss,
     Representation,
     cdf97,
     dct2,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from robustvae.checks import shown
+from robustvae.settings import shown
 
 __all__ = ["UNet", "MULTIPLE", "MAX_CROP", "RECEPTIVE_RADIUS", "check_crop"]
 

@@ -28,16 +28,24 @@ Each step crops the same random window from both views; the right crop reaches
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from robustvae.checks import check_int, shown
+from robustvae.crops import crop_offsets, cut
 from robustvae.depth.warp import edge_aware_smoothness, warp_right_to_left
-from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
-from robustvae.models.config import FlatSettings, _choice, _is_int, _loss_params, _number
+from robustvae.losses.spec import LossSpec
 from robustvae.models.nets import check_width
+from robustvae.settings import (
+    FlatSettings,
+    check_choice,
+    check_int,
+    check_number,
+    is_int,
+    setting_field,
+    shown,
+)
 from robustvae.task import Group, Task
 from robustvae.unet import MAX_CROP, RECEPTIVE_RADIUS, UNet, check_crop
 
@@ -50,43 +58,42 @@ MAX_DISPARITY = 1024
 FEATURES = 48
 
 
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class DepthConfig(FlatSettings):
     """The settings of the ``depth`` kind."""
 
-    width: float = _help(
+    width: float = setting_field(
         "channel multiplier of the U-Net: 1 is Noise2Noise's 48/96 (at most 64)", 1.0
     )
-    loss: str = _help("the photometric loss, a robustvae.losses registry name", "l1")
-    loss_params: tuple[tuple[str, object], ...] = _help(
+    loss: str = setting_field("the photometric loss, a robustvae.losses registry name", "l1")
+    loss_params: tuple[tuple[str, object], ...] = setting_field(
         "the loss's parameters, e.g. alpha=0 scale=0.01", ()
     )
-    max_disparity: int = _help(
+    max_disparity: int = setting_field(
         f"the largest disparity the net can predict, in pixels (at most {MAX_DISPARITY})", 80
     )
-    smoothness: float = _help("weight of the edge-aware disparity smoothness term", 0.01)
-    crop: int = _help(f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 128)
-    input: str = _help(
+    smoothness: float = setting_field("weight of the edge-aware disparity smoothness term", 0.01)
+    crop: int = setting_field(
+        f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 128
+    )
+    input: str = setting_field(
         "cost (the left view and a pixel matching-cost volume) | correlation (the left view "
         "and DispNet-C's correlation of learned features) | stereo (both views) | left "
         "(monocular): what the net sees",
         "cost",
     )
-    cost_step: int = _help("the disparity step of the cost or correlation volume, in pixels", 4)
+    cost_step: int = setting_field(
+        "the disparity step of the cost or correlation volume, in pixels", 4
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_width(self.width))
-        _choice("loss", self.loss, tuple(LOSSES))
-        object.__setattr__(self, "loss_params", _loss_params(self.loss_params))
+        object.__setattr__(self, "loss_params", self.loss_spec().params)
         check_int("max_disparity", self.max_disparity, 1, MAX_DISPARITY)
-        object.__setattr__(self, "smoothness", _number("smoothness", self.smoothness, False))
+        object.__setattr__(self, "smoothness", check_number("smoothness", self.smoothness, False))
         check_crop(self.crop)
-        _choice("input", self.input, INPUTS)
-        if not _is_int(self.cost_step) or not 1 <= self.cost_step <= self.max_disparity:
+        check_choice("input", self.input, INPUTS)
+        if not is_int(self.cost_step) or not 1 <= self.cost_step <= self.max_disparity:
             raise ValueError(
                 f"cost_step must be an int in [1, max_disparity], got {shown(self.cost_step)}"
             )
@@ -101,21 +108,18 @@ class DepthConfig(FlatSettings):
         if shape[0] != 3:
             raise ValueError(f"the depth kind takes RGB pairs, got {shape[0]} channel(s)")
 
-    def loss_module(self, params: dict | None = None) -> nn.Module:
-        """The photometric loss (``reduction='sum'``), per colour channel where it learns."""
-        kwargs = dict(self.loss_params) if params is None else dict(params)
-        if self.loss == "adaptive" or (
-            self.loss in LIKELIHOOD_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df"))
-        ):
-            kwargs["num_dims"] = 3
-        try:
-            return get_loss(self.loss, reduction="sum", **kwargs)
-        except TypeError as error:
-            raise ValueError(f"loss {self.loss!r}: bad loss_params: {error}") from None
+    def loss_spec(self) -> LossSpec:
+        """The photometric loss as these settings name it (on RGB pixels)."""
+        return LossSpec(self.loss, self.loss_params)
 
-    def loss_weight(self, params: dict | None = None) -> float:
+    def loss_module(self, spec: LossSpec | None = None) -> nn.Module:
+        """The photometric loss (``reduction='sum'``), per colour channel where it learns
+        (``spec`` instead of these settings' loss when given)."""
+        return (spec or self.loss_spec()).module(3)
+
+    def loss_weight(self, spec: LossSpec | None = None) -> float:
         """c, the loss's fixed scale (``scale`` or ``scale_init``), or 1."""
-        kwargs = dict(self.loss_params) if params is None else dict(params)
+        kwargs = (spec or self.loss_spec()).kwargs
         value = kwargs.get("scale", kwargs.get("scale_init", 1.0))
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else 1.0
 
@@ -148,25 +152,11 @@ class DepthTask(Task):
         left, right, truth = batch["left"], batch["right"], batch["disparity"]
         n, _, size, _ = left.shape
         crop, margin = self.config.crop, right.shape[-1] - left.shape[-1]
-        if size < crop:
-            raise ValueError(f"tiles of {size} pixels are smaller than the crop ({crop})")
-        if self.training:
-            offsets = torch.randint(0, size - crop + 1, (n, 2), generator=generator).tolist()
-        else:
-            offsets = [((size - crop) // 2,) * 2] * n
-        pick = lambda t, r, c, extra=0: t[:, r : r + crop, c : c + crop + extra]  # noqa: E731
+        offsets = crop_offsets(n, size, crop, generator, random=self.training)
         return {
-            "left": torch.stack([pick(t, r, c) for t, (r, c) in zip(left, offsets, strict=True)])
-            .float()
-            .div(255),
-            "right": torch.stack(
-                [pick(t, r, c, margin) for t, (r, c) in zip(right, offsets, strict=True)]
-            )
-            .float()
-            .div(255),
-            "disparity": torch.stack(
-                [pick(t, r, c) for t, (r, c) in zip(truth, offsets, strict=True)]
-            ),
+            "left": cut(left, offsets, crop).float().div(255),
+            "right": cut(right, offsets, crop, margin).float().div(255),
+            "disparity": cut(truth, offsets, crop),
         }
 
     def net_input(self, left: Tensor, right: Tensor, margin: int) -> Tensor:
@@ -254,13 +244,10 @@ class DepthTask(Task):
 
     def set_loss_param(self, name: str, value: float) -> None:
         """Rebuild the photometric loss with one fixed parameter changed (annealing)."""
-        from robustvae.losses.registry import with_parameter
-
-        params = dict(self.config.loss_params)
-        self.loss = with_parameter(
-            self.config.loss, params, name, value, self.config.loss_module
-        ).to(next(self.parameters()).device)
-        self.weight = self.config.loss_weight({**params, name: value})
+        spec = self.config.loss_spec()
+        loss = spec.annealed(name, value, self.config.loss_module)
+        self.loss = loss.to(next(self.parameters()).device)
+        self.weight = self.config.loss_weight(spec.with_param(name, value))
 
 
 def feature_tower(channels: int) -> nn.Sequential:

@@ -49,18 +49,20 @@ def sweep_summary(xs: list[float], points: list[dict], metric: str):
 
 
 def curvature_at_zero(cell: Cell) -> float:
-    """λ·ρ''(0) of the cell's loss by central differences in float64; nan where ρ is not
-    twice differentiable at 0 (l1) or the loss cannot be built alone (learned parameters)."""
+    """λ·ρ''(0) of the cell's loss by central differences in float64 (λ the kind's
+    ``recon_weight`` where it has one, else 1); nan where ρ is not twice differentiable at 0
+    (l1), the kind has no loss spec, or the loss cannot be built alone (learned parameters,
+    a representation)."""
     import torch
 
-    from robustvae.losses import get_loss
-
     model = cell.config.model
-    if not hasattr(model, "loss"):
+    if not hasattr(model, "loss_spec"):
         return math.nan
     try:
-        loss = get_loss(model.loss, reduction="none", **model.loss_kwargs()).double()
-    except (TypeError, ValueError):
+        loss = model.loss_spec().module(1, reduction="none").double()
+    except ValueError:
+        return math.nan
+    if any(p.requires_grad for p in loss.parameters()):
         return math.nan
     estimates = []
     for h in (1e-5, 1e-6):
@@ -71,4 +73,4 @@ def curvature_at_zero(cell: Cell) -> float:
     coarse, fine = estimates
     if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
         return math.nan
-    return model.recon_weight * fine
+    return getattr(model, "recon_weight", 1.0) * fine

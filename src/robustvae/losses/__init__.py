@@ -1,4 +1,5 @@
-"""Robust reconstruction losses: functional forms, modules, and a registry by name."""
+"""Robust reconstruction losses: functional forms, modules, a registry by name, losses in an
+image representation, and ``LossSpec``, a loss as a run's settings name it."""
 
 from robustvae.losses import functional
 from robustvae.losses.adaptive import AdaptiveLoss
@@ -15,10 +16,15 @@ from robustvae.losses.modules import (
 )
 from robustvae.losses.partition import log_partition
 from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss, loss_parameters
+from robustvae.losses.represented import AdaptiveImageLoss, RepresentedLoss
+from robustvae.losses.spec import LossSpec
 
 __all__ = [
     "functional",
     "AdaptiveLoss",
+    "AdaptiveImageLoss",
+    "RepresentedLoss",
+    "LossSpec",
     "CauchyNLL",
     "GeneralLoss",
     "L1Loss",

@@ -84,22 +84,3 @@ def _lookup(name: str) -> type[nn.Module]:
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}") from None
-
-
-def with_parameter(name: str, params: dict, parameter: str, value: float, build) -> nn.Module:
-    """``build({**params, parameter: value})``, the loss ``name`` rebuilt with one parameter
-    changed (an annealing schedule's step). ValueError unless ``parameter`` is one of the loss's
-    parameters and the rebuilt loss learns none (annealing sets a fixed parameter)."""
-    allowed = [p for p in loss_parameters(name) if p not in ("reduction", "num_dims")]
-    if parameter not in allowed:
-        raise ValueError(
-            f"loss {name!r} has no parameter {parameter!r} to anneal; its parameters: "
-            f"{', '.join(allowed) or 'none'}"
-        )
-    module = build({**params, parameter: value})
-    if any(p.requires_grad for p in module.parameters()):
-        raise ValueError(
-            f"loss {name!r} learns its parameters here: annealing {parameter!r} needs a fixed "
-            "one (learn_alpha/learn_scale false)"
-        )
-    return module

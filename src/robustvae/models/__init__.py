@@ -17,7 +17,6 @@ from robustvae.models.nets import (
     MLPEncoder,
     build_nets,
 )
-from robustvae.models.reconstruction import build_reconstruction_loss
 from robustvae.models.vae import VAE, gaussian_kl
 from robustvae.models.wae import WAE
 
@@ -40,7 +39,6 @@ __all__ = [
     "WAE",
     "build_model",
     "build_nets",
-    "build_reconstruction_loss",
     "gaussian_kl",
     "imq_kernel",
     "mmd_imq",

@@ -34,15 +34,22 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from robustvae.checks import check_int
-from robustvae.models.config import MAX_LATENT_DIM, FlatSettings, _choice, _is_int, _number
+from robustvae.models.config import MAX_LATENT_DIM
 from robustvae.models.nets import check_width
+from robustvae.settings import (
+    FlatSettings,
+    check_choice,
+    check_int,
+    check_number,
+    is_int,
+    setting_field,
+)
 from robustvae.task import TrainingStopped
 
 __all__ = [
@@ -67,71 +74,69 @@ RMSPROP = {"alpha": 0.9, "eps": 1e-8}  # the authors' RMSProp: decay 0.9, eps 1e
 LOW_SHARE = 0.1
 
 
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class AdversarialSettings(FlatSettings):
     """The settings both adversarial kinds take (nets, optimizer, the game's rules)."""
 
-    latent_dim: int | None = _help(
+    latent_dim: int | None = setting_field(
         "size of z, at most 4096; default: 8 below 64×64 images, 64 from there (Larsen's "
         "CelebA: 128)",
         None,
     )
-    width: float = _help("channel/unit multiplier: 1 is Larsen's size (at most 64)", 1.0)
-    vaegan_lr: float = _help(
+    width: float = setting_field("channel/unit multiplier: 1 is Larsen's size (at most 64)", 1.0)
+    vaegan_lr: float = setting_field(
         "RMSProp's learning rate for the groups other than the discriminator (Larsen: 3e-4; "
         "the run's lr is not used)",
         3e-4,
     )
-    discriminator_lr: float = _help(
+    discriminator_lr: float = setting_field(
         "the discriminator's RMSProp learning rate (Larsen: 3e-4, as the others); 30× below "
         "the generator's, it learns on every step without winning at once (two time-scales)",
         1e-5,
     )
-    generator_loss: str = _help(
+    generator_loss: str = setting_field(
         "non_saturating (the generator minimises −log D(fake)) | saturating (Larsen: it "
         "maximises the discriminator's cost)",
         "non_saturating",
     )
-    balance: str = _help(
+    balance: str = setting_field(
         "which groups update in a step: none (all, every step) | larsen (skip the "
         "discriminator while its cost on reals or on fakes is below equilibrium − margin, the "
         "generator while either is above equilibrium + margin, as Larsen's code) | mean (the "
         "same on the discriminator's mean cost)",
         "none",
     )
-    balance_decay: float = _help(
+    balance_decay: float = setting_field(
         "in [0, 1): balance on moving averages of the costs with this decay per step (0: each "
         "step's own costs)",
         0.0,
     )
-    equilibrium: float = _help("the balancing rule's target cost (Larsen's code: 0.68)", 0.68)
-    margin: float = _help("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
-    pinned_epochs: int = _help(
+    equilibrium: float = setting_field(
+        "the balancing rule's target cost (Larsen's code: 0.68)", 0.68
+    )
+    margin: float = setting_field("the balancing rule's margin (Larsen's code: 0.35)", 0.35)
+    pinned_epochs: int = setting_field(
         "with the saturating generator loss, stop when the discriminator tells every test "
         "image apart for this many epochs in a row (0: never)",
         3,
     )
-    prior_scale: float = _help("σ > 0 of the prior N(0, σ²·I)", 1.0)
+    prior_scale: float = setting_field("σ > 0 of the prior N(0, σ²·I)", 1.0)
 
     def __post_init__(self):
         if self.latent_dim is not None:
             check_int("latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
         object.__setattr__(self, "width", check_width(self.width))
         for name in ("vaegan_lr", "discriminator_lr", "prior_scale"):
-            object.__setattr__(self, name, _number(name, getattr(self, name), positive=True))
+            object.__setattr__(self, name, check_number(name, getattr(self, name), positive=True))
         for name in ("equilibrium", "margin", "balance_decay"):
-            object.__setattr__(self, name, _number(name, getattr(self, name), positive=False))
+            object.__setattr__(self, name, check_number(name, getattr(self, name), positive=False))
         if self.balance_decay >= 1:
             raise ValueError(f"balance_decay must be in [0, 1), got {self.balance_decay!r}")
-        _choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
+        check_choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
         if isinstance(self.balance, bool):  # runs saved when balance was true/false
             object.__setattr__(self, "balance", "larsen" if self.balance else "none")
-        _choice("balance", self.balance, BALANCE_RULES)
-        if not _is_int(self.pinned_epochs) or self.pinned_epochs < 0:
+        check_choice("balance", self.balance, BALANCE_RULES)
+        if not is_int(self.pinned_epochs) or self.pinned_epochs < 0:
             raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
 
 

@@ -109,14 +109,8 @@ class AutoEncoder(Task):
 
     def set_loss_param(self, name: str, value: float) -> None:
         """Rebuild the reconstruction loss with one fixed parameter changed (annealing)."""
-        from robustvae.losses.registry import with_parameter
-        from robustvae.models.reconstruction import build_reconstruction_loss
-
-        c = self.config
-        build = lambda params: build_reconstruction_loss(  # noqa: E731
-            c.loss, params, c.image_shape, c.representation, c.color
-        )
-        loss = with_parameter(c.loss, c.loss_kwargs(), name, value, build)
+        shape = self.config.image_shape
+        loss = self.config.loss_spec().annealed(name, value, lambda s: s.image_module(shape))
         self.recon_loss = loss.to(next(self.parameters()).device)
 
     # ------------------------------------------------------------------ shared by subclasses

@@ -39,7 +39,7 @@ from numbers import Real
 
 from torch import Tensor, nn
 
-from robustvae.checks import shown
+from robustvae.settings import shown
 
 __all__ = [
     "MLPEncoder",

@@ -30,12 +30,12 @@ train with the encoder, which minimises L_llike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from robustvae.losses.registry import LOSSES, get_loss
+from robustvae.losses.spec import LossSpec
 from robustvae.models.adversarial import (
     GENERATOR_LOSSES,
     RMSPROP,
@@ -48,16 +48,13 @@ from robustvae.models.adversarial import (
     real_cost,
     sample_prior,
 )
-from robustvae.models.config import _choice, _loss_params, _number, default_latent_dim
+from robustvae.models.config import default_latent_dim
 from robustvae.models.vae import gaussian_kl
 from robustvae.models.vaegan_nets import build_vaegan_nets, check_size
+from robustvae.settings import check_number, setting_field
 from robustvae.task import Group, Task
 
 __all__ = ["VAEGAN", "VAEGANConfig", "GENERATOR_LOSSES", "balancing"]
-
-
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)
@@ -65,15 +62,15 @@ class VAEGANConfig(AdversarialSettings):
     """The settings of the ``vaegan`` kind: the shared adversarial ones
     (``robustvae.models.adversarial``) and the feature loss."""
 
-    feature_loss: str = _help(
+    feature_loss: str = setting_field(
         "the loss in the discriminator's feature space, a registry name; 'normal' (scale 1) "
         "is Larsen's Gaussian",
         "normal",
     )
-    feature_loss_params: tuple[tuple[str, object], ...] = _help(
+    feature_loss_params: tuple[tuple[str, object], ...] = setting_field(
         "the feature loss's parameters, e.g. a=1", ()
     )
-    gamma: float = _help(
+    gamma: float = setting_field(
         "γ > 0: the weight of L_llike against L_GAN in the decoder's loss (Larsen's code: 1e-6 "
         "for 62,500 updates; 0.1 learns in a few thousand)",
         0.1,
@@ -81,25 +78,19 @@ class VAEGANConfig(AdversarialSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        _choice("feature_loss", self.feature_loss, tuple(LOSSES))
-        params = _loss_params(self.feature_loss_params, "feature_loss_params")
-        object.__setattr__(self, "feature_loss_params", params)
-        object.__setattr__(self, "gamma", _number("gamma", self.gamma, positive=True))
+        object.__setattr__(self, "feature_loss_params", self.feature_loss_spec().params)
+        object.__setattr__(self, "gamma", check_number("gamma", self.gamma, positive=True))
         self.feature_loss_module(16)  # the loss's own constructor checks its parameters
+
+    def feature_loss_spec(self) -> LossSpec:
+        """The loss in the discriminator's features as these settings name it."""
+        return LossSpec(self.feature_loss, self.feature_loss_params, setting="feature_loss")
 
     def feature_loss_module(self, num_features: int) -> nn.Module:
         """The feature loss over ``num_features`` features, per element (``reduction='none'``):
         L_llike is backpropagated into two groups from one graph, which a compiled (fused)
         reduction cannot do (its backward frees its buffers), so the sum is taken eagerly."""
-        kwargs = dict(self.feature_loss_params)
-        if self.feature_loss == "adaptive" or kwargs.get("learn_scale") or kwargs.get("learn_df"):
-            kwargs["num_dims"] = num_features
-        try:
-            return get_loss(self.feature_loss, reduction="none", **kwargs)
-        except TypeError as error:
-            raise ValueError(
-                f"feature_loss {self.feature_loss!r}: bad parameters: {error}"
-            ) from None
+        return self.feature_loss_spec().module(num_features, reduction="none")
 
     def check(self, image_shape: tuple[int, int, int]) -> None:
         check_size("vaegan", image_shape)

@@ -22,18 +22,22 @@ While training, text comes from the corruption's bank of pre-rendered strings
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from robustvae.checks import is_float, shown
-from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss
-from robustvae.models.config import FlatSettings, _choice, _loss_params
+from robustvae.crops import crop_offsets, cut
+from robustvae.losses.spec import LossSpec
 from robustvae.models.nets import check_width
-from robustvae.models.reconstruction import build_reconstruction_loss
-from robustvae.representations import COLORS, REPRESENTATIONS
 from robustvae.restoration.corruption import LEVELS, NOISES, check_levels, corrupt, draw_levels
+from robustvae.settings import (
+    FlatSettings,
+    check_choice,
+    is_float,
+    setting_field,
+    shown,
+)
 from robustvae.task import Group, Task
 from robustvae.unet import MAX_CROP, UNet, check_crop
 
@@ -42,32 +46,36 @@ __all__ = ["Restorer", "RestorerConfig"]
 ADAM = {"betas": (0.9, 0.99), "eps": 1e-8}  # Noise2Noise's Adam
 
 
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class RestorerConfig(FlatSettings):
     """The settings of the ``restore`` kind."""
 
-    width: float = _help(
+    width: float = setting_field(
         "channel multiplier of the U-Net: 1 is Noise2Noise's 48/96 (at most 64)", 1.0
     )
-    loss: str = _help("the restoration loss, a robustvae.losses registry name", "l2")
-    loss_params: tuple[tuple[str, object], ...] = _help("the loss's parameters, e.g. a=10", ())
-    representation: str = _help("pixels | dct | wavelet: where the loss compares images", "pixels")
-    color: str = _help("rgb | yuv (3-channel images only)", "rgb")
-    noise: str = _help("text | gaussian | poisson: the corruption", "text")
-    noise_min: float | None = _help(
+    loss: str = setting_field("the restoration loss, a robustvae.losses registry name", "l2")
+    loss_params: tuple[tuple[str, object], ...] = setting_field(
+        "the loss's parameters, e.g. a=10", ()
+    )
+    representation: str = setting_field(
+        "pixels | dct | wavelet: where the loss compares images", "pixels"
+    )
+    color: str = setting_field("rgb | yuv (3-channel images only)", "rgb")
+    noise: str = setting_field("text | gaussian | poisson: the corruption", "text")
+    noise_min: float | None = setting_field(
         "lowest training level: text coverage, gaussian σ (of 1) or poisson λ; default per "
         "noise (Noise2Noise): text 0–0.5, test 0.25; σ 0–50/255, test 25/255; λ 1–50, test 30",
         None,
     )
-    noise_max: float | None = _help("highest training level (default per noise)", None)
-    noise_test: float | None = _help("the level of test images (default per noise)", None)
-    crop: int = _help(f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 64)
-    clean_targets: bool = _help("train on clean targets (N2C) instead of noisy ones (N2N)", False)
-    text_bank: bool = _help(
+    noise_max: float | None = setting_field("highest training level (default per noise)", None)
+    noise_test: float | None = setting_field("the level of test images (default per noise)", None)
+    crop: int = setting_field(
+        f"training crop side in pixels, a multiple of 32 up to {MAX_CROP}", 64
+    )
+    clean_targets: bool = setting_field(
+        "train on clean targets (N2C) instead of noisy ones (N2N)", False
+    )
+    text_bank: bool = setting_field(
         "text noise while training: strings from a bank rendered once (fast), or, when false, "
         "each rendered afresh with Pillow (as runs before the bank trained); test text is "
         "always rendered afresh",
@@ -76,11 +84,8 @@ class RestorerConfig(FlatSettings):
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_width(self.width))
-        _choice("loss", self.loss, tuple(LOSSES))
-        object.__setattr__(self, "loss_params", _loss_params(self.loss_params))
-        _choice("representation", self.representation, REPRESENTATIONS)
-        _choice("color", self.color, COLORS)
-        _choice("noise", self.noise, NOISES)
+        object.__setattr__(self, "loss_params", self.loss_spec().params)
+        check_choice("noise", self.noise, NOISES)
         for name in ("noise_min", "noise_max", "noise_test"):
             value = getattr(self, name)
             if value is not None and (
@@ -107,21 +112,18 @@ class RestorerConfig(FlatSettings):
             raise ValueError(f"color 'yuv' needs 3-channel images, got {channels} channel(s)")
         self.loss_module(channels)
 
-    def loss_module(self, channels: int, params: dict | None = None) -> nn.Module:
-        """The loss (``reduction='sum'``) for crops of ``channels`` channels, with
-        ``params`` instead of ``loss_params`` when given."""
-        kwargs = dict(self.loss_params) if params is None else dict(params)
-        per_channel = self.representation == "pixels" and self.color == "rgb"
-        learns = self.loss == "adaptive" or (
-            self.loss in LIKELIHOOD_LOSSES and (kwargs.get("learn_scale") or kwargs.get("learn_df"))
-        )
-        if per_channel and learns:
-            try:
-                return get_loss(self.loss, num_dims=channels, reduction="sum", **kwargs)
-            except TypeError as error:
-                raise ValueError(f"loss {self.loss!r}: bad loss_params: {error}") from None
-        shape = (channels, self.crop, self.crop)
-        return build_reconstruction_loss(self.loss, kwargs, shape, self.representation, self.color)
+    def loss_spec(self) -> LossSpec:
+        """The restoration loss as these settings name it."""
+        return LossSpec(self.loss, self.loss_params, self.representation, self.color)
+
+    def loss_module(self, channels: int, spec: LossSpec | None = None) -> nn.Module:
+        """The loss (``reduction='sum'``) for crops of ``channels`` channels (``spec``
+        instead of these settings' loss when given): in pixels, a learned parameter set per
+        channel; in a representation, per coefficient of a crop."""
+        spec = spec or self.loss_spec()
+        if spec.in_pixels and spec.learns_per_dim:
+            return spec.module(channels)
+        return spec.image_module((channels, self.crop, self.crop))
 
 
 class Restorer(Task):
@@ -148,21 +150,13 @@ class Restorer(Task):
         tiles = batch["clean"]
         n, _, size, _ = tiles.shape
         crop = self.config.crop
-        if size < crop:
-            raise ValueError(f"tiles of {size} pixels are smaller than the crop ({crop})")
+        offsets = crop_offsets(n, size, crop, generator, random=self.training)
         low, high, test = self.config.levels()
         if self.training:
-            offsets = torch.randint(0, size - crop + 1, (n, 2), generator=generator).tolist()
             flips = torch.rand(n, generator=generator) < 0.5
         else:
-            offsets = [((size - crop) // 2,) * 2] * n
             flips = torch.zeros(n, dtype=torch.bool)
-        clean = (
-            torch.stack(
-                [t[:, r : r + crop, c : c + crop] for t, (r, c) in zip(tiles, offsets, strict=True)]
-            ).float()
-            / 255.0
-        )
+        clean = cut(tiles, offsets, crop).float() / 255.0
         clean = torch.where(flips.view(-1, 1, 1, 1), clean.flip(-1), clean)
 
         def levels():
@@ -202,8 +196,6 @@ class Restorer(Task):
 
     def set_loss_param(self, name: str, value: float) -> None:
         """Rebuild the loss with one fixed parameter changed (annealing)."""
-        from robustvae.losses.registry import with_parameter
-
-        build = lambda params: self.config.loss_module(self.channels, params)  # noqa: E731
-        loss = with_parameter(self.config.loss, dict(self.config.loss_params), name, value, build)
+        build = lambda spec: self.config.loss_module(self.channels, spec)  # noqa: E731
+        loss = self.config.loss_spec().annealed(name, value, build)
         self.loss = loss.to(next(self.parameters()).device)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from robustvae.checks import check_int, is_float, shown
 from robustvae.data import known_shape
 from robustvae.data.folder import check_test_fraction
 from robustvae.kinds import KINDS, get_kind
+from robustvae.settings import check_int, is_float, setting_field, shown
 from robustvae.training.schedule import LR_SCHEDULES, LRSchedule, parse_anneal
 
 #: The ``schedule`` setting of runs saved before ``lr_schedule``: its values as the new settings.
@@ -49,10 +49,6 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         raise ValueError(f"{name} must be a finite number, got {shown(value)}")
 
 
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a training run depends on; a run is reproducible from it and its seed.
@@ -61,60 +57,60 @@ class RunConfig:
     ``from_dict``; ``model`` is the kind's config (its defaults when left out)."""
 
     # data
-    dataset: str = _help(
+    dataset: str = setting_field(
         "mnist-5k | fashion-mnist | mnist | celeba | folder (autoencoders); photos | folder "
         "(restore); motorcycle | aloe | stereo-folder (depth)",
         "mnist-5k",
     )
-    data_root: str | None = _help("directory of the data (defaults per dataset)", None)
-    image_size: int | None = _help("resize to this (celeba: 64; folder: required)", None)
-    test_fraction: float = _help(
+    data_root: str | None = setting_field("directory of the data (defaults per dataset)", None)
+    image_size: int | None = setting_field("resize to this (celeba: 64; folder: required)", None)
+    test_fraction: float = setting_field(
         "folder datasets: the share of images held out for test, by a hash of each file's "
         "path (0: test on the training images)",
         0.1,
     )
     # model
-    kind: str = _help(" | ".join(KINDS) + ": the model kind", "vae")
+    kind: str = setting_field(" | ".join(KINDS) + ": the model kind", "vae")
     model: Any = field(default=None, metadata={"help": "the kind's settings"})
     # optimisation
-    epochs: int = _help(f"passes over the training set (at most {MAX_EPOCHS})", 10)
-    batch_size: int = _help(
+    epochs: int = setting_field(f"passes over the training set (at most {MAX_EPOCHS})", 10)
+    batch_size: int = setting_field(
         f"the global batch (split across DDP processes; at most {MAX_BATCH_SIZE})", 100
     )
-    lr: float = _help("learning rate (each parameter group may scale or replace it)", 1e-3)
-    lr_schedule: str = _help(
+    lr: float = setting_field("learning rate (each parameter group may scale or replace it)", 1e-3)
+    lr_schedule: str = setting_field(
         "constant | step | cosine | rampdown (Noise2Noise's: a squared-cosine ramp-down over "
         "the last rampdown_fraction of the steps): the learning rate over the run",
         "constant",
     )
-    warmup_steps: int = _help("≥ 0: steps over which the learning rate rises linearly", 0)
-    lr_milestones: tuple[int, ...] = _help(
+    warmup_steps: int = setting_field("≥ 0: steps over which the learning rate rises linearly", 0)
+    lr_milestones: tuple[int, ...] = setting_field(
         "step: the epochs after which the learning rate is multiplied by lr_gamma, e.g. 30,50",
         (),
     )
-    lr_gamma: tuple[float, ...] = _help(
+    lr_gamma: tuple[float, ...] = setting_field(
         "step: the factor at every milestone, or one per milestone (e.g. 0.5,0.2)", (0.1,)
     )
-    rampdown_fraction: float = _help(
+    rampdown_fraction: float = setting_field(
         "rampdown: the share of the run's steps over which the rate ramps down", 0.3
     )
-    ema: float = _help(
+    ema: float = setting_field(
         "in [0, 1): keep an exponential moving average of the weights with this decay per "
         "step (e.g. 0.999), used by the test terms, evaluation, pictures, apply and predict "
         "(0: off)",
         0.0,
     )
-    anneal: str | None = _help(
+    anneal: str | None = setting_field(
         "NAME=START:END: move a fixed loss parameter from START (first epoch) to END (last), "
         "e.g. alpha=2:0",
         None,
     )
-    anneal_shape: str = _help("linear | cosine: the annealing's path", "linear")
-    seed: int = _help("seeds the initialisation, the shuffles and the noise", 0)
-    device: str = _help("auto | cpu | cuda", "auto")
+    anneal_shape: str = setting_field("linear | cosine: the annealing's path", "linear")
+    seed: int = setting_field("seeds the initialisation, the shuffles and the noise", 0)
+    device: str = setting_field("auto | cpu | cuda", "auto")
     # output
-    tensorboard: bool = _help("write TensorBoard scalars and images when installed", True)
-    progress: bool = _help("show a tqdm progress bar", True)
+    tensorboard: bool = setting_field("write TensorBoard scalars and images when installed", True)
+    progress: bool = setting_field("show a tqdm progress bar", True)
 
     def __post_init__(self):
         kind = get_kind(self.kind)
