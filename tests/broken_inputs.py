@@ -83,6 +83,13 @@ def _optimizer_part(key, value):
     return edit
 
 
+def _hyperparameter(key, value):
+    def edit(tensors, info):
+        info["optimizers"]["model"]["param_groups"][0][key] = value
+
+    return edit
+
+
 def _odd_tensor_name(tensors, info):
     key = next(k for k in tensors if k.startswith("optim.model."))
     tensors["optim.model.x.exp_avg"] = tensors.pop(key)
@@ -104,6 +111,8 @@ CHECKPOINT_CASES = {
     "optimizers a list": (_optimizers([1]), "optimizers must be a table"),
     "an optimizer a number": (_optimizers({"model": 5}), "optimizer 'model': its metadata is int"),
     "param_groups a number": (_optimizer_part("param_groups", 5), "param_groups must be a list"),
+    "lr a string": (_hyperparameter("lr", "x"), "optimizer 'model' holds lr = 'x'"),
+    "betas a string": (_hyperparameter("betas", "x"), "optimizer 'model' holds betas = 'x'"),
     "plain_state a list": (_optimizer_part("plain_state", [1]), "plain_state must be a table"),
     "odd optimizer tensor": (_odd_tensor_name, "tensor name 'x.exp_avg' is not <index>.<key>"),
 }
@@ -116,6 +125,8 @@ METRICS_LINES = [
     '{"epoch": "1"}',
     '{"epoch": 0}',
     '{"epoch": 1, "seconds": "fast"}',
+    '{"epoch": 2}',
+    '{"epoch": 2, "step": 16, "train": [1]}',
 ]
 
 

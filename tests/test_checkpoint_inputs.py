@@ -204,6 +204,18 @@ def test_a_malformed_metrics_line_is_one_line_on_resume(line, trained, tmp_path,
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_repeated_epoch_in_the_metrics_is_one_line(trained, tmp_path):
+    from robustvae.training import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    first = (run / "metrics.jsonl").read_text().splitlines()[0]
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(first + "\n")
+    with pytest.raises(ValueError, match="line 2: epoch 1 after epoch 1"):
+        RunDir(run).read_metrics()
+
+
 def test_a_torn_last_metrics_line_is_skipped(trained, tmp_path):
     from robustvae.training import RunDir
 
@@ -221,3 +233,35 @@ def test_a_fresh_start_removes_the_writes_a_killed_first_epoch_left(tmp_path):
     orphan.write_bytes(b"half a checkpoint")
     assert main(["train", "--out", run, *SETTINGS]) == 0
     assert not orphan.exists() and (run / "latest.safetensors").exists()
+
+
+def test_weights_that_overflow_write_no_picture(run_of_each_kind, tmp_path, capsys):
+    """Finite weights ×1e30 (under a valid checksum) pass the load's checks but overflow: the
+    kind's output command says so in one line and writes nothing, never a black image."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "run"
+    shutil.copytree(run_of_each_kind, run)
+    for name in ("best", "latest"):
+        tensors, info = read_checkpoint(run / f"{name}.safetensors")
+        for key, value in tensors.items():
+            if key.startswith(("model.", "ema.")) and key.endswith("weight"):
+                tensors[key] = value * 1e30
+        write_checkpoint(run / f"{name}.safetensors", tensors, info)
+    kind = json.loads((run / "config.json").read_text())["kind"]
+    out = tmp_path / "out.png"
+    image = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)).save(image)
+    command = {
+        "vae": ["sample", run, "--out", out],
+        "restore": ["restore", "apply", run, image, out],
+        "depth": ["depth", "predict", run, image, image, out],
+    }[kind]
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not finite" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()

@@ -267,7 +267,7 @@ def test_crops_match_between_the_views_and_disparity_stays_in_range():
     disparity = task.disparity(batch["left"], batch["right"], margin)
     assert disparity.min() >= 0 and disparity.max() <= 64
     terms = task.loss_terms(batch)
-    assert set(terms) == {"loss", "photometric", "smoothness", "gt_epe"}
+    assert set(terms) == {"loss", "photometric", "smoothness", "gt_epe", "gt_known"}
     assert 0 < terms["gt_epe"] < 64
 
 
@@ -417,11 +417,18 @@ def stereo_run(tmp_path_factory):
     return run, folder
 
 
-def test_a_stereo_folder_without_ground_truth_is_refused_before_training(tmp_path, capsys):
-    left, right, _ = _pair_files((128, 192))
+@pytest.mark.parametrize("truth", ["none", "unknown everywhere", "beyond max_disparity"])
+def test_a_stereo_folder_without_ground_truth_is_refused_before_training(
+    truth, tmp_path, capsys
+):
+    left, right, known = _pair_files((128, 192))
     for side, view in (("left", left), ("right", right)):
         (tmp_path / side).mkdir()
         Image.fromarray(view).save(tmp_path / side / "a.png")
+    if truth != "none":  # a file, but no pixel a 64-pixel net can be scored on
+        (tmp_path / "disparity").mkdir()
+        value = np.inf if truth == "unknown everywhere" else 65.0
+        _write_pfm(tmp_path / "disparity" / "a.pfm", np.full_like(known, value))
     run = tmp_path / "run"
     status = main(
         ["depth", "train", "--out", run, "--dataset", "stereo-folder", "--data-root", tmp_path,

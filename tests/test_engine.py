@@ -317,8 +317,8 @@ def test_a_multi_group_run_logs_its_update_shares_every_epoch(tmp_path):
 def test_the_epoch_line_gives_the_whole_runs_time_left():
     from robustvae.training.progress import epoch_line, time_left
 
-    rows = [{"epoch": 1, "seconds": 10.0, "train": {}, "test": {}}]
-    rows.append({"epoch": 2, "seconds": 20.0, "train": {}, "test": {}})
+    rows = [{"epoch": 1, "step": 5, "seconds": 10.0, "train": {}, "test": {}}]
+    rows.append({"epoch": 2, "step": 10, "seconds": 20.0, "train": {}, "test": {}})
     assert time_left(rows, 10) == 15.0 * 8
     line = epoch_line(rows[-1], 10, time_left(rows, 10))
     assert line.startswith("epoch 2/10 (20.0 s, 2m00s left)")
@@ -342,3 +342,20 @@ def test_missing_tensorboard_is_one_warning_not_silence(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"no TensorBoard logs: .*robustvae\[tensorboard\]"):
         assert trainer._tensorboard(tmp_path, enabled=True) is None
     assert trainer._tensorboard(tmp_path, enabled=False) is None
+
+
+def test_a_weighted_term_averages_over_what_each_batch_knows():
+    """A depth error over known pixels, weighed by the known share: a batch with no known
+    pixel counts for nothing (not as a 0), and a term no batch defined is left out."""
+    import torch
+
+    from robustvae.training.monitor import TermMonitor, weighted_means
+
+    monitor = TermMonitor(0, lambda v: v, lambda: "", weighted={"epe": "known", "x": "zero"})
+    for epe, known in ((10.0, 1.0), (0.0, 0.0), (4.0, 0.5)):
+        terms = {"epe": torch.tensor(epe), "known": torch.tensor(known), "zero": torch.tensor(0.0)}
+        terms["x"] = torch.tensor(3.0)
+        monitor.push(terms, 0, 0, rows=4, log=True)
+    means = weighted_means(monitor.names, monitor.totals())
+    assert means["epe"] == (10 * 1 + 4 * 0.5) / 1.5  # not (10 + 0 + 4) / 3
+    assert means["known"] == 0.5 and means["zero"] == 0.0 and "x" not in means

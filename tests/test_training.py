@@ -176,8 +176,27 @@ def test_cli_train_then_grids(tmp_path, capsys):
         out = tmp_path / f"{command}.png"
         assert main([command, run, "--out", out]) == 0
         assert Image.open(out).size == sizes[name]
+    capsys.readouterr()
+    assert main(["sample", run, "--out", tmp_path / "sample.png"]) == 0  # an existing file
+    assert f"replacing 1 existing file: {tmp_path / 'sample.png'}" in capsys.readouterr().err
     assert main(["train", "--out", tmp_path / "x", "--loss", "nope"]) == 2
     assert "got 'nope'" in capsys.readouterr().err
+
+
+def test_a_toml_file_sets_only_what_it_names_over_the_commands_kind(tmp_path):
+    """``depth train --config f.toml`` with a file that names no kind is a depth run's file;
+    on resume, a file changes only the settings it names."""
+    from robustvae.training.config import run_settings
+
+    toml = tmp_path / "run.toml"
+    toml.write_text("max_disparity = 64\nepochs = 3\n")
+    config = run_settings({"kind": "depth"}, toml, {"crop": 64})
+    assert (config.kind, config.model.max_disparity, config.epochs) == ("depth", 64, 3)
+    assert config.model.crop == 64 and config.batch_size == 4  # the flag; the kind's default
+    saved = RunConfig.make(kind="vae", loss="l1", epochs=2).to_dict()
+    toml.write_text("epochs = 5\n")
+    resumed = run_settings(saved, toml, {})
+    assert (resumed.model.loss, resumed.epochs) == ("l1", 5)
 
 
 def test_toml_config_with_unknown_key_is_an_error(tmp_path):

@@ -30,8 +30,12 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2, pad_val
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
-    """Write ``images`` as a PNG grid (upscaled ``scale``× with nearest neighbours)."""
+    """Write ``images`` as a PNG grid (upscaled ``scale``× with nearest neighbours);
+    ValueError when they are not finite (a model whose weights overflow), which a PNG would
+    show as black."""
     path = Path(path)
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{path}: the images to draw are not finite (NaN or infinite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     picture = Image.fromarray(make_grid(images, nrow))
     if scale > 1:

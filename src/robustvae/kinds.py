@@ -175,10 +175,11 @@ def _stereo_data(run) -> tuple:
         if run.data_root is None:
             raise ValueError("dataset 'stereo-folder' needs data_root (--data-root DIR)")
         train = test = load_folder(run.data_root)
-        if all(scene.disparity is None for scene in test):  # refused now, not after training
+        if not any(scene.scorable(margin) for scene in test):  # refused now, not after training
             raise ValueError(
-                f"{run.data_root}: no pair has ground-truth disparity to score the run on (put "
-                "it in disparity/, disp_occ_0/ or each scene's disp0.pfm)"
+                f"{run.data_root}: no pair has ground-truth disparity to score the run on, "
+                f"known somewhere in (0, max_disparity = {margin}] (put it in disparity/, "
+                "disp_occ_0/ or each scene's disp0.pfm)"
             )
     else:
         raise ValueError(

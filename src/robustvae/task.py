@@ -190,6 +190,10 @@ class Task(nn.Module):
     """Base class of everything the trainer trains; see the module docstring."""
 
     best_metric: str | None = "loss"
+    #: Terms averaged over an epoch or the test data with another term's value as each
+    #: batch's weight, e.g. ``{"gt_epe": "gt_known"}``: an error over the known pixels,
+    #: weighed by the share of pixels known (a batch with none counts for nothing).
+    term_weights: dict[str, str] = {}
 
     def parameter_groups(self) -> dict[str, Group]:
         return {"model": Group(list(self.parameters()))}

@@ -57,12 +57,15 @@ def _add_interpolate(subparsers) -> None:
 
 
 def _loaded(args):
+    from robustvae.cli.common import note_replaced
     from robustvae.training import load_run
     from robustvae.training.distributed import pick_device
 
     config, model = load_run(args.run_dir, args.checkpoint, pick_device(args.device))
     if not all(hasattr(model, m) for m in ("sample", "reconstruct", "encode", "decode")):
         raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, which has no latent space")
+    if args.out is not None:  # the run's own pictures are its to redraw; another file is not
+        note_replaced([args.out])
     return config, model
 
 

@@ -36,3 +36,16 @@ def note_replaced(paths: list[Path]) -> None:
         names = ", ".join(map(str, existing[:3])) + (", …" if len(existing) > 3 else "")
         count = f"{len(existing)} existing file{'s' if len(existing) > 1 else ''}"
         print(f"{PROG}: replacing {count}: {names}", file=sys.stderr)
+
+
+def check_finite_output(output, model, source) -> None:
+    """ValueError unless the model's ``output`` for ``source`` is finite: finite weights that
+    overflow (a corrupt or diverged checkpoint) would otherwise be written as a black or
+    all-zero image."""
+    import torch
+
+    if not torch.isfinite(output).all():
+        raise ValueError(
+            f"{model}: its output for {source} is not finite (NaN or infinite): its weights "
+            "overflow; the checkpoint may be corrupt or its run diverged"
+        )

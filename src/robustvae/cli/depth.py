@@ -133,6 +133,7 @@ def run_label(config) -> str:
 
 
 def _run_evaluate(args) -> int:
+    from robustvae.cli.common import note_replaced
     from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
     from robustvae.evaluation.depth import predict
     from robustvae.evaluation.depth_pictures import disparity_figure
@@ -146,6 +147,8 @@ def _run_evaluate(args) -> int:
     loaded = [_load(run, device) for run in args.run_dirs]
     labels = unique_labels([run_label(config) for config, _ in loaded], args.run_dirs)
     names = unique_labels([Path(run).name for run in args.run_dirs], args.run_dirs)
+    figures = [args.out / f"{slug(name)}-disparity.png" for name in names]
+    note_replaced([args.out / "metrics.csv", args.out / "metrics.md", *figures])
     rows = []
     for run, label, name, (config, task) in zip(args.run_dirs, labels, names, loaded, strict=True):
         predicted = []
@@ -153,7 +156,10 @@ def _run_evaluate(args) -> int:
             disparity = predict(task, scene, device)
             predicted.append((scene, disparity))
             mask = valid_mask(scene.disparity, 0.0, float(config.model.max_disparity))
-            scores = depth_metrics(disparity, scene.disparity, mask, args.median_scaling)
+            try:
+                scores = depth_metrics(disparity, scene.disparity, mask, args.median_scaling)
+            except ValueError as error:
+                raise ValueError(f"scene {scene.name!r}: {error}") from None
             rows.append({"run": str(run), "label": label, "scene": scene.name, **scores})
         figure = args.out / f"{slug(name)}-disparity.png"
         args.out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +192,7 @@ def _run_predict(args) -> int:
     import torch
     from PIL import Image
 
-    from robustvae.cli.common import note_replaced
+    from robustvae.cli.common import check_finite_output, note_replaced
     from robustvae.data.image_file import read_image
     from robustvae.evaluation.depth import margin
     from robustvae.evaluation.depth_pictures import colour_disparity
@@ -209,6 +215,7 @@ def _run_predict(args) -> int:
     pair = torch.cat([left.expand(3, -1, -1), right.expand(3, -1, -1)]).to(device)
     large = args.tile and max(pair.shape[-2:]) > args.tile
     disparity = run_tiled(task.eval(), pair, args.tile if large else None, margin(task))[0].cpu()
+    check_finite_output(disparity, args.run_dir, args.left)
     top = float(task.config.max_disparity)
     _warn_if_saturated(disparity, top)
     colour = args.output.with_name(f"{args.output.stem}-colour.png")

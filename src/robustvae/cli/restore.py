@@ -245,6 +245,7 @@ def _apply_paths(args) -> tuple[str, Path | None, Path, Path] | None:
 def _run_apply(args) -> int:
     import torch
 
+    from robustvae.cli.common import check_finite_output
     from robustvae.data.image_file import bit_depth, read_image, write_image
     from robustvae.restoration import shipped
     from robustvae.tiling import run_tiled
@@ -268,6 +269,7 @@ def _run_apply(args) -> int:
             )
         large = args.tile and max(image.shape[-2:]) > args.tile
         output = run_tiled(task.net, image.to(device), args.tile if large else None).cpu()
+        check_finite_output(output, f"the {model_name}", source)
         bits = bit_depth(source) if image.shape[0] == 1 else 8
         print(write_image(destination, output, bits))
         if args.before_after:
@@ -293,6 +295,10 @@ def _run_evaluate(args) -> int:
     if args.images is not None:
         images = images[: args.images]
     device = str(pick_device(args.device))
+    from robustvae.cli.common import note_replaced
+
+    outputs = ("per_image.csv", "per_crop.csv", "summary.csv", "ssim-scatter.png", "examples.png")
+    note_replaced([args.out / name for name in outputs])
     _, summary = compare_runs(args.run_dirs, images, args.out, device, args.seed, level=args.level)
     width = max(len(row["run"]) for row in summary)
     first = summary[1]["run"]

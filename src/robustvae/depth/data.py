@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from robustvae.data.image_file import read_image
+from robustvae.depth.metrics import valid_mask
 
 __all__ = [
     "ALOE_SCALE",
@@ -69,6 +70,13 @@ class StereoScene:
                 f"{self.name}: disparity is {tuple(self.disparity.shape)}, the images "
                 f"{tuple(self.left.shape[1:])}"
             )
+
+    def scorable(self, max_disparity: float) -> bool:
+        """Whether a net can be scored on it: some pixel's ground truth is known and in
+        (0, ``max_disparity``]."""
+        if self.disparity is None:
+            return False
+        return bool(valid_mask(self.disparity, 0.0, float(max_disparity)).any())
 
 
 def _rgb(image: Tensor) -> Tensor:

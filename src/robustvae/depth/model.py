@@ -19,7 +19,8 @@ where c is the loss's fixed scale (``scale`` or ``scale_init``; 1 for losses wit
 the same against every photometric loss. The adaptive loss learns one α per colour channel
 (with ``learn_scale=False`` its scale stays fixed, as Barron's). No left-right consistency
 term. The ground truth is never used for training: ``gt_epe``, the mean absolute disparity
-error on the crop's known pixels (0 when none is known), is logged to watch training.
+error over the known pixels (each batch weighed by ``gt_known``, its share of known pixels,
+so crops without ground truth count for nothing), is logged to watch training.
 
 Each step crops the same random window from both views; the right crop reaches
 ``max_disparity`` columns further left, so every match lies inside it.
@@ -130,6 +131,7 @@ class DepthTask(Task):
     to rank epochs (and the ground truth is never used to choose)."""
 
     best_metric = None
+    term_weights = {"gt_epe": "gt_known"}
 
     def __init__(self, config: DepthConfig, shape: tuple[int, ...]):
         super().__init__()
@@ -231,6 +233,7 @@ class DepthTask(Task):
             "photometric": photometric,
             "smoothness": smooth,
             "gt_epe": gt_epe,
+            "gt_known": known.float().mean(),
         }
 
     def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

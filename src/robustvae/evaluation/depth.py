@@ -51,9 +51,12 @@ def scenes_of(config) -> tuple[list[StereoScene], list[StereoScene]]:
     if config.dataset in SCENES:
         other = [load_scene(n) for n in SCENES if n != config.dataset]
         return other, [load_scene(config.dataset)]
-    scored = [s for s in load_folder(config.data_root) if s.disparity is not None]
+    top = config.model.max_disparity
+    scored = [s for s in load_folder(config.data_root) if s.scorable(top)]
     if not scored:
-        raise ValueError(f"{config.data_root}: no pair has ground-truth disparity to score")
+        raise ValueError(
+            f"{config.data_root}: no pair has ground-truth disparity known in (0, {top}] to score"
+        )
     return scored, []
 
 

@@ -232,11 +232,14 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: not valid TOML ({error})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(_toml_table(path))
+
+
+def _toml_table(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from None
 
 
 def _number_list(name: str, value, kind: type) -> tuple:
@@ -315,11 +318,12 @@ def run_settings(
     saved: dict[str, Any] | None, toml: str | Path | None, flags: dict[str, Any]
 ) -> RunConfig:
     """The settings of ``robustvae train``, later sources overriding earlier ones: the run
-    being resumed (its config.json), then a TOML file, then the command line's flags. Loss
-    parameters (``*_params``) from the flags are added to those before them."""
+    being resumed (its config.json) or a command's base (``depth train``'s kind), then a TOML
+    file (the settings it names), then the command line's flags. Loss parameters
+    (``*_params``) from the flags are added to those before them."""
     settings = dict(saved or {})
     if toml is not None:
-        settings.update(RunConfig.from_toml(toml).to_dict())
+        settings.update(_toml_table(toml))
     for name, value in flags.items():
         if name.endswith("_params"):
             value = {**settings.get(name, {}), **value}

@@ -38,19 +38,22 @@ class TermMonitor:
     ``lag`` is 0 (check at once) or 1 (check a GPU step's terms at the next push or at
     ``flush``). ``agree`` is called with the stacked terms on their device and returns them
     with a NaN wherever any data-parallel rank saw a non-finite value (identity for one
-    process). ``where`` names the last good checkpoint in the error message.
+    process). ``where`` names the last good checkpoint in the error message. ``weighted``
+    (the task's ``term_weights``) maps a term to the term that weighs it in each batch.
     """
 
-    def __init__(self, lag: int, agree, where):
+    def __init__(self, lag: int, agree, where, weighted: dict[str, str] | None = None):
         self.lag, self._agree, self._where = lag, agree, where
+        self.weighted = dict(weighted or {})
         self._pending: _Pending | None = None
-        self.names: list[str] = []
-        self.sums = torch.zeros(0, dtype=torch.float32)
-        self.rows = 0
         self.last: list[float] = []
+        self.start_epoch()
 
     def start_epoch(self) -> None:
-        self.names, self.sums, self.rows = [], torch.zeros(0, dtype=torch.float32), 0
+        self.names: list[str] = []
+        self.sums = torch.zeros(0, dtype=torch.float32)
+        self.weights = torch.zeros(0, dtype=torch.float32)
+        self.rows = 0
 
     def push(self, terms: dict[str, Tensor], step: int, epoch: int, rows: int, log: bool) -> None:
         """Check (now or one step later) and, with ``log``, add ``terms`` of a batch of
@@ -88,11 +91,34 @@ class TermMonitor:
         if not entry.log:
             return
         if not self.names:
-            self.names, self.sums = entry.names, torch.zeros(len(entry.names))
-        self.sums += entry.values * entry.rows
+            self.names = entry.names
+            self.sums, self.weights = torch.zeros(len(self.names)), torch.zeros(len(self.names))
+        weights = term_weights(entry.names, entry.values, self.weighted)
+        self.sums += entry.values * weights * entry.rows
+        self.weights += weights * entry.rows
         self.rows += entry.rows
         self.last = entry.values.tolist()
 
-    def means(self) -> Tensor:
-        """The epoch's means so far (call ``flush`` first)."""
-        return self.sums / max(self.rows, 1)
+    def totals(self) -> Tensor:
+        """The epoch's weighted sums and their weights so far (2 × terms; call ``flush``
+        first): a term's mean is their ratio, undefined where its weights sum to 0."""
+        return torch.stack([self.sums, self.weights])
+
+
+def term_weights(names: list[str], values: Tensor, weighted: dict[str, str]) -> Tensor:
+    """Each term's weight in a batch: 1, or for a term in ``weighted`` the value of the term
+    that weighs it (an error over known pixels, weighed by the share of known pixels)."""
+    weights = torch.ones(len(names), dtype=values.dtype)
+    for i, name in enumerate(names):
+        if name in weighted:
+            weights[i] = values[names.index(weighted[name])]
+    return weights
+
+
+def weighted_means(names: list[str], totals: Tensor) -> dict[str, float]:
+    """``{term: sum / weight}`` from ``totals`` (as ``TermMonitor.totals``), leaving out the
+    terms whose weights sum to 0 (a term no batch defined)."""
+    sums, weights = totals
+    defined = weights > 0
+    means = sums / torch.where(defined, weights, torch.ones_like(weights))
+    return {n: m for n, m, d in zip(names, means.tolist(), defined.tolist(), strict=True) if d}

@@ -105,8 +105,9 @@ class RunDir:
 
     def read_metrics(self) -> list[dict]:
         """The epochs' rows of ``metrics.jsonl``; ValueError naming the line when one is not
-        an epoch's row (a table with an integer ``epoch`` ≥ 1 and numbers where it has
-        ``step`` and ``seconds``)."""
+        an epoch's row (a table with an integer ``epoch`` ≥ 1, an integer ``step`` ≥ 0, a
+        number where it has ``seconds``, tables where it has ``train`` and ``test``) or its
+        epoch does not follow the row before."""
         path = self.path / self.METRICS
         if not path.exists():
             return []
@@ -116,10 +117,15 @@ class RunDir:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line torn by a crash mid-write (older versions appended)
+            problem = None
             if not _is_epoch_row(row):
+                problem = f"not an epoch's metrics ({line[:60]})"
+            elif rows and row["epoch"] <= rows[-1]["epoch"]:
+                problem = f"epoch {row['epoch']} after epoch {rows[-1]['epoch']}"
+            if problem:
                 raise ValueError(
-                    f"{path}, line {number}: not an epoch's metrics ({line[:60]}); the file "
-                    "was edited: restore it, or train the run again"
+                    f"{path}, line {number}: {problem}; the file was edited: restore it, or "
+                    "train the run again"
                 )
             rows.append(row)
         return rows
@@ -153,5 +159,8 @@ def _is_epoch_row(row) -> bool:
         isinstance(row, dict)
         and integer(row.get("epoch"))
         and row["epoch"] >= 1
-        and all(number(row[k]) for k in ("step", "seconds") if k in row)
+        and integer(row.get("step"))
+        and row["step"] >= 0
+        and number(row.get("seconds", 0))
+        and all(isinstance(row[k], dict) for k in ("train", "test") if k in row)
     )

@@ -33,7 +33,7 @@ from robustvae.training.checkpoint import (
     set_rng_state,
 )
 from robustvae.training.config import RunConfig, changed_settings
-from robustvae.training.monitor import TermMonitor, TrainingDiverged
+from robustvae.training.monitor import TermMonitor, TrainingDiverged, term_weights, weighted_means
 from robustvae.training.progress import device_name, epoch_line, progress_bar, time_left
 from robustvae.training.rundir import RunDir
 from robustvae.training.schedule import parse_anneal
@@ -67,7 +67,8 @@ def evaluate(task: Task, data, device: torch.device, seed: int = 0) -> dict[str,
     generators fixed by ``seed`` and the batch index: every epoch sees the same test batches."""
     was_training = task.training
     task.eval()
-    totals: dict[str, float] = {}
+    names: list[str] = []
+    totals = torch.zeros(2, 0, dtype=torch.float64)
     n = len(data)
     size = EVAL_BATCH + 1 if n % EVAL_BATCH == 1 else EVAL_BATCH
     try:
@@ -76,11 +77,38 @@ def evaluate(task: Task, data, device: torch.device, seed: int = 0) -> dict[str,
                 batch = task.batch_transform(batch, step_generator(seed, -1, b, 0))
             batch = {k: v.to(device) for k, v in batch.items()}
             rows = _rows(batch)
-            for name, value in task.loss_terms(batch).items():
-                totals[name] = totals.get(name, 0.0) + value.item() * rows
+            terms = task.loss_terms(batch)
+            if not names:
+                names, totals = list(terms), torch.zeros(2, len(terms), dtype=torch.float64)
+            values = torch.tensor([v.item() for v in terms.values()], dtype=torch.float64)
+            weights = term_weights(names, values, task.term_weights)
+            totals += torch.stack([values * weights * rows, weights * rows])
     finally:
         task.train(was_training)
-    return {name: total / n for name, total in totals.items()}
+    return weighted_means(names, totals)
+
+
+def _check_hyperparameters(optimizer, groups, name: str, path) -> None:
+    """ValueError naming ``path`` unless each saved parameter group's hyperparameters have the
+    shapes of the optimizer's own (a number where it has a number, a pair where a pair…):
+    torch loads them unchecked and fails only at the next step."""
+
+    def shape(value):
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return type(value)
+        if isinstance(value, int | float) or (torch.is_tensor(value) and value.numel() == 1):
+            return "number"
+        if isinstance(value, list | tuple):
+            return tuple(shape(v) for v in value)
+        return type(value)
+
+    for fresh, saved in zip(optimizer.state_dict()["param_groups"], groups, strict=False):
+        for key, value in fresh.items():
+            if key != "params" and key in saved and shape(saved[key]) != shape(value):
+                raise ValueError(
+                    f"{path}: optimizer {name!r} holds {key} = {saved[key]!r}, not like "
+                    f"{value!r}; the checkpoint was edited"
+                )
 
 
 def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> None:
@@ -133,7 +161,10 @@ class _Training:
         }
         self.updates = Updates(self.optimizers, self._reduce_gradients, self._check_terms)
         self.monitor = TermMonitor(
-            lag=1 if self.device.type == "cuda" else 0, agree=self._agree, where=run.last_good
+            lag=1 if self.device.type == "cuda" else 0,
+            agree=self._agree,
+            where=run.last_good,
+            weighted=self.task.term_weights,
         )
         self.epoch, self.step, self.best = 0, 0, math.inf
         self.metrics: list[dict] = []
@@ -180,6 +211,7 @@ class _Training:
             steps = [v.get("step") for v in state["state"].values()]
             if any(s is not None and float(s) < 0 for s in steps):
                 raise ValueError(f"{path}: optimizer {name!r} holds a negative step count")
+            _check_hyperparameters(self.optimizers[name], state["param_groups"], name, path)
             try:
                 self.optimizers[name].load_state_dict(state)
             except (ValueError, KeyError, RuntimeError) as error:
@@ -269,7 +301,7 @@ class _Training:
                 )
         monitor.flush()
         names = monitor.names
-        train_means = distributed.all_reduce_mean(monitor.means(), context)
+        train_totals = distributed.all_reduce_mean(monitor.totals(), context)
         if context.distributed:
             distributed.average_buffers(task)
         first = next(iter(self.optimizers.values()))
@@ -279,7 +311,7 @@ class _Training:
             "lr": first.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3),
             "device": device_name(self.device, context.world_size),
-            "train": dict(zip(names, train_means.tolist(), strict=True)),
+            "train": weighted_means(names, train_totals),
         }
         with self._scored_weights():
             row["test"] = evaluate(task, self.test_set, self.device, config.seed)
