@@ -418,9 +418,7 @@ def stereo_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("truth", ["none", "unknown everywhere", "beyond max_disparity"])
-def test_a_stereo_folder_without_ground_truth_is_refused_before_training(
-    truth, tmp_path, capsys
-):
+def test_a_stereo_folder_without_ground_truth_is_refused_before_training(truth, tmp_path, capsys):
     left, right, known = _pair_files((128, 192))
     for side, view in (("left", left), ("right", right)):
         (tmp_path / side).mkdir()
