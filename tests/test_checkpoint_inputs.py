@@ -229,10 +229,11 @@ def test_a_torn_last_metrics_line_is_skipped(trained, tmp_path):
 def test_a_fresh_start_removes_the_writes_a_killed_first_epoch_left(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    orphan = run / ".latest.safetensors.k1ll3d.tmp"
-    orphan.write_bytes(b"half a checkpoint")
+    orphans = [run / f".{name}.k1ll3d.tmp" for name in ("latest.safetensors", "metrics.jsonl")]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a file")
     assert main(["train", "--out", run, *SETTINGS]) == 0
-    assert not orphan.exists() and (run / "latest.safetensors").exists()
+    assert not any(o.exists() for o in orphans) and (run / "latest.safetensors").exists()
 
 
 def test_weights_that_overflow_write_no_picture(run_of_each_kind, tmp_path, capsys):

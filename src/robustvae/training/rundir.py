@@ -66,9 +66,10 @@ class RunDir:
         return self.latest
 
     def remove_partial_writes(self) -> list[Path]:
-        """Delete the temporary files of checkpoint writes a kill interrupted."""
+        """Delete the temporary files of the writes a kill interrupted (checkpoints, the
+        config, the metrics, the evaluation)."""
         found = []
-        for name in (self.LATEST, self.BEST):
+        for name in (self.LATEST, self.BEST, self.CONFIG, self.METRICS, self.EVALUATION):
             found += sorted(self.path.glob(f".{name}.*.tmp"))
         for path in found:
             path.unlink(missing_ok=True)
@@ -97,9 +98,14 @@ class RunDir:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object of settings")
-        from robustvae.training.config import predating_settings
+        from robustvae.training.config import RunConfig, predating_settings
 
-        return predating_settings(data)
+        data = predating_settings(data)
+        try:
+            RunConfig.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        return data
 
     # ------------------------------------------------------------------ metrics
 
