@@ -17,7 +17,7 @@ import torch
 from robustvae.data import Batches
 from robustvae.kinds import get_kind
 from robustvae.training import RunConfig, train
-from robustvae.training.trainer import step_generator
+from robustvae.training.terms import step_generator
 
 
 def sync(device: torch.device) -> None:

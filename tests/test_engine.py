@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from robustvae.kinds import KINDS
 from robustvae.task import Updates
 from robustvae.training import RunConfig, load_checkpoint, load_run, train
-from robustvae.training.trainer import evaluate, step_generator
+from robustvae.training.terms import step_generator, test_terms
 
 QUIET = dict(progress=False, tensorboard=False, device="cpu")
 pytestmark = pytest.mark.usefixtures("toys")
@@ -196,11 +196,11 @@ def test_evaluation_is_deterministic_and_independent_of_mode(tmp_path, arch):
     test = KINDS["vae"].load_data(config)[1]
     model.train()
     torch.manual_seed(5)
-    in_train_mode = evaluate(model, test, torch.device("cpu"))
+    in_train_mode = test_terms(model, test, torch.device("cpu"))
     assert model.training
     model.eval()
     torch.manual_seed(5)
-    assert evaluate(model, test, torch.device("cpu")) == in_train_mode
+    assert test_terms(model, test, torch.device("cpu")) == in_train_mode
 
 
 def _torchrun(out: Path, kind: str, settings: dict) -> None:

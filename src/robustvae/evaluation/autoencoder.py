@@ -30,8 +30,7 @@ from robustvae.metrics.classifier import CodingLayer, dataset_classifier
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
-from robustvae.training import RunDir, load_run
-from robustvae.training import evaluate as test_terms
+from robustvae.training import RunDir, load_run, test_terms
 
 #: (key, title) of the results-table columns, in order.
 COLUMNS = (

@@ -8,7 +8,6 @@ The trainer knows groups, steps, checkpoints and ranks, never latents, KL terms 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -33,12 +32,12 @@ from robustvae.training.checkpoint import (
     set_rng_state,
 )
 from robustvae.training.config import RunConfig, changed_settings
-from robustvae.training.monitor import TermMonitor, TrainingDiverged, term_weights, weighted_means
+from robustvae.training.loading import load_weights
+from robustvae.training.monitor import TermMonitor, TrainingDiverged, weighted_means
 from robustvae.training.progress import device_name, epoch_line, progress_bar, time_left
 from robustvae.training.rundir import RunDir
 from robustvae.training.schedule import parse_anneal
-
-EVAL_BATCH = 500
+from robustvae.training.terms import batch_rows, step_generator, test_terms
 
 
 @dataclass
@@ -47,45 +46,6 @@ class TrainResult:
     model: Task
     metrics: list[dict]
     is_main: bool = True  # False on DDP ranks other than 0, which write nothing
-
-
-def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
-    """The generator of a batch transform at one step: a function of the run's seed, the
-    epoch, the step within it and the rank only, so a resumed run draws the same."""
-    digest = hashlib.blake2b(f"{seed}/{epoch}/{step}/{rank}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
-
-
-def _rows(batch: dict[str, Tensor]) -> int:
-    return len(next(iter(batch.values())))
-
-
-@torch.no_grad()
-def evaluate(task: Task, data, device: torch.device, seed: int = 0) -> dict[str, float]:
-    """Mean of every loss term over ``data`` (batches of 500, no batch of 1), in eval mode and
-    without gradients; the task's mode is restored afterwards. A batch transform draws from
-    generators fixed by ``seed`` and the batch index: every epoch sees the same test batches."""
-    was_training = task.training
-    task.eval()
-    names: list[str] = []
-    totals = torch.zeros(2, 0, dtype=torch.float64)
-    n = len(data)
-    size = EVAL_BATCH + 1 if n % EVAL_BATCH == 1 else EVAL_BATCH
-    try:
-        for b, batch in enumerate(Batches(data, size, shuffle=False)):
-            if task.has_batch_transform:
-                batch = task.batch_transform(batch, step_generator(seed, -1, b, 0))
-            batch = {k: v.to(device) for k, v in batch.items()}
-            rows = _rows(batch)
-            terms = task.loss_terms(batch)
-            if not names:
-                names, totals = list(terms), torch.zeros(2, len(terms), dtype=torch.float64)
-            values = torch.tensor([v.item() for v in terms.values()], dtype=torch.float64)
-            weights = term_weights(names, values, task.term_weights)
-            totals += torch.stack([values * weights * rows, weights * rows])
-    finally:
-        task.train(was_training)
-    return weighted_means(names, totals)
 
 
 def _check_hyperparameters(optimizer, groups, name: str, path) -> None:
@@ -109,17 +69,6 @@ def _check_hyperparameters(optimizer, groups, name: str, path) -> None:
                     f"{path}: optimizer {name!r} holds {key} = {saved[key]!r}, not like "
                     f"{value!r}; the checkpoint was edited"
                 )
-
-
-def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path) -> None:
-    """Load a state dict, turning a key or shape mismatch into a one-line ValueError."""
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise ValueError(
-            f"{source}: weights do not fit the model its config describes ({first})"
-        ) from None
 
 
 def train(
@@ -286,7 +235,7 @@ class _Training:
                     batch, step_generator(config.seed, epoch, b, context.rank)
                 )
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            self.rows_now = _rows(batch)
+            self.rows_now = batch_rows(batch)
             self._set_lr(schedule.factor(self.step), writer)
             self.updates.begin()
             terms = task.training_step(batch, self.updates)
@@ -314,7 +263,7 @@ class _Training:
             "train": weighted_means(names, train_totals),
         }
         with self._scored_weights():
-            row["test"] = evaluate(task, self.test_set, self.device, config.seed)
+            row["test"] = test_terms(task, self.test_set, self.device, config.seed)
         if annealed is not None:
             row["anneal"] = annealed
         statistics = task.epoch_statistics()
@@ -457,30 +406,3 @@ def _log_tensorboard(writer, row: dict, task: Task, test_set, device) -> None:
         dataformats = "HW" if grid.ndim == 2 else "HWC"
         writer.add_image(name, grid, row["epoch"], dataformats=dataformats)
     writer.flush()
-
-
-def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
-    """(RunConfig, task in eval mode) from a run directory's checkpoint (``RunDir.checkpoint``:
-    ``best``, falling back to ``latest``, or ``latest``), with the averaged weights where the
-    run kept them (``ema``)."""
-    return load_model_file(RunDir(run_dir).checkpoint(which), device)
-
-
-def load_model_file(path: str | Path, device: str = "cpu"):
-    """(RunConfig, task in eval mode) from one checkpoint file (a run's, or an exported
-    model's), with the averaged weights where it holds them."""
-    path = Path(path)
-    checkpoint = load_checkpoint(path)
-    check_meta(checkpoint.meta, path, ("config", "image_shape"))
-    try:
-        config = RunConfig.from_dict(checkpoint.meta["config"])
-        shape = tuple(checkpoint.meta["image_shape"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: the checkpoint holds no valid run config ({error})") from None
-    task = get_kind(config.kind).build(config.model, shape)
-    anneal = parse_anneal(config.anneal, config.anneal_shape)
-    if anneal is not None:  # the loss as it was in the checkpoint's epoch
-        epoch = max(int(checkpoint.meta.get("epoch", 1)) - 1, 0)
-        task.set_loss_param(anneal.name, anneal.value(epoch, config.epochs))
-    load_weights(task, checkpoint.averaged or checkpoint.model, path)
-    return config, task.to(device).eval()
