@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/robustvae gallery --out outputs/gallery
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(PY) bench/bench_losses.py

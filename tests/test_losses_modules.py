@@ -38,6 +38,40 @@ def test_registry_names():
         assert out.shape == () and torch.isfinite(out)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_residual_alone_is_its_loss_against_zero(name):
+    kwargs = {"num_dims": 5} if name == "adaptive" else {}
+    x = torch.randn(4, 5, dtype=torch.float64)
+    for reduction in ("mean", "sum", "none"):
+        loss = get_loss(name, reduction=reduction, **kwargs).double()
+        assert torch.equal(loss(x), loss(x, torch.zeros_like(x)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_weight_weighs_each_elements_value(name):
+    """BasicSR's convention: 'sum' is Σ w·ρ, 'mean' Σ w·ρ / Σ w, 'none' w·ρ; a weight that
+    broadcasts (one per row here) is expanded first, and gradients reach the weight."""
+    kwargs = {"num_dims": 5} if name == "adaptive" else {}
+    input, target = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    weight = torch.tensor([[0.0], [1.0], [2.5], [0.5]], dtype=torch.float64, requires_grad=True)
+    values = get_loss(name, reduction="none", **kwargs).double()(input, target)
+    full = weight.expand(4, 5)
+    for reduction, expected in (
+        ("none", values * full),
+        ("sum", (values * full).sum()),
+        ("mean", (values * full).sum() / full.sum()),
+    ):
+        got = get_loss(name, reduction=reduction, **kwargs).double()(input, target, weight=weight)
+        torch.testing.assert_close(got, expected)
+    get_loss(name, reduction="sum", **kwargs).double()(input, target, weight=weight).backward()
+    torch.testing.assert_close(weight.grad, values.sum(1, keepdim=True))
+    loss = get_loss(name, **kwargs).double()
+    with pytest.raises(ValueError, match="does not broadcast"):
+        loss(input, target, weight=torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        loss(input, target, weight=-torch.ones(4, 5, dtype=torch.float64))
+
+
 def test_unknown_name_lists_choices():
     with pytest.raises(ValueError, match="logcosh.*student_t"):
         get_loss("log_cosh")

@@ -17,6 +17,7 @@ from robustvae.losses.modules import (
 from robustvae.losses.partition import log_partition
 from robustvae.losses.registry import LIKELIHOOD_LOSSES, LOSSES, get_loss, loss_parameters
 from robustvae.losses.represented import AdaptiveImageLoss, RepresentedLoss
+from robustvae.losses.sampling import sample_general
 from robustvae.losses.spec import LossSpec
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "get_loss",
     "loss_parameters",
     "log_partition",
+    "sample_general",
     "set_compile",
 ]

@@ -22,6 +22,7 @@ from robustvae.losses.fused import ReducedLoss
 from robustvae.losses.modules import Loss, check_flag
 from robustvae.losses.parameters import BoundedParameter, PositiveParameter, as_shape
 from robustvae.losses.partition import ALPHA_MAX, log_partition
+from robustvae.losses.sampling import sample_general
 
 __all__ = ["AdaptiveLoss", "find_adaptive"]
 
@@ -110,7 +111,7 @@ class AdaptiveLoss(Loss):
         """Current c, shape ``num_dims``."""
         return self.latent_scale()
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         """The NLL of ``input - target``. Their trailing dimensions must be ``num_dims``; or,
         for an int ``num_dims`` D, the input may be N×… with D values per item (flattened,
         e.g. N×1×28×28 for D = 784) or N×D×H×W… (one α and c per channel). With
@@ -148,15 +149,15 @@ class AdaptiveLoss(Loss):
         alpha = self.alpha().to(input.dtype)
         scale = self.scale().to(input.dtype)
         log_norm = scale.log() + log_partition(alpha)
-        if self.reduction != "none" and torch.is_grad_enabled():
+        if reduction != "none" and torch.is_grad_enabled():
             # ρ and its gradients in one pass (adaptive_kernel); log c + log Z(α) per dimension
             n = input.numel()
-            weight = 1.0 / n if self.reduction == "mean" else 1.0
+            weight = 1.0 / n if reduction == "mean" else 1.0
             rho = AdaptiveRhoSum.apply(input, target, alpha, scale, weight)
             return rho + log_norm.sum() * ((n // log_norm.numel()) * weight)
         terms = LF.barron_terms(alpha, scale, input)
-        value = _ADAPTIVE(self.reduction, input, target, log_norm, *terms)
-        if self.reduction != "none" or layout == "as is":
+        value = _ADAPTIVE(reduction, input, target, log_norm, *terms)
+        if reduction != "none" or layout == "as is":
             return value
         return value.reshape(shape) if layout == "flat" else value.movedim(-1, 1)
 
@@ -199,6 +200,13 @@ class AdaptiveLoss(Loss):
             )
             return True
         return False
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws of the distribution it has learned: n × ``num_dims``, each dimension
+        from the general distribution with its current α and c (``sample_general``)."""
+        alpha, scale = self.alpha().detach().cpu(), self.scale().detach().cpu()
+        return sample_general(alpha, scale, (n, *self.dims), generator, alpha.dtype)
 
     def statistics(self) -> dict[str, float]:
         """Median, min and max of the current α and c over the dimensions (logged per epoch)."""

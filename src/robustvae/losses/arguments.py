@@ -33,6 +33,27 @@ def reduce(values: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def weighted_reduce(values: Tensor, weight: Tensor | float, reduction: str) -> Tensor:
+    """``values`` weighed elementwise by ``weight`` (broadcast to them; finite, ≥ 0) and
+    reduced: ``'sum'`` Σ w·v, ``'mean'`` Σ w·v / Σ w, ``'none'`` w·v."""
+    weight = torch.as_tensor(weight, dtype=values.dtype, device=values.device)
+    try:
+        weight = torch.broadcast_to(weight, values.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"weight of shape {tuple(weight.shape)} does not broadcast to the loss's values "
+            f"{tuple(values.shape)}"
+        ) from None
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ValueError("weight must be finite and >= 0")
+    weighted = values * weight
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    return weighted.sum() / weight.sum()
+
+
 def check_same_shape(input: Tensor, target: Tensor) -> None:
     if input.shape != target.shape:
         raise ValueError(

@@ -29,6 +29,7 @@ from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_*
     check_same_shape,
     computable,
     reduce,
+    weighted_reduce,
     with_headroom,
 )
 from robustvae.losses.partition import ALPHA_MAX, log_partition

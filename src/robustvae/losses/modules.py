@@ -1,7 +1,8 @@
 """Loss modules: thin ``nn.Module`` wrappers over ``robustvae.losses.functional``.
 
-Each takes ``forward(input, target)`` of equal shapes and a ``reduction`` of ``'mean'``
-(default, as in torch), ``'sum'`` or ``'none'``. Sums and means of large inputs run as one fused
+Each takes ``forward(input, target)`` of equal shapes (or ``forward(x)``, residuals, and an
+optional per-element ``weight``: see ``Loss``) and a ``reduction`` of ``'mean'`` (default, as
+in torch), ``'sum'`` or ``'none'``. Sums and means of large inputs run as one fused
 kernel (``robustvae.losses.fused``). Parameters are validated at construction.
 """
 
@@ -30,11 +31,28 @@ __all__ = [
 
 
 class Loss(nn.Module):
-    """Base: holds and validates ``reduction``."""
+    """Base: holds and validates ``reduction``. ``loss(input, target)`` is the loss of
+    ``input - target``; ``loss(x)`` the loss of residuals ``x`` (the target 0);
+    ``loss(input, target, weight=w)`` weighs each element's value by ``w`` (broadcastable to
+    them, finite, ≥ 0): ``'sum'`` gives Σ w·ρ, ``'mean'`` the weighted mean Σ w·ρ / Σ w
+    (BasicSR's convention), ``'none'`` w·ρ. Subclasses implement ``values(input, target,
+    reduction)``."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = LF.check_reduction(reduction)
+
+    def forward(
+        self, input: Tensor, target: Tensor | None = None, weight: Tensor | float | None = None
+    ) -> Tensor:
+        if target is None:
+            target = torch.zeros_like(input)
+        if weight is None:
+            return self.values(input, target, self.reduction)
+        return LF.weighted_reduce(self.values(input, target, "none"), weight, self.reduction)
+
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
+        raise NotImplementedError
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -43,15 +61,15 @@ class Loss(nn.Module):
 class SquaredL2Loss(Loss):
     """(input - target)², reduced."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.squared_l2(input, target, self.reduction)
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
+        return LF.squared_l2(input, target, reduction)
 
 
 class L1Loss(Loss):
     """|input - target|, reduced."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.l1(input, target, self.reduction)
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
+        return LF.l1(input, target, reduction)
 
 
 _LOG_COSH = ReducedLoss(LF.log_cosh_values)
@@ -71,10 +89,10 @@ class LogCoshLoss(Loss):
         LF.check_positive("a", a)
         self.register_buffer("a", torch.tensor(float(a), dtype=torch.float64), persistent=False)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         LF.check_same_shape(input, target)
         input, target = LF.computable(input, target)
-        return _LOG_COSH(self.reduction, input, target, self.a.to(input.dtype))
+        return _LOG_COSH(reduction, input, target, self.a.to(input.dtype))
 
     def extra_repr(self) -> str:
         return f"a={self.a.item():g}, " + super().extra_repr()
@@ -108,10 +126,10 @@ class GeneralLoss(Loss):
         self._kernel = _fixed_alpha_loss(rho)
         self.register_buffer("consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         LF.check_same_shape(input, target)
         input, target = LF.computable(input, target)
-        return self._kernel(self.reduction, input, target, *self.consts.to(input.dtype).unbind())
+        return self._kernel(reduction, input, target, *self.consts.to(input.dtype).unbind())
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}, scale={self.scale:g}, " + super().extra_repr()
@@ -156,28 +174,28 @@ class _ScaledNLL(Loss):
 class NormalNLL(_ScaledNLL):
     """-log N(target | input, c²). Args: scale c, num_dims (per-dimension c), learn_scale."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
         values = LF.with_headroom(LF.normal_nll_values, x, self.scale().to(x.dtype))
-        return LF.reduce(values, self.reduction)
+        return LF.reduce(values, reduction)
 
 
 class LaplaceNLL(_ScaledNLL):
     """-log Laplace(target | input, c). Args: scale c, num_dims, learn_scale."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
         values = LF.with_headroom(LF.laplace_nll_values, x, self.scale().to(x.dtype))
-        return LF.reduce(values, self.reduction)
+        return LF.reduce(values, reduction)
 
 
 class CauchyNLL(_ScaledNLL):
     """-log Cauchy(target | input, c). Args: scale c, num_dims, learn_scale."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
         values = LF.with_headroom(LF.cauchy_nll_values, x, self.scale().to(x.dtype))
-        return LF.reduce(values, self.reduction)
+        return LF.reduce(values, reduction)
 
 
 class StudentTNLL(_ScaledNLL):
@@ -191,8 +209,8 @@ class StudentTNLL(_ScaledNLL):
         check_flag("learn_df", learn_df)
         self.df = PositiveParameter(self.dims, df_lo, df, learn_df, name="df")
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
         df, scale = self.df().to(x.dtype), self.scale().to(x.dtype)
         values = LF.with_headroom(LF.student_t_nll_values, x, df, scale)
-        return LF.reduce(values, self.reduction)
+        return LF.reduce(values, reduction)
