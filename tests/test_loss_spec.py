@@ -82,3 +82,17 @@ def test_bad_settings_are_one_line(args, message):
 def test_a_bad_parameter_value_is_one_line():
     with pytest.raises(ValueError, match="a must be a number"):
         LossSpec("logcosh", {"a": "ten"}, setting="feature_loss").module(4)
+
+
+def test_a_runs_label_names_its_loss_annealing_and_targets():
+    from robustvae.evaluation.runs import run_label
+    from robustvae.training import RunConfig
+
+    restore = RunConfig.make(kind="restore", loss="logcosh", loss_params={"a": 10.0})
+    assert run_label(restore) == "logcosh (a=10.0)"
+    clean = restore.replace(clean_targets=True, representation="dct", color="yuv")
+    assert run_label(clean) == "logcosh (a=10.0) [dct, yuv] N2C"
+    depth = RunConfig.make(
+        kind="depth", loss="general", loss_params={"alpha": 2.0, "scale": 0.01}, anneal="alpha=2:0"
+    )
+    assert run_label(depth) == "general (alpha=2.0, scale=0.01), alpha=2:0 linear"

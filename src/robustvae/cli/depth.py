@@ -125,20 +125,14 @@ def _scenes(names: list[str] | None):
     return scenes
 
 
-def run_label(config) -> str:
-    model = config.model
-    params = ", ".join(f"{k}={v}" for k, v in model.loss_params)
-    label = model.loss + (f" ({params})" if params else "")
-    return label + (f", {config.anneal} {config.anneal_shape}" if config.anneal else "")
-
-
 def _run_evaluate(args) -> int:
     from robustvae.cli.common import note_replaced
     from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
     from robustvae.evaluation.depth import predict
     from robustvae.evaluation.depth_pictures import disparity_figure
-    from robustvae.evaluation.runs import unique_labels
+    from robustvae.evaluation.runs import run_label, unique_labels
     from robustvae.experiments.grid import slug
+    from robustvae.experiments.results import Table, markdown_table
     from robustvae.files import atomic_write_text, write_csv
     from robustvae.training.distributed import pick_device
 
@@ -166,12 +160,8 @@ def _run_evaluate(args) -> int:
         disparity_figure(predicted, float(config.model.max_disparity), figure)
         print(figure, file=sys.stderr)
     write_csv(args.out / "metrics.csv", rows)
-    header = ["run", "scene", *METRICS]
-    lines = ["| " + " | ".join(header) + " |", "| --- | --- |" + " ---: |" * len(METRICS)]
-    for row in rows:
-        values = [f"{row[k]:.4g}" for k in METRICS]
-        lines.append("| " + " | ".join([row["label"], row["scene"], *values]) + " |")
-    table = "\n".join(lines) + "\n"
+    body = [[row["label"], row["scene"], *(f"{row[k]:.4g}" for k in METRICS)] for row in rows]
+    table = markdown_table(Table(["run", "scene", *METRICS], body, label_columns=2))
     atomic_write_text(args.out / "metrics.md", table)
     print(table, end="")
     return 0

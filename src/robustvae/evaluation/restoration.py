@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from robustvae.evaluation.runs import unique_labels
+from robustvae.evaluation.runs import run_label, unique_labels
 from robustvae.files import write_csv
 from robustvae.metrics import quality
 from robustvae.restoration.corruption import check_level, corrupt
@@ -254,16 +254,6 @@ def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str
 
 
 # ----------------------------------------------------------------------------- several runs
-
-
-def run_label(config) -> str:
-    """A run's loss as a label: ``logcosh (a=10)``, ``adaptive``, ``l1``."""
-    model = config.model
-    params = ", ".join(f"{k}={v}" for k, v in model.loss_params)
-    label = model.loss + (f" ({params})" if params else "")
-    if model.representation != "pixels" or model.color != "rgb":
-        label += f" [{model.representation}, {model.color}]"
-    return label + (" N2C" if model.clean_targets else "")
 
 
 def compare_runs(

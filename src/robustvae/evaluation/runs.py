@@ -43,6 +43,16 @@ def draw_run(run_dir: str | Path, device: str = "cpu") -> list[Path]:
     return kind_of_run(run_dir).evaluator().draw(run_dir, device)
 
 
+def run_label(config) -> str:
+    """A run's loss as a row label: ``logcosh (a=10)``, ``adaptive [dct, yuv]``, with its
+    annealing (``general (alpha=2.0, scale=0.01), alpha=2:0 linear``) and ``N2C`` for a
+    restorer trained on clean targets."""
+    label = config.model.loss_spec().label
+    if config.anneal:
+        label += f", {config.anneal} {config.anneal_shape}"
+    return label + (" N2C" if config.model.to_dict().get("clean_targets") else "")
+
+
 def unique_labels(labels: list[str], run_dirs: list) -> list[str]:
     """Row labels for runs compared side by side: their loss labels, else their folder names,
     else their paths; repeats numbered (the same run twice)."""

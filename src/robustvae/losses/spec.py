@@ -48,6 +48,15 @@ class LossSpec:
         check_choice("color", self.color, COLORS)
 
     @property
+    def label(self) -> str:
+        """``logcosh (a=10)``, ``adaptive [dct, yuv]``: the loss as a row label."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params)
+        label = self.name + (f" ({params})" if params else "")
+        if not self.in_pixels:
+            label += f" [{self.representation}, {self.color}]"
+        return label
+
+    @property
     def kwargs(self) -> dict[str, Any]:
         """The parameters as keyword arguments of ``get_loss``."""
         return dict(self.params)
