@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint partition-table clean
+.PHONY: venv demo test test-slow bench lint partition-table clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/robustvae gallery --out outputs/gallery
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "not slow" --durations=15
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow --durations=5
 
 bench: $(STAMP)
 	$(PY) bench/bench_losses.py

@@ -297,6 +297,7 @@ def test_more_epochs_extend_a_finished_cell_and_evaluate_it_again(tmp_path):
         run_experiment(path, out, progress=quiet, only=only, evaluate=fast)
 
 
+@pytest.mark.slow
 def test_ray_runs_the_grid_like_one_process(tmp_path):
     pytest.importorskip("ray", reason="Ray is an optional dependency (pip install ray)")
     path = tmp_path / "tiny.toml"

@@ -68,6 +68,7 @@ def test_every_preset_has_a_tiny_version():
     assert set(TINY) == {p.stem for p in EXPERIMENTS.glob("*.toml")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_tiny_version_of_preset_runs(name, tmp_path):
     only, width, expected = TINY[name]

@@ -282,6 +282,7 @@ def test_tensorboard_scalars_and_images_are_written(tmp_path):
     assert "samples" in events.Tags()["images"]
 
 
+@pytest.mark.slow
 def test_one_epoch_of_fashion_mnist_from_the_cli(tmp_path, capsys):
     require_fashion_mnist()
     run = tmp_path / "fashion"
