@@ -470,10 +470,14 @@ def test_depth_evaluate_writes_tables_and_pictures(stereo_run, tmp_path, capsys)
     assert len(list((out / "2").glob("*-disparity.png"))) == 2
 
 
-def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys):
+def test_depth_predict_writes_kitti_png_and_pfm(stereo_run, tmp_path, capsys, monkeypatch):
+    from robustvae import tiling
+
     run, folder = stereo_run
     left, right = folder / "bike" / "im0.png", folder / "bike" / "im1.png"
+    monkeypatch.setattr(tiling, "ONE_PASS_PIXELS", 0)  # this small pair in tiles too
     assert main(["depth", "predict", run, left, right, tmp_path / "d.png", "--tile", "64"]) == 0
+    monkeypatch.undo()
     with Image.open(tmp_path / "d.png") as image:
         encoded = np.asarray(image)
     assert encoded.dtype == np.uint16 and encoded.shape == (128, 192)

@@ -267,6 +267,27 @@ def test_tiled_restoration_equals_one_pass(shape):
     assert MARGIN >= RECEPTIVE_RADIUS and MARGIN % MULTIPLE == 0
 
 
+def test_inference_runs_one_pass_up_to_the_pixel_limit_and_tiles_beyond(monkeypatch):
+    """``infer``, the image-to-image kinds' one inference path: the evaluators and the CLI
+    agree on when to tile (above ONE_PASS_PIXELS pixels), and tiling changes no output."""
+    from robustvae import tiling
+
+    calls = []
+
+    def net(batch):
+        calls.append(tuple(batch.shape[-2:]))
+        return batch * 2
+
+    image = torch.rand(1, 96, 160)
+    assert torch.equal(tiling.infer(net, image, tile=64), image * 2) and calls == [(96, 160)]
+    monkeypatch.setattr(tiling, "ONE_PASS_PIXELS", 96 * 160 - 1)
+    calls.clear()
+    assert torch.equal(tiling.infer(net, image, tile=64), image * 2) and len(calls) > 1
+    calls.clear()
+    tiling.infer(net, image, tile=None)  # never tiled
+    assert calls == [(96, 160)]
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -393,7 +414,10 @@ def test_restore_train_writes_a_run_of_the_restore_kind(trained):
     assert_picture(run / "restorations.png")
 
 
-def test_corrupt_is_deterministic_and_apply_keeps_the_size(trained, tmp_path, capsys):
+def test_corrupt_is_deterministic_and_apply_keeps_the_size(trained, tmp_path, capsys, monkeypatch):
+    from robustvae import tiling
+
+    monkeypatch.setattr(tiling, "ONE_PASS_PIXELS", 0)  # small images in tiles of 32 too
     run, root = trained
     source = sorted(root.iterdir())[0]
     a, b = tmp_path / "a.png", tmp_path / "b.png"

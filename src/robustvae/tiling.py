@@ -21,9 +21,12 @@ from torch.nn import functional as F
 
 from robustvae.unet import MULTIPLE, RECEPTIVE_RADIUS
 
-__all__ = ["MARGIN", "run_tiled", "tile_windows"]
+__all__ = ["MARGIN", "ONE_PASS_PIXELS", "TILE", "infer", "run_tiled", "tile_windows"]
 
 MARGIN = math.ceil(RECEPTIVE_RADIUS / MULTIPLE) * MULTIPLE
+#: Images up to this many pixels run in one pass; larger ones in tiles (of ``TILE`` by default).
+ONE_PASS_PIXELS = 1024 * 1024
+TILE = 512
 
 
 def _pad(image: Tensor) -> tuple[Tensor, int, int]:
@@ -43,6 +46,14 @@ def tile_windows(size: int, tile: int, margin: int) -> list[tuple[int, int, int,
 
 
 @torch.no_grad()
+def infer(net, image: Tensor, tile: int | None = TILE, margin: int = MARGIN) -> Tensor:
+    """``net`` on a whole C×H×W image, the one inference path of the image-to-image kinds
+    (their evaluators and their CLI): one pass up to ``ONE_PASS_PIXELS`` pixels, else cores of
+    ``tile`` pixels (``tile`` None: always one pass)."""
+    large = tile is not None and image.shape[-1] * image.shape[-2] > ONE_PASS_PIXELS
+    return run_tiled(net, image, tile if large else None, margin)
+
+
 def run_tiled(net, image: Tensor, tile: int | None = None, margin: int = MARGIN) -> Tensor:
     """``net`` applied to ``image`` (C×H×W, on the net's device), returning C'×H×W.
 

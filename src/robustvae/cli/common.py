@@ -49,3 +49,23 @@ def check_finite_output(output, model, source) -> None:
             f"{model}: its output for {source} is not finite (NaN or infinite): its weights "
             "overflow; the checkpoint may be corrupt or its run diverged"
         )
+
+
+def add_tile_option(parser, what: str) -> None:
+    """``--tile``: the side of the tiles ``what`` larger than ``ONE_PASS_PIXELS`` run in."""
+    from robustvae.tiling import ONE_PASS_PIXELS, TILE
+
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=TILE,
+        help=f"{what} of more than {ONE_PASS_PIXELS:,} pixels run in tiles of this side, a "
+        f"multiple of 32 (same output, less memory); 0: always one pass (default: {TILE})",
+    )
+
+
+def tile_of(args) -> int | None:
+    """``--tile`` checked: the tile side, or None for one pass."""
+    if args.tile < 0 or args.tile % 32:
+        raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    return args.tile or None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from robustvae.cli.common import add_tile_option, tile_of
+
 
 def add(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -79,12 +81,7 @@ def _add_predict(commands) -> None:
     parser.add_argument("left", type=Path, metavar="LEFT", help="the left view")
     parser.add_argument("right", type=Path, metavar="RIGHT", help="the right view")
     parser.add_argument("output", type=Path, metavar="OUT", help="a .png or .pfm file")
-    parser.add_argument(
-        "--tile",
-        type=int,
-        default=512,
-        help="pairs larger than TILE×TILE run in tiles of this side, a multiple of 32 (0: never)",
-    )
+    add_tile_option(parser, "pairs")
     parser.add_argument(
         "--colour-bar", action="store_true", help="OUT-colour.png as a figure with a colour bar"
     )
@@ -187,11 +184,10 @@ def _run_predict(args) -> int:
     from robustvae.evaluation.depth import margin
     from robustvae.evaluation.depth_pictures import colour_disparity
     from robustvae.files import atomic_write
-    from robustvae.tiling import run_tiled
+    from robustvae.tiling import infer
     from robustvae.training.distributed import pick_device
 
-    if args.tile < 0 or args.tile % 32:
-        raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    tile = tile_of(args)
     if args.output.suffix.lower() not in (".png", ".pfm"):
         raise ValueError(f"{args.output}: write a .png (16-bit, KITTI's ×256) or a .pfm")
     device = pick_device(args.device)
@@ -203,8 +199,7 @@ def _run_predict(args) -> int:
             f"{right.shape[2]}×{right.shape[1]}: a rectified pair has one size"
         )
     pair = torch.cat([left.expand(3, -1, -1), right.expand(3, -1, -1)]).to(device)
-    large = args.tile and max(pair.shape[-2:]) > args.tile
-    disparity = run_tiled(task.eval(), pair, args.tile if large else None, margin(task))[0].cpu()
+    disparity = infer(task.eval(), pair, tile, margin(task))[0].cpu()
     check_finite_output(disparity, args.run_dir, args.left)
     top = float(task.config.max_disparity)
     _warn_if_saturated(disparity, top)

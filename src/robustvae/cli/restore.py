@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from robustvae.cli.common import add_tile_option, tile_of
+
 
 def add(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -114,13 +116,7 @@ def _add_apply(commands) -> None:
         help="a restore run directory (not with --model), an image file or a folder, and a "
         "PNG file or a folder",
     )
-    parser.add_argument(
-        "--tile",
-        type=int,
-        default=512,
-        help="restore images larger than TILE×TILE in tiles of this side, a multiple of 32; "
-        "0: always in one pass (default: 512)",
-    )
+    add_tile_option(parser, "images")
     _add_run_options(parser)
     parser.set_defaults(handler=_run_apply)
 
@@ -248,15 +244,14 @@ def _run_apply(args) -> int:
     from robustvae.cli.common import check_finite_output
     from robustvae.data.image_file import bit_depth, read_image, write_image
     from robustvae.restoration import shipped
-    from robustvae.tiling import run_tiled
+    from robustvae.tiling import infer
 
     found = _apply_paths(args)
     if found is None:
         print(shipped.listing())
         return 0
     model_name, run, source_path, output_path = found
-    if args.tile < 0 or args.tile % 32:
-        raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
+    tile = tile_of(args)
     pairs = _pairs(source_path, output_path)
     config, task, device = _load(args, run)
     for _, source, destination in pairs:
@@ -267,8 +262,7 @@ def _run_apply(args) -> int:
                 f"{task.channels}-channel images; convert it first (e.g. to "
                 f"{'RGB' if task.channels == 3 else 'greyscale'})"
             )
-        large = args.tile and max(image.shape[-2:]) > args.tile
-        output = run_tiled(task.net, image.to(device), args.tile if large else None).cpu()
+        output = infer(task.net, image.to(device), tile).cpu()
         check_finite_output(output, f"the {model_name}", source)
         bits = bit_depth(source) if image.shape[0] == 1 else 8
         print(write_image(destination, output, bits))

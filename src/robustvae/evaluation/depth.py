@@ -17,7 +17,7 @@ import torch
 
 from robustvae.depth.data import SCENES, StereoScene, load_folder, load_scene
 from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
-from robustvae.tiling import run_tiled
+from robustvae.tiling import infer
 from robustvae.training import load_run
 from robustvae.unet import MULTIPLE
 
@@ -42,8 +42,6 @@ PICTURES_NOTE = (
     "Disparity pictures: per scene, the left view, the predicted disparity, the ground truth "
     "(one colour scale) and the absolute error."
 )
-ONE_PASS_PIXELS = 1024 * 1024
-TILE = 512
 
 
 def scenes_of(config) -> tuple[list[StereoScene], list[StereoScene]]:
@@ -67,8 +65,7 @@ def predict(task, scene: StereoScene, device) -> torch.Tensor:
     task.eval()
     try:
         pair = torch.cat([scene.left, scene.right]).to(device)
-        tile = None if pair.shape[-1] * pair.shape[-2] <= ONE_PASS_PIXELS else TILE
-        return run_tiled(task, pair, tile, margin(task))[0].cpu()
+        return infer(task, pair, margin=margin(task))[0].cpu()
     finally:
         task.train(was_training)
 

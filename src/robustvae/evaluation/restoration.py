@@ -21,7 +21,7 @@ from robustvae.files import write_csv
 from robustvae.metrics import quality
 from robustvae.restoration.corruption import check_level, corrupt
 from robustvae.restoration.data import NamedImage, load_images
-from robustvae.tiling import run_tiled
+from robustvae.tiling import infer
 from robustvae.training import load_run
 
 #: (key, title) of the results-table columns, in order.
@@ -43,8 +43,6 @@ SCORE_CROP = 128
 PANELS = ("restorations",)
 PICTURES_NOTE = "Each picture: the corrupted test crops, their restorations, the clean crops."
 #: Images up to this many pixels are restored in one pass, larger ones in tiles.
-ONE_PASS_PIXELS = 1024 * 1024
-TILE = 512
 
 
 def test_generator(name: str, seed: int) -> torch.Generator:
@@ -70,8 +68,7 @@ def restore_images(task, inputs: list[torch.Tensor], device) -> list[torch.Tenso
     try:
         out = []
         for image in inputs:
-            tile = None if image.shape[-1] * image.shape[-2] <= ONE_PASS_PIXELS else TILE
-            out.append(run_tiled(task.net, image.to(device), tile).cpu().clamp(0, 1))
+            out.append(infer(task.net, image.to(device)).cpu().clamp(0, 1))
         return out
     finally:
         task.train(was_training)
