@@ -266,3 +266,19 @@ def test_weights_that_overflow_write_no_picture(run_of_each_kind, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "not finite" in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_a_run_of_another_kind_is_refused_by_name(trained, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    for command, what in (
+        (["restore", "apply", trained, image, tmp_path / "o.png"], "not a restorer"),
+        (["depth", "predict", trained, image, image, tmp_path / "d.png"], "not a depth net"),
+    ):
+        capsys.readouterr()
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"holds a 'vae' model, {what}" in err and len(err.splitlines()) == 1, err

@@ -558,3 +558,15 @@ def test_a_grey_and_a_colour_view_pair_up_and_odd_sizes_name_both_files(stereo_r
     Image.fromarray(right[:, :-8]).save(tmp_path / "pairs" / "right" / "a.png")
     with pytest.raises(ValueError, match=r"left/a.png is 160×96 but .*right/a.png is 152×96"):
         load_folder(tmp_path / "pairs")
+
+
+def test_written_disparities_read_back(tmp_path):
+    from robustvae.data.image_file import write_disparity
+
+    disparity = torch.rand(5, 7) * 100
+    write_disparity(tmp_path / "d.pfm", disparity)
+    assert torch.equal(read_disparity(tmp_path / "d.pfm"), disparity)  # float32, exact
+    write_disparity(tmp_path / "d.png", disparity)
+    assert (read_disparity(tmp_path / "d.png") - disparity).abs().max() <= 0.5 / 256
+    with pytest.raises(ValueError, match="write a .png"):
+        write_disparity(tmp_path / "d.tif", disparity)

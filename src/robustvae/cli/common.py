@@ -69,3 +69,14 @@ def tile_of(args) -> int | None:
     if args.tile < 0 or args.tile % 32:
         raise ValueError(f"--tile must be 0 or a positive multiple of 32, got {args.tile}")
     return args.tile or None
+
+
+def load_kind_run(run_dir, kind: str, which: str, device, what: str):
+    """(config, task) of a trained run of ``kind`` (its ``which`` checkpoint), or one line
+    saying the run holds another kind (``what``: "a depth net", "a restorer")."""
+    from robustvae.training import load_run
+
+    config, task = load_run(run_dir, which, device)
+    if config.kind != kind:
+        raise ValueError(f"{run_dir} holds a {config.kind!r} model, not {what}")
+    return config, task

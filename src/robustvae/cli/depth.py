@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from robustvae.cli.common import add_tile_option, tile_of
+from robustvae.cli.common import add_tile_option, load_kind_run, tile_of
 
 
 def add(subparsers) -> None:
@@ -99,12 +99,7 @@ def _run_train(args) -> int:
 
 
 def _load(run_dir: Path, device):
-    from robustvae.training import load_run
-
-    config, task = load_run(run_dir, "best", device)
-    if config.kind != "depth":
-        raise ValueError(f"{run_dir} holds a {config.kind!r} model, not a depth net")
-    return config, task
+    return load_kind_run(run_dir, "depth", "best", device, "a depth net")
 
 
 def _scenes(names: list[str] | None):
@@ -164,26 +159,13 @@ def _run_evaluate(args) -> int:
     return 0
 
 
-def _write_pfm(path: Path, disparity) -> Path:
-    import numpy as np
-
-    from robustvae.files import atomic_write
-
-    a = np.ascontiguousarray(disparity.numpy()[::-1], dtype="<f4")
-    header = f"Pf\n{a.shape[1]} {a.shape[0]}\n-1.0\n".encode()
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(header + a.tobytes()))
-
-
 def _run_predict(args) -> int:
-    import numpy as np
     import torch
-    from PIL import Image
 
     from robustvae.cli.common import check_finite_output, note_replaced
-    from robustvae.data.image_file import read_image
+    from robustvae.data.image_file import read_image, write_disparity
     from robustvae.evaluation.depth import margin
     from robustvae.evaluation.depth_pictures import colour_disparity
-    from robustvae.files import atomic_write
     from robustvae.tiling import infer
     from robustvae.training.distributed import pick_device
 
@@ -205,12 +187,7 @@ def _run_predict(args) -> int:
     _warn_if_saturated(disparity, top)
     colour = args.output.with_name(f"{args.output.stem}-colour.png")
     note_replaced([args.output, colour])
-    if args.output.suffix.lower() == ".pfm":
-        print(_write_pfm(args.output, disparity))
-    else:
-        encoded = np.clip(np.rint(disparity.numpy() * 256), 1, 65535).astype(np.uint16)
-        image = Image.fromarray(encoded)
-        print(atomic_write(args.output, lambda tmp: image.save(tmp, format="PNG")))
+    print(write_disparity(args.output, disparity))
     print(colour_disparity(disparity, top, colour, args.colour_bar))
     return 0
 

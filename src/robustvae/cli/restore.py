@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from robustvae.cli.common import add_tile_option, tile_of
+from robustvae.cli.common import add_tile_option, load_kind_run, tile_of
 
 
 def add(subparsers) -> None:
@@ -209,16 +209,12 @@ def _run_train(args) -> int:
 
 def _load(args, run: Path | None):
     from robustvae.restoration import shipped
-    from robustvae.training import load_run
     from robustvae.training.distributed import pick_device
 
     device = pick_device(args.device)
     if args.model:
         return (*shipped.load(args.model, device), device)
-    config, task = load_run(run, args.checkpoint, device)
-    if config.kind != "restore":
-        raise ValueError(f"{run} holds a {config.kind!r} model, not a restorer")
-    return config, task, device
+    return (*load_kind_run(run, "restore", args.checkpoint, device, "a restorer"), device)
 
 
 def _apply_paths(args) -> tuple[str, Path | None, Path, Path] | None:

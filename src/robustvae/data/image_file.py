@@ -10,7 +10,8 @@
   infinity raises ``ValueError`` naming the file.
 
 ``write_image`` writes a PNG (8-bit, or 16-bit for greyscale) or any format Pillow knows by
-the file's extension (8-bit), rounding and clipping to [0, 1].
+the file's extension (8-bit), rounding and clipping to [0, 1]. ``write_disparity`` writes a
+disparity map (pixels) as a PFM (float32) or a 16-bit PNG in KITTI's encoding (×256).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from robustvae.files import atomic_write
 
-__all__ = ["read_image", "write_image", "bit_depth"]
+__all__ = ["read_image", "write_image", "write_disparity", "bit_depth"]
 
 
 def _open(path, label: str):
@@ -98,3 +99,24 @@ def write_image(path: str | Path, image: Tensor, bits: int = 8) -> Path:
     if fmt is None:
         raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png)")
     return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
+
+
+def write_disparity(path: str | Path, disparity: Tensor) -> Path:
+    """Write an H×W disparity map (pixels) atomically: a ``.pfm`` holds it as float32; a
+    ``.png`` in KITTI's encoding, round(d·256) in 16 bits, clipped to [1, 65535] (0 is KITTI's
+    unknown, which a prediction never is)."""
+    from PIL import Image
+
+    path = Path(path)
+    a = disparity.detach().to("cpu", torch.float32).numpy()
+    if a.ndim != 2:
+        raise ValueError(f"a disparity map to write must be H×W, got {tuple(a.shape)}")
+    if path.suffix.lower() == ".pfm":
+        rows = np.ascontiguousarray(a[::-1], dtype="<f4")  # PFM stores the bottom row first
+        header = f"Pf\n{rows.shape[1]} {rows.shape[0]}\n-1.0\n".encode()
+        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(header + rows.tobytes()))
+    if path.suffix.lower() == ".png":
+        encoded = np.clip(np.rint(a.astype(np.float64) * 256), 1, 65535).astype(np.uint16)
+        image = Image.fromarray(encoded)
+        return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    raise ValueError(f"{path}: write a .png (16-bit, KITTI's ×256) or a .pfm")
