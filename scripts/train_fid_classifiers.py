@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from robustvae.data import load_dataset
-from robustvae.metrics.classifier import (
-    VERSION,
+from robustvae.evaluation.fid_classifiers import (
     _manifest,
     accuracy,
     default_epochs,
     shipped_table,
     train_classifier,
 )
+from robustvae.metrics.classifier import VERSION
 from robustvae.training.checkpoint import save_checkpoint
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "robustvae" / "metrics" / "classifiers"

@@ -55,3 +55,15 @@ def test_no_import_cycles():
         if name not in state:
             visit(name, [name])
     assert not cycles, "\n".join(" → ".join(c) for c in cycles[:5])
+
+
+def test_the_metrics_work_on_tensors_alone():
+    """robustvae.metrics imports no other part of robustvae (no data, training or models)."""
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    known = set(paths)
+    for name, path in paths.items():
+        if name == "robustvae.metrics" or name.startswith("robustvae.metrics."):
+            outside = {
+                m for m in _imports(name, path, known) if not m.startswith("robustvae.metrics")
+            }
+            assert outside <= {"robustvae"}, f"{name} imports {sorted(outside)}"

@@ -92,7 +92,7 @@ def test_fid_needs_a_feature_size_and_two_images():
 
 def test_evaluate_a_trained_run_from_the_cli(tmp_path, capsys):
     from robustvae.cli import main
-    from robustvae.metrics.classifier import _manifest
+    from robustvae.evaluation.fid_classifiers import _manifest
 
     run = tmp_path / "run"
     flags = ["--width", "0.2", "--epochs", "1", "--no-progress", "--no-tensorboard"]
@@ -138,7 +138,7 @@ def test_mmd_to_prior_is_near_zero_for_prior_codes_and_large_when_shifted():
 
 
 def test_shipped_classifiers_are_verified_and_serve_their_datasets(monkeypatch):
-    from robustvae.metrics import classifier as C
+    from robustvae.evaluation import fid_classifiers as C
 
     manifest = C._manifest()
     assert set(manifest) == {"mnist-5k", "fashion-mnist"}
@@ -158,7 +158,8 @@ def test_shipped_classifiers_are_verified_and_serve_their_datasets(monkeypatch):
 
 def test_fid_in_shipped_features_does_not_depend_on_the_thread_count():
     from robustvae.data import load_dataset
-    from robustvae.metrics.classifier import CodingLayer, shipped_classifier
+    from robustvae.evaluation.fid_classifiers import shipped_classifier
+    from robustvae.metrics.classifier import CodingLayer
 
     images = load_dataset("mnist-5k", "test").images
     real, fake = images[:400], images[400:800].flip(-1)  # mirrored digits: a real distance

@@ -73,7 +73,7 @@ def test_the_check_catches_a_ragged_table():
 
 
 def test_the_shipped_classifiers_table_is_rendered_from_their_manifest():
-    from robustvae.metrics.classifier import shipped_table
+    from robustvae.evaluation.fid_classifiers import shipped_table
 
     assert shipped_table() in (ROOT / "README.md").read_text()
 

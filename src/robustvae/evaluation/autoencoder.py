@@ -23,10 +23,11 @@ from pathlib import Path
 import torch
 
 from robustvae.evaluation.autoencoder_pictures import write_all
+from robustvae.evaluation.fid_classifiers import dataset_classifier
 from robustvae.kinds import get_kind
 from robustvae.losses import LIKELIHOOD_LOSSES
 from robustvae.metrics import quality
-from robustvae.metrics.classifier import CodingLayer, dataset_classifier
+from robustvae.metrics.classifier import CodingLayer
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
