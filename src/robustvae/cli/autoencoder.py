@@ -56,14 +56,19 @@ def _add_interpolate(subparsers) -> None:
     )
 
 
-def _loaded(args):
+def _loaded(args, encodes: bool = True):
+    """(config, model) of the run; one line when its model has no latent space, or (with
+    ``encodes``) no encoder."""
     from robustvae.cli.common import note_replaced
+    from robustvae.models.latent import Encoding, Generative
     from robustvae.training import load_run
     from robustvae.training.distributed import pick_device
 
     config, model = load_run(args.run_dir, args.checkpoint, pick_device(args.device))
-    if not all(hasattr(model, m) for m in ("sample", "reconstruct", "encode", "decode")):
+    if not isinstance(model, Generative):
         raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, which has no latent space")
+    if encodes and not isinstance(model, Encoding):
+        raise ValueError(f"{args.run_dir} holds a {config.kind!r} model, which has no encoder")
     if args.out is not None:  # the run's own pictures are its to redraw; another file is not
         note_replaced([args.out])
     return config, model
@@ -72,7 +77,7 @@ def _loaded(args):
 def _run_sample(args) -> int:
     from robustvae.evaluation.autoencoder_pictures import write_samples
 
-    _, model = _loaded(args)
+    _, model = _loaded(args, encodes=False)
     print(write_samples(model, args.out or args.run_dir / "samples.png", args.n, args.seed))
     return 0
 

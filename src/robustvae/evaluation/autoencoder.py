@@ -31,6 +31,7 @@ from robustvae.metrics.classifier import CodingLayer
 from robustvae.metrics.fid import frechet_distance
 from robustvae.metrics.sharpness import sharpness
 from robustvae.models import mmd_imq
+from robustvae.models.latent import Encoding
 from robustvae.training import RunDir, load_run, test_terms
 
 #: (key, title) of the results-table columns, in order.
@@ -143,7 +144,7 @@ def evaluate(run_dir: str | Path, settings: dict, device: str = "cpu") -> dict:
     classifier_fid = settings["fid"] and test.labels is not None
     if not classifier_fid and settings["inception"] is None:
         n_samples = min(n_samples, len(images))  # no FID: samples only for their sharpness
-    encodes = hasattr(model, "reconstruct")
+    encodes = isinstance(model, Encoding)
     generator = torch.Generator().manual_seed(settings["seed"])
     samples = torch.cat(
         [

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from robustvae.grids import save_grid
 from robustvae.models import AutoEncoder
+from robustvae.models.latent import Encoding
 
 
 def interpolate(z_from: Tensor, z_to: Tensor, steps: int) -> Tensor:
@@ -75,7 +76,7 @@ def write_all(model: AutoEncoder, test_images: torch.Tensor, out_dir: str | Path
     out_dir = Path(out_dir)
     model.eval()
     written = [write_samples(model, out_dir / "samples.png")]
-    if not hasattr(model, "encode"):
+    if not isinstance(model, Encoding):
         written.append(write_prior_interpolations(model, out_dir / "interpolations.png"))
         return written
     if len(test_images):

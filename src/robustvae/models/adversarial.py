@@ -64,7 +64,6 @@ __all__ = [
     "fake_cost",
     "generator_cost",
     "mean_balancing",
-    "sample_prior",
 ]
 
 GENERATOR_LOSSES = ("saturating", "non_saturating")
@@ -141,16 +140,6 @@ class AdversarialSettings(FlatSettings):
 
 
 @torch.no_grad()
-def sample_prior(
-    decoder: nn.Module, latent_dim: int, scale: float, n: int, generator=None
-) -> Tensor:
-    """``n`` images decoded from z ~ N(0, scale²·I), drawn from ``generator`` when given."""
-    weight = next(decoder.parameters())
-    device = generator.device if generator is not None else weight.device
-    z = torch.randn(n, latent_dim, generator=generator, device=device, dtype=weight.dtype)
-    return decoder(z.to(weight.device) * scale)
-
-
 # ---------------------------------------------------------------------- costs
 
 

@@ -6,13 +6,14 @@ import torch
 from torch import Tensor
 
 from robustvae.models.config import ModelConfig
+from robustvae.models.latent import Encoding
 from robustvae.models.nets import build_nets
 from robustvae.task import Task
 
 __all__ = ["AutoEncoder"]
 
 
-class AutoEncoder(Task):
+class AutoEncoder(Encoding, Task):
     """Encoder, decoder and reconstruction loss built from a ``ModelConfig``.
 
     A ``Task`` of one parameter group, trained on batches ``{"image": …}``. Subclasses define
@@ -61,33 +62,9 @@ class AutoEncoder(Task):
     def image_shape(self) -> tuple[int, int, int]:
         return self.config.image_shape
 
-    def encode(self, x: Tensor) -> Tensor:
-        """Images N×C×H×W → latent codes N×latent_dim."""
-        raise NotImplementedError
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Latent codes N×latent_dim → images N×C×H×W in [0, 1]."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"expected latent codes shaped (N, {self.latent_dim}), got {tuple(z.shape)}"
-            )
-        return self.decoder(z)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """decode(encode(x)): for a VAE, the decoded posterior mean."""
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images decoded from z ~ N(0, prior_scale²·I), drawn with ``generator`` (or
-        torch's global RNG). z is drawn on the generator's device and then moved to the
-        model's, so a CPU generator gives the same codes whatever device the model is on."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        weight = next(self.decoder.parameters())
-        device = generator.device if generator is not None else weight.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=weight.dtype)
-        return self.decode(z.to(weight.device) * self.config.prior_scale)
+    @property
+    def generator_net(self):
+        return self.decoder
 
     def terms(self, x: Tensor) -> dict[str, Tensor]:
         """The loss terms of images ``x`` (see the class docstring)."""

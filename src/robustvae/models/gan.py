@@ -27,9 +27,9 @@ from robustvae.models.adversarial import (
     fake_cost,
     generator_cost,
     real_cost,
-    sample_prior,
 )
 from robustvae.models.config import default_latent_dim
+from robustvae.models.latent import Generative
 from robustvae.models.vaegan_nets import Decoder, Discriminator, check_size
 from robustvae.task import Group, Task
 
@@ -44,7 +44,7 @@ class GANConfig(AdversarialSettings):
         check_size("gan", image_shape)
 
 
-class GAN(Task):
+class GAN(Generative, Task):
     """Generator (Larsen's decoder) and discriminator; see the module docstring."""
 
     best_metric = None  # no per-epoch quantity ranks a GAN's epochs: the best is the latest
@@ -61,11 +61,9 @@ class GAN(Task):
             config.balance, config.equilibrium, config.margin, config.balance_decay
         )
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator(z)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return sample_prior(self.generator, self.latent_dim, self.config.prior_scale, n, generator)
+    @property
+    def generator_net(self):
+        return self.generator
 
     def parameter_groups(self) -> dict[str, Group]:
         lr = self.config.vaegan_lr

@@ -46,9 +46,9 @@ from robustvae.models.adversarial import (
     fake_cost,
     generator_cost,
     real_cost,
-    sample_prior,
 )
 from robustvae.models.config import default_latent_dim
+from robustvae.models.latent import Encoding
 from robustvae.models.vae import gaussian_kl
 from robustvae.models.vaegan_nets import build_vaegan_nets, check_size
 from robustvae.settings import check_number, setting_field
@@ -96,7 +96,7 @@ class VAEGANConfig(AdversarialSettings):
         check_size("vaegan", image_shape)
 
 
-class VAEGAN(Task):
+class VAEGAN(Encoding, Task):
     """Encoder, decoder (the generator) and discriminator; see the module docstring.
 
     Like a VAE it encodes (the posterior mean), decodes, reconstructs and samples, so the
@@ -132,14 +132,9 @@ class VAEGAN(Task):
     def encode(self, x: Tensor) -> Tensor:
         return self.posterior(x)[0]
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x))
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return sample_prior(self.decoder, self.latent_dim, self.config.prior_scale, n, generator)
+    @property
+    def generator_net(self):
+        return self.decoder
 
     # ------------------------------------------------------------------ the Task interface
 
