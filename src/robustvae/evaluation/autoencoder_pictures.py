@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from robustvae.grids import save_grid
+from robustvae.image_grid import save_grid
 from robustvae.models import AutoEncoder
 from robustvae.models.latent import Encoding
 

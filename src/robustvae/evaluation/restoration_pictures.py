@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from robustvae.grids import save_grid  # noqa: E402
+from robustvae.image_grid import save_grid  # noqa: E402
 
 CROP = 160
 

@@ -5,7 +5,12 @@ architectures and their shapes, ``robustvae.models.mmd`` the WAE's kernel.
 """
 
 from robustvae.models.base import AutoEncoder
-from robustvae.models.config import KINDS, AutoencoderConfig, ModelConfig, default_latent_dim
+from robustvae.models.config import (
+    AUTOENCODER_KINDS,
+    AutoencoderConfig,
+    ModelConfig,
+    default_latent_dim,
+)
 from robustvae.models.mmd import IMQ_SCALES, imq_kernel, mmd_imq
 from robustvae.models.nets import (
     ARCHS,
@@ -22,7 +27,7 @@ from robustvae.models.wae import WAE
 
 __all__ = [
     "ARCHS",
-    "KINDS",
+    "AUTOENCODER_KINDS",
     "MODELS",
     "AutoEncoder",
     "AutoencoderConfig",

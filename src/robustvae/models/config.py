@@ -18,9 +18,10 @@ from robustvae.settings import (
     setting_field,
 )
 
-__all__ = ["AutoencoderConfig", "ModelConfig", "KINDS", "default_latent_dim"]
+__all__ = ["AutoencoderConfig", "ModelConfig", "AUTOENCODER_KINDS", "default_latent_dim"]
 
-KINDS = ("vae", "wae")
+#: The kinds these settings describe (the registry of every kind is ``robustvae.kinds.KINDS``).
+AUTOENCODER_KINDS = ("vae", "wae")
 _SCALAR_TYPES = (bool, int, float, str, type(None))
 #: The largest latent_dim (the papers use 8 to 128).
 MAX_LATENT_DIM = 4096
@@ -103,7 +104,7 @@ class ModelConfig(AutoencoderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_choice("kind", self.kind, KINDS)
+        check_choice("kind", self.kind, AUTOENCODER_KINDS)
         self._set("image_shape", _image_shape(self.image_shape))
         if self.latent_dim is None:
             self._set("latent_dim", default_latent_dim(self.image_shape))

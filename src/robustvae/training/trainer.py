@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from robustvae.data import Batches
-from robustvae.grids import make_grid
+from robustvae.image_grid import make_grid
 from robustvae.kinds import get_kind
 from robustvae.task import Task, TrainingStopped, Updates
 from robustvae.training import distributed
