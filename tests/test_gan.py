@@ -59,6 +59,12 @@ def test_gan_trains_resumes_bit_for_bit_and_evaluates_without_reconstructions(tm
     assert_picture(tmp_path / "whole" / "samples.png")
     assert_picture(tmp_path / "whole" / "interpolations.png")
     assert not (tmp_path / "whole" / "reconstructions.png").exists()
+    from robustvae.cli import main  # the CLI samples a GAN and refuses what needs an encoder
+
+    assert main(["sample", tmp_path / "whole", "--out", tmp_path / "s.png", "-n", "4"]) == 0
+    assert_picture(tmp_path / "s.png")
+    assert main(["reconstruct", tmp_path / "whole", "--out", tmp_path / "r.png"]) == 2
+    assert not (tmp_path / "r.png").exists()
 
 
 def test_a_pinned_discriminator_stops_a_gan():
