@@ -37,6 +37,7 @@ def test_each_group_descends_its_own_loss_only():
     }
 
 
+@pytest.mark.slow
 def test_gan_trains_resumes_bit_for_bit_and_evaluates_without_reconstructions(tmp_path):
     config = RunConfig.make(**SMALL, epochs=2, batch_size=200, balance="mean", balance_decay=0.9)
     whole = train(config, tmp_path / "whole")

@@ -226,6 +226,7 @@ def test_settings_beyond_their_bounds_are_one_line(settings, message):
     assert (bounds.epochs, bounds.batch_size, bounds.model.width) == (1_000_000, 1_000_000, 64.0)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tmp_path):
     env = {**os.environ, "ROBUSTVAE_COMPILE": "0", "OMP_NUM_THREADS": "1"}
     flags = [

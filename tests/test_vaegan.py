@@ -225,6 +225,7 @@ def test_every_term_moves_in_a_few_steps(tmp_path):
     assert all(0 <= last[a] <= 1 for a in ("acc_real", "acc_sampled", "acc_recon"))
 
 
+@pytest.mark.slow
 def test_resume_is_bit_for_bit_with_three_optimizers(tmp_path):
     config = RunConfig.make(**SMALL, epochs=2, batch_size=200, feature_loss="adaptive")
     whole = train(config, tmp_path / "whole")
@@ -297,6 +298,7 @@ def test_cli_trains_a_vaegan_and_draws_from_it(tmp_path, capsys):
     assert "unknown run setting" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_process_ddp_trains_a_vaegan_with_consistent_ranks(tmp_path):
     env = {**os.environ, "ROBUSTVAE_COMPILE": "0", "OMP_NUM_THREADS": "1"}
     flags = ["--kind", "vaegan", "--width", "0.125", "--epochs", "1", "--batch-size", "200"]
