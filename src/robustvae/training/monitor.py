@@ -93,9 +93,13 @@ class TermMonitor:
         if not self.names:
             self.names = entry.names
             self.sums, self.weights = torch.zeros(len(self.names)), torch.zeros(len(self.names))
-        weights = term_weights(entry.names, entry.values, self.weighted)
-        self.sums += entry.values * weights * entry.rows
-        self.weights += weights * entry.rows
+        if self.weighted:
+            weights = term_weights(entry.names, entry.values, self.weighted)
+            self.sums += entry.values * weights * entry.rows
+            self.weights += weights * entry.rows
+        else:  # every step: no per-term weights to build
+            self.sums += entry.values * entry.rows
+            self.weights += entry.rows
         self.rows += entry.rows
         self.last = entry.values.tolist()
 
