@@ -32,6 +32,14 @@ def test_each_group_descends_its_own_loss_only():
     saturating = GAN(GANConfig(width=0.125, generator_loss="saturating"), (1, 28, 28))
     terms = saturating.loss_terms({"image": torch.rand(16, 1, 28, 28)})
     assert terms["gen_gan"].item() == pytest.approx(-terms["cost_fake"].item())
+    # ... and its generator learns from it, as the discriminator learns from the samples.
+    optimizers = {n: g.build(1.0) for n, g in saturating.parameter_groups().items()}
+    updates = Updates(optimizers, lambda params: None, lambda terms, log: None)
+    before = {k: v.clone() for k, v in saturating.state_dict().items()}
+    updates.begin()
+    saturating.training_step({"image": torch.rand(16, 1, 28, 28)}, updates)
+    moved = {k for k, v in saturating.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("generator.") and k.endswith("weight") for k in moved)
     assert {id(p) for p in task.generator.parameters()} == {
         id(p) for p in task.parameter_groups()["generator"].params
     }

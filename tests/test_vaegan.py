@@ -11,7 +11,13 @@ import torch
 from conftest import assert_picture
 
 from robustvae.cli import main
-from robustvae.models.adversarial import Balancer, mean_balancing
+from robustvae.models.adversarial import (
+    Balancer,
+    fake_cost,
+    generator_cost,
+    mean_balancing,
+    real_cost,
+)
 from robustvae.models.vaegan import VAEGAN, VAEGANConfig, balancing
 from robustvae.models.vaegan_nets import build_vaegan_nets
 from robustvae.task import TrainingStopped, Updates
@@ -107,6 +113,23 @@ def test_each_group_descends_its_own_loss_only():
     gan_on_encoder = grads(terms["dec_gan"], "encoder")
     assert any(g is not None and g.abs().sum() > 0 for g in llike_on_dis)
     assert any(g is not None and g.abs().sum() > 0 for g in gan_on_encoder)
+
+
+def test_every_cost_of_the_game_carries_its_gradient():
+    # d/dl of the batch mean of −log σ(l) is (σ(l) − 1)/n, of −log(1 − σ(l)) it is σ(l)/n. A
+    # cost computed without its graph (a stray no_grad) would starve the discriminator of its
+    # fakes and the saturating generator of any signal.
+    logits = torch.linspace(-3, 3, 8, dtype=torch.float64, requires_grad=True)
+    p, n = torch.sigmoid(logits.detach()), logits.numel()
+    expected = {
+        "real": (real_cost(logits), (p - 1) / n),
+        "fake": (fake_cost(logits), p / n),
+        "saturating": (generator_cost(logits, "saturating"), -p / n),
+        "non_saturating": (generator_cost(logits, "non_saturating"), (p - 1) / n),
+    }
+    for name, (cost, want) in expected.items():
+        (got,) = torch.autograd.grad(cost, logits)
+        torch.testing.assert_close(got, want, msg=name)
 
 
 @pytest.mark.parametrize(
@@ -255,8 +278,7 @@ def test_a_pinned_discriminator_stops_the_run_cleanly():
 def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp_path):
     # Balancing off, an encoder and decoder that barely learn (rate 1e-6) and Larsen's γ
     # against a discriminator at 3e-4: it tells every test image apart from the first epoch
-    # on (the game's outcome must not hang on rounding: these small GANs are chaotic). Epoch 1
-    # is saved; epoch 2 is the second perfect one in a row and stops the run.
+    # on. Epoch 1 is saved; epoch 2 is the second perfect one in a row and stops the run.
     config = RunConfig.make(
         **SMALL, epochs=3, batch_size=100, balance=False, vaegan_lr=1e-6, gamma=1e-6,
         pinned_epochs=2, generator_loss="saturating", discriminator_lr=3e-4,

@@ -139,7 +139,6 @@ class AdversarialSettings(FlatSettings):
             raise ValueError(f"pinned_epochs must be an int ≥ 0, got {self.pinned_epochs!r}")
 
 
-@torch.no_grad()
 # ---------------------------------------------------------------------- costs
 
 
