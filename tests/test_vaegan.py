@@ -288,6 +288,49 @@ def test_instability_stops_through_the_trainer_with_the_last_good_checkpoint(tmp
     assert load_checkpoint(tmp_path / "latest.safetensors").meta["epoch"] == 1
 
 
+@pytest.mark.parametrize("kind", ["vaegan", "gan"])
+def test_instance_noise_reaches_the_discriminator_in_training_only(kind):
+    # What the discriminator sees: the clean batch in the test terms, the batch with N(0, σ²)
+    # noise in a training step, σ as begin_epoch sets it (linear to 0 over the run).
+    from robustvae.models.gan import GAN, GANConfig
+
+    torch.manual_seed(0)
+    task = (
+        _task(instance_noise=0.3)
+        if kind == "vaegan"
+        else GAN(GANConfig(width=0.125, instance_noise=0.3), (1, 28, 28))
+    )
+    seen = []
+    task.discriminator.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    x = _images()
+    assert task.noise_now == 0.3
+    assert task.epoch_statistics() == {"instance_noise": 0.3}
+    task.begin_epoch(2, 4)
+    assert task.noise_now == pytest.approx(0.15)
+    batch = {"image": x}
+    (task._terms(x) if kind == "vaegan" else task.loss_terms(batch))
+    task.training_step(batch, _Recorder(task))
+    clean, trained = seen[0][:16], seen[1][:16]
+    assert torch.equal(clean, x)
+    assert (trained - x).std().item() == pytest.approx(0.15, rel=0.1)
+    task.begin_epoch(4, 4)
+    assert task.noise_now == 0.0
+    off = _task() if kind == "vaegan" else GAN(GANConfig(width=0.125), (1, 28, 28))
+    assert off.epoch_statistics() == {}
+
+
+@pytest.mark.slow
+def test_instance_noise_is_logged_per_epoch_and_resumes_bit_for_bit(tmp_path):
+    config = RunConfig.make(**SMALL, epochs=2, batch_size=500, instance_noise=0.2)
+    whole = train(config, tmp_path / "whole")
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").open()]
+    assert [r["statistics"]["instance_noise"] for r in rows] == pytest.approx([0.2, 0.1])
+    train(config.replace(epochs=1), tmp_path / "split")
+    resumed = train(config, tmp_path / "split", resume=True)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
 def test_config_validation():
     for bad, message in [
         (dict(feature_loss="huber"), "feature_loss must be one of"),
@@ -296,6 +339,7 @@ def test_config_validation():
         (dict(generator_loss="hinge"), "saturating, non_saturating"),
         (dict(pinned_epochs=-1), "pinned_epochs"),
         (dict(balance="yes"), "balance must be one of: larsen, mean, none"),
+        (dict(instance_noise=-0.1), "instance_noise"),
     ]:
         with pytest.raises(ValueError, match=message):
             VAEGANConfig(**bad)

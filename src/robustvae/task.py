@@ -214,6 +214,11 @@ class Task(nn.Module):
     def pictures(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}
 
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before each epoch (0-based) of a run of ``epochs``: where a
+        task sets what its own schedule gives for the epoch (e.g. the adversarial kinds'
+        instance noise)."""
+
     def set_loss_param(self, name: str, value: float) -> None:
         raise ValueError(f"{type(self).__name__} has no loss parameter that can be annealed")
 

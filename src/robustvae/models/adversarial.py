@@ -24,6 +24,11 @@ the generator update in this step:
 - ``none`` (the default): every group updates on every step. What keeps the discriminator
   from winning at once is its learning rate (``discriminator_lr``, 30× below the others).
 
+With ``instance_noise`` = σ > 0, every image the discriminator sees in training, real or fake,
+carries N(0, σ²) noise, σ decaying linearly to 0 over the run: the two distributions overlap, so
+the discriminator cannot separate them perfectly while the generator is poor (Sønderby et al.,
+2016, "Amortised MAP inference for image super-resolution"). Test terms see clean images.
+
 With ``balance_decay`` > 0 the rule reads exponential moving averages of the costs (that
 decay per step, kept in a buffer, so a resumed run decides the same) instead of the step's own.
 Under data parallelism the costs are averaged over the ranks first, so every rank decides the
@@ -57,13 +62,16 @@ __all__ = [
     "BALANCE_RULES",
     "Balancer",
     "GENERATOR_LOSSES",
+    "InstanceNoise",
     "LOW_SHARE",
     "RMSPROP",
     "balancing",
     "check_game",
     "fake_cost",
     "generator_cost",
+    "instance_noise_at",
     "mean_balancing",
+    "noisy",
 ]
 
 GENERATOR_LOSSES = ("saturating", "non_saturating")
@@ -120,6 +128,12 @@ class AdversarialSettings(FlatSettings):
         3,
     )
     prior_scale: float = setting_field("σ > 0 of the prior N(0, σ²·I)", 1.0)
+    instance_noise: float = setting_field(
+        "σ ≥ 0 of Gaussian noise added in training to every image the discriminator sees, "
+        "reals and fakes, decaying linearly from σ in the first epoch to 0 after the last "
+        "(Sønderby et al., 2016); 0: none",
+        0.0,
+    )
 
     def __post_init__(self):
         if self.latent_dim is not None:
@@ -127,7 +141,7 @@ class AdversarialSettings(FlatSettings):
         object.__setattr__(self, "width", check_width(self.width))
         for name in ("vaegan_lr", "discriminator_lr", "prior_scale"):
             object.__setattr__(self, name, check_number(name, getattr(self, name), positive=True))
-        for name in ("equilibrium", "margin", "balance_decay"):
+        for name in ("equilibrium", "margin", "balance_decay", "instance_noise"):
             object.__setattr__(self, name, check_number(name, getattr(self, name), positive=False))
         if self.balance_decay >= 1:
             raise ValueError(f"balance_decay must be in [0, 1), got {self.balance_decay!r}")
@@ -158,6 +172,33 @@ def generator_cost(logits: Tensor, generator_loss: str) -> Tensor:
     if generator_loss == "saturating":
         return -fake_cost(logits)
     return real_cost(logits)
+
+
+def instance_noise_at(epoch: int, epochs: int, sigma: float) -> float:
+    """The instance noise's σ in ``epoch`` (0-based) of ``epochs``: σ·(1 − epoch/epochs)."""
+    return sigma * (1 - epoch / epochs)
+
+
+def noisy(images: Tensor, sigma: float) -> Tensor:
+    """``images`` with N(0, σ²) noise added to each value (unchanged for σ = 0)."""
+    return images if sigma == 0 else images + sigma * torch.randn_like(images)
+
+
+class InstanceNoise:
+    """What an adversarial task mixes in before ``Task``: ``noise_now``, the instance noise's
+    σ in the current epoch, set before each epoch and logged with the epoch's statistics."""
+
+    noise_now: float = 0.0
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        super().begin_epoch(epoch, epochs)
+        self.noise_now = instance_noise_at(epoch, epochs, self.config.instance_noise)
+
+    def epoch_statistics(self) -> dict[str, float]:
+        statistics = super().epoch_statistics()
+        if self.config.instance_noise > 0:
+            statistics = {**statistics, "instance_noise": self.noise_now}
+        return statistics
 
 
 # ---------------------------------------------------------------------- balancing

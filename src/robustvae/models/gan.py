@@ -23,9 +23,11 @@ from robustvae.models.adversarial import (
     RMSPROP,
     AdversarialSettings,
     Balancer,
+    InstanceNoise,
     check_game,
     fake_cost,
     generator_cost,
+    noisy,
     real_cost,
 )
 from robustvae.models.config import default_latent_dim
@@ -44,7 +46,7 @@ class GANConfig(AdversarialSettings):
         check_size("gan", image_shape)
 
 
-class GAN(Generative, Task):
+class GAN(Generative, InstanceNoise, Task):
     """Generator (Larsen's decoder) and discriminator; see the module docstring."""
 
     best_metric = None  # no per-epoch quantity ranks a GAN's epochs: the best is the latest
@@ -60,6 +62,7 @@ class GAN(Generative, Task):
         self.balancer = Balancer(
             config.balance, config.equilibrium, config.margin, config.balance_decay
         )
+        self.noise_now = config.instance_noise
 
     @property
     def generator_net(self):
@@ -77,7 +80,7 @@ class GAN(Generative, Task):
             ),
         }
 
-    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss_terms(self, batch: dict[str, Tensor], noise: float = 0.0) -> dict[str, Tensor]:
         x = batch["image"]
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
@@ -87,8 +90,9 @@ class GAN(Generative, Task):
         n = x.shape[0]
         z = torch.randn(n, self.latent_dim, device=x.device, dtype=x.dtype)
         x_p = self.generator(z * self.config.prior_scale)
-        # One discriminator pass over reals and samples (batch norm sees both, as the VAE-GAN).
-        _, logits = self.discriminator(torch.cat([x, x_p]))
+        # One discriminator pass over reals and samples (batch norm sees both, as the VAE-GAN),
+        # with the instance noise in training.
+        _, logits = self.discriminator(noisy(torch.cat([x, x_p]), noise))
         real, sampled = logits[:n], logits[n:]
         cost_real, cost_sampled = real_cost(real), fake_cost(sampled)
         return {
@@ -101,7 +105,7 @@ class GAN(Generative, Task):
         }
 
     def training_step(self, batch, updates) -> dict[str, Tensor]:
-        terms = self.loss_terms(batch)
+        terms = self.loss_terms(batch, self.noise_now)
         train_dis, train_gen = self.balancer.decide(terms["cost_real"], terms["cost_fake"])
         if train_gen:
             updates.backward("generator", terms["gen_gan"], terms, retain_graph=train_dis)

@@ -41,10 +41,12 @@ from robustvae.models.adversarial import (
     RMSPROP,
     AdversarialSettings,
     Balancer,
+    InstanceNoise,
     balancing,
     check_game,
     fake_cost,
     generator_cost,
+    noisy,
     real_cost,
 )
 from robustvae.models.config import default_latent_dim
@@ -96,7 +98,7 @@ class VAEGANConfig(AdversarialSettings):
         check_size("vaegan", image_shape)
 
 
-class VAEGAN(Encoding, Task):
+class VAEGAN(Encoding, InstanceNoise, Task):
     """Encoder, decoder (the generator) and discriminator; see the module docstring.
 
     Like a VAE it encodes (the posterior mean), decodes, reconstructs and samples, so the
@@ -118,6 +120,7 @@ class VAEGAN(Encoding, Task):
         self.balancer = Balancer(
             config.balance, config.equilibrium, config.margin, config.balance_decay
         )
+        self.noise_now = config.instance_noise
 
     # ------------------------------------------------------------------ the autoencoder
 
@@ -156,15 +159,15 @@ class VAEGAN(Encoding, Task):
             ),
         }
 
-    def _terms(self, x: Tensor) -> dict[str, Tensor]:
+    def _terms(self, x: Tensor, noise: float = 0.0) -> dict[str, Tensor]:
         n = x.shape[0]
         mean, log_var = self.posterior(x)
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
         x_tilde = self.decoder(z)
         x_p = self.decoder(torch.randn_like(mean) * self.config.prior_scale)
         # One discriminator pass over reals and both kinds of fakes (batch norm sees all three,
-        # as in the authors' code).
-        features, logits = self.discriminator(torch.cat([x, x_tilde, x_p]))
+        # as in the authors' code), with the instance noise in training.
+        features, logits = self.discriminator(noisy(torch.cat([x, x_tilde, x_p]), noise))
         real, recon, sampled = logits[:n], logits[n : 2 * n], logits[2 * n :]
         cost_real = real_cost(real)
         cost_sampled, cost_recon = fake_cost(sampled), fake_cost(recon)
@@ -188,7 +191,7 @@ class VAEGAN(Encoding, Task):
         return self._terms(batch["image"])
 
     def training_step(self, batch, updates) -> dict[str, Tensor]:
-        terms = self._terms(batch["image"])
+        terms = self._terms(batch["image"], self.noise_now)
         train_dis, train_dec = self.balancer.decide(terms["cost_real"], terms["cost_fake"])
         updates.backward("encoder", terms["kl"] + terms["llike"], terms, retain_graph=True)
         if train_dec:

@@ -220,6 +220,7 @@ class _Training:
         if self.anneal is not None:
             annealed = {self.anneal.name: self.anneal.value(epoch, config.epochs)}
             task.set_loss_param(self.anneal.name, annealed[self.anneal.name])
+        task.begin_epoch(epoch, config.epochs)
         batches.set_epoch(epoch)
         self.updates.reset_epoch()
         started = time.perf_counter()
