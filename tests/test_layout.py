@@ -67,3 +67,38 @@ def test_the_metrics_work_on_tensors_alone():
                 m for m in _imports(name, path, known) if not m.startswith("robustvae.metrics")
             }
             assert outside <= {"robustvae"}, f"{name} imports {sorted(outside)}"
+
+
+#: The layers below the evaluation side: they train and describe kinds; evaluating and comparing
+#: runs sits above them and imports them, never the other way round.
+BELOW_EVALUATION = (
+    "robustvae.kinds",
+    "robustvae.task",
+    "robustvae.training",
+    "robustvae.models",
+    "robustvae.losses",
+    "robustvae.data",
+    "robustvae.restoration",
+    "robustvae.depth",
+)
+
+
+def test_the_trainer_and_the_kinds_import_no_evaluation():
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    known = set(paths)
+    for name, path in paths.items():
+        if any(name == low or name.startswith(low + ".") for low in BELOW_EVALUATION):
+            above = {
+                m
+                for m in _imports(name, path, known)
+                if m.startswith(("robustvae.evaluation", "robustvae.experiments", "robustvae.cli"))
+            }
+            assert not above, f"{name} imports {sorted(above)}"
+
+
+def test_every_kind_has_an_evaluator():
+    from robustvae.evaluation import EVALUATORS, Evaluator
+    from robustvae.kinds import KINDS
+
+    assert set(EVALUATORS) == set(KINDS)
+    assert all(isinstance(e, Evaluator) for e in EVALUATORS.values())

@@ -85,7 +85,7 @@ def test_a_bad_parameter_value_is_one_line():
 
 
 def test_a_runs_label_names_its_loss_annealing_and_targets():
-    from robustvae.evaluation.runs import run_label
+    from robustvae.evaluation.labels import run_label
     from robustvae.training import RunConfig
 
     restore = RunConfig.make(kind="restore", loss="logcosh", loss_params={"a": 10.0})

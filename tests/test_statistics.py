@@ -8,7 +8,7 @@ from scipy import stats
 
 from robustvae.experiments import load_experiment
 from robustvae.experiments.results import markdown_table, summary_table, table_caption
-from robustvae.experiments.statistics import (
+from robustvae.significance import (
     better_on,
     paired_difference,
     paired_text,

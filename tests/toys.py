@@ -187,9 +187,9 @@ def register(kinds: dict) -> None:
     ``monkeypatch.setitem``)."""
     kinds["gan-toy"] = Kind(
         "gan-toy", "two-group adversarial toy", GanToyConfig,
-        lambda config, shape: GanToy(config), lambda config, shape: None, load_gan_data, "",
+        lambda config, shape: GanToy(config), lambda config, shape: None, load_gan_data,
     )  # fmt: skip
     kinds["paired-toy"] = Kind(
         "paired-toy", "noisy → noisy toy", PairedToyConfig,
-        lambda config, shape: PairedToy(config), lambda config, shape: None, load_paired_data, "",
+        lambda config, shape: PairedToy(config), lambda config, shape: None, load_paired_data,
     )  # fmt: skip

@@ -13,25 +13,16 @@ A kind is one module plus one ``Kind`` entry in ``KINDS``:
   ``run_settings_unused``, the run settings it refuses (left out of its ``--help``);
 - ``load_data(run_config)``: its (train, test) data, objects with ``tensors`` (a dict of
   equal-length tensors), ``item_shape`` and ``len()``;
-- ``evaluation``: the module of its evaluation side, imported on use. It defines
-  ``evaluate(run_dir, settings, device) -> dict`` (written to ``evaluation.json``),
-  ``draw(run_dir, device)`` (the run's pictures, PNG files in the run directory),
-  ``COLUMNS`` ((key, title) pairs of its results-table columns), ``PANELS`` (the pictures
-  the report shows side by side) and ``PICTURES_NOTE`` (how to read them), ``PAIRED`` (the
-  column keys each row is compared with its baseline on, seed by seed) and ``PER_IMAGE``
-  ((key, higher is better) of the scores its ``evaluate`` also gives per scored unit, as
-  ``per_UNIT``, ``UNIT`` its ``PER_IMAGE_UNIT``, "image" unless it says: compared unit by
-  unit),
-  ``curve_terms(configs, histories)`` (the (test term, title) pairs the report plots against
-  steps) and ``report_blocks(experiment, rows, out_dir)`` (the kind's own report figures).
+
+and one ``Evaluator`` (``robustvae.evaluation.evaluator``: how its runs are scored, drawn and
+shown) in ``robustvae.evaluation.evaluators``. The evaluation side sits above this registry and
+the trainer: it imports them, never the other way round (``tests/test_layout.py``).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 __all__ = ["KINDS", "Kind", "get_kind"]
@@ -45,7 +36,6 @@ class Kind:
     build: Callable[[Any, tuple], Any]
     check: Callable[[Any, tuple], None]
     load_data: Callable[[Any], tuple]
-    evaluation: str
     #: Run settings (dataset, batch_size, epochs) this kind defaults to instead of the run's
     #: own defaults, those of its preset: beneath everything a user or a file sets.
     run_defaults: dict[str, Any] = field(default_factory=dict)
@@ -66,9 +56,6 @@ class Kind:
             )
         if dataset in self.datasets_needing_root and data_root is None:
             raise ValueError(f"dataset {dataset!r} needs data_root (--data-root DIR)")
-
-    def evaluator(self) -> ModuleType:
-        return importlib.import_module(self.evaluation)
 
 
 def _load_images(run) -> tuple:
@@ -94,7 +81,6 @@ def _autoencoder(name: str, summary: str) -> Kind:
         build=lambda config, shape: build_model(config.resolve(name, shape)),
         check=lambda config, shape: config.resolve(name, shape),
         load_data=_load_images,
-        evaluation="robustvae.evaluation.autoencoder",
         **_image_datasets(),
     )
 
@@ -109,7 +95,6 @@ def _vaegan() -> Kind:
         build=lambda config, shape: VAEGAN(config, shape),
         check=lambda config, shape: config.check(shape),
         load_data=_load_images,
-        evaluation="robustvae.evaluation.autoencoder",
         **_image_datasets(),
     )
 
@@ -124,7 +109,6 @@ def _gan() -> Kind:
         build=lambda config, shape: GAN(config, shape),
         check=lambda config, shape: config.check(shape),
         load_data=_load_images,
-        evaluation="robustvae.evaluation.autoencoder",
         **_image_datasets(),
     )
 
@@ -154,7 +138,6 @@ def _restore() -> Kind:
         build=lambda config, shape: Restorer(config, shape),
         check=lambda config, shape: config.check(shape),
         load_data=_restoration_data,
-        evaluation="robustvae.evaluation.restoration",
         run_defaults={"dataset": "photos", "batch_size": 16, "epochs": 15},
         run_settings_unused=("image_size",),
         datasets=DATASETS,
@@ -203,7 +186,6 @@ def _depth() -> Kind:
         build=lambda config, shape: DepthTask(config, shape),
         check=lambda config, shape: config.check(shape),
         load_data=_stereo_data,
-        evaluation="robustvae.evaluation.depth",
         run_defaults={
             "dataset": "motorcycle",
             "batch_size": 4,

@@ -122,7 +122,7 @@ def _run_evaluate(args) -> int:
     from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
     from robustvae.evaluation.depth import predict
     from robustvae.evaluation.depth_pictures import disparity_figure
-    from robustvae.evaluation.runs import run_label, unique_labels
+    from robustvae.evaluation.labels import run_label, unique_labels
     from robustvae.experiments.grid import slug
     from robustvae.experiments.results import Table, markdown_table
     from robustvae.files import atomic_write_text, write_csv

@@ -1,18 +1,31 @@
 """Evaluation of trained runs, per model kind, above the pure metrics of ``robustvae.metrics``.
 
-``evaluate_run(run_dir, …)`` looks up the run's kind and calls its evaluator (``Kind.evaluation``
-in ``robustvae.kinds``); ``draw_run`` draws the kind's pictures. Both use the checkpoint that
+``evaluate_run(run_dir, …)`` looks up the run's kind and calls its evaluator (an ``Evaluator``,
+``robustvae.evaluation.evaluator``; every kind's is in ``robustvae.evaluation.evaluators``);
+``draw_run`` draws the kind's pictures. Both use the checkpoint that
 ``RunDir.checkpoint`` picks, and always run the model in eval mode.
 """
 
-from robustvae.evaluation.runs import draw_run, evaluate_run, is_evaluated, kind_of_run
+from robustvae.evaluation.evaluator import Evaluator
+from robustvae.evaluation.evaluators import EVALUATORS, evaluator_of
+from robustvae.evaluation.runs import (
+    draw_run,
+    evaluate_run,
+    evaluator_of_run,
+    is_evaluated,
+    kind_of_run,
+)
 from robustvae.evaluation.settings import DEFAULTS, evaluation_settings
 
 __all__ = [
     "DEFAULTS",
+    "EVALUATORS",
+    "Evaluator",
     "draw_run",
     "evaluate_run",
     "evaluation_settings",
+    "evaluator_of",
+    "evaluator_of_run",
     "is_evaluated",
     "kind_of_run",
 ]

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from robustvae.evaluation.autoencoder_pictures import write_all
+from robustvae.evaluation.evaluator import Evaluator
 from robustvae.evaluation.fid_classifiers import dataset_classifier
 from robustvae.kinds import get_kind
 from robustvae.losses import LIKELIHOOD_LOSSES
@@ -35,7 +36,7 @@ from robustvae.models.latent import Encoding
 from robustvae.training import RunDir, load_run, test_terms
 
 #: (key, title) of the results-table columns, in order.
-COLUMNS = (
+_COLUMNS = (
     ("sharpness_reconstructed", "sharpness (recon.)"),
     ("sharpness_generated", "sharpness (gen.)"),
     ("fid", "FID"),
@@ -48,13 +49,6 @@ COLUMNS = (
     ("discriminator_share", "D's update share (min over epochs)"),
     ("test_acc_sampled", "D's test accuracy on samples"),
 )
-#: The columns each row is compared with its baseline on, seed by seed (those present).
-PAIRED = ("fid", "ssim", "negative_elbo_bits_per_dim")
-#: No score is kept per test image.
-PER_IMAGE = ()
-#: The pictures the report shows side by side (PNG files in the run directory).
-PANELS = ("samples", "reconstructions", "interpolations")
-PICTURES_NOTE = "Rows of reconstructions alternate originals and their reconstructions."
 LATENT_TERMS = (("kl", "KL(q(z|x) ‖ p(z))"), ("mmd", "MMD to the prior"))
 ADVERSARIAL_KINDS = ("vaegan", "gan")
 #: The game's health, per epoch: how often the discriminator updated, how well it tells test
@@ -84,11 +78,6 @@ def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
     if any(c.kind in ADVERSARIAL_KINDS for c in configs):
         terms += GAME_TERMS
     return terms
-
-
-def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
-    """No figures beyond the shared ones."""
-    return []
 
 
 @torch.no_grad()
@@ -213,3 +202,25 @@ def draw(run_dir: str | Path, device: str = "cpu") -> list[Path]:
     """Samples, reconstructions and interpolations of the best checkpoint, as PNGs."""
     config, model = load_run(run_dir, "best", device)
     return write_all(model, _test_data(config).images, run_dir)
+
+
+def training_loss(model_config) -> tuple | None:
+    """The reconstruction loss of a VAE or WAE and its weight λ; None for the adversarial
+    kinds, whose losses are not between images."""
+    if not hasattr(model_config, "loss_spec"):
+        return None
+    return model_config.loss_spec(), model_config.recon_weight
+
+
+#: The columns each row is compared with its baseline on are those present of FID, SSIM and
+#: the −ELBO; no score is kept per test image.
+EVALUATOR = Evaluator(
+    evaluate=evaluate,
+    draw=draw,
+    columns=_COLUMNS,
+    paired=("fid", "ssim", "negative_elbo_bits_per_dim"),
+    panels=("samples", "reconstructions", "interpolations"),
+    pictures_note="Rows of reconstructions alternate originals and their reconstructions.",
+    curve_terms=curve_terms,
+    training_loss=training_loss,
+)

@@ -17,12 +17,13 @@ import torch
 
 from robustvae.depth.data import SCENES, StereoScene, load_folder, load_scene
 from robustvae.depth.metrics import METRICS, depth_metrics, valid_mask
+from robustvae.evaluation.evaluator import Evaluator
 from robustvae.tiling import infer
 from robustvae.training import load_run
 from robustvae.unet import MULTIPLE
 
 #: (key, title) of the results-table columns, in order (the seed table's, then the fit).
-COLUMNS = (
+_COLUMNS = (
     ("avg", "Avg"),
     ("abs_rel", "AbsRel"),
     ("sq_rel", "SqRel"),
@@ -32,15 +33,6 @@ COLUMNS = (
     ("a2", "δ<1.25²"),
     ("a3", "δ<1.25³"),
     ("fit_avg", "Avg (training scene)"),
-)
-#: The column each row is compared with its baseline on, seed by seed.
-PAIRED = ("avg",)
-#: One test scene: nothing to pair image by image.
-PER_IMAGE = ()
-PANELS = ("disparity",)
-PICTURES_NOTE = (
-    "Disparity pictures: per scene, the left view, the predicted disparity, the ground truth "
-    "(one colour scale) and the absolute error."
 )
 
 
@@ -117,5 +109,22 @@ def curve_terms(configs: list, histories: dict) -> list[tuple[str, str]]:
     ]
 
 
-def report_blocks(experiment, rows: list[dict], out_dir: Path) -> list[tuple[str, str]]:
-    return []
+def training_loss(model_config) -> tuple:
+    """The photometric loss between the right view warped and the left, weight 1."""
+    return model_config.loss_spec(), 1.0
+
+
+#: One test scene: nothing is paired image by image.
+EVALUATOR = Evaluator(
+    evaluate=evaluate,
+    draw=draw,
+    columns=_COLUMNS,
+    paired=("avg",),
+    panels=("disparity",),
+    pictures_note=(
+        "Disparity pictures: per scene, the left view, the predicted disparity, the ground "
+        "truth (one colour scale) and the absolute error."
+    ),
+    curve_terms=curve_terms,
+    training_loss=training_loss,
+)

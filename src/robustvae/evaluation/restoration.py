@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from robustvae.evaluation.runs import run_label, unique_labels
+from robustvae.evaluation.evaluator import Evaluator
+from robustvae.evaluation.labels import run_label, unique_labels
 from robustvae.files import write_csv
 from robustvae.metrics import quality
 from robustvae.restoration.corruption import check_level, corrupt
@@ -24,24 +25,8 @@ from robustvae.restoration.data import NamedImage, load_images
 from robustvae.tiling import infer
 from robustvae.training import load_run
 
-#: (key, title) of the results-table columns, in order.
-#: The corrupted inputs' scores (``input_ssim``, ``input_psnr``) are the same in every row of a
-#: grid: they are in evaluation.json and results.csv, not in the table.
-COLUMNS = (
-    ("ssim", "SSIM"),
-    ("one_minus_ssim", "1 − SSIM"),
-    ("psnr", "PSNR (dB)"),
-)
-#: The column each row is compared with its baseline on, seed by seed.
-PAIRED = ("ssim",)
-#: Scored per crop as well ((key, higher is better)): Fig. 10's pairs.
-PER_IMAGE = (("ssim", True),)
-PER_IMAGE_UNIT = "crop"
 #: The side of the crops scored one by one.
 SCORE_CROP = 128
-#: The pictures the report shows side by side.
-PANELS = ("restorations",)
-PICTURES_NOTE = "Each picture: the corrupted test crops, their restorations, the clean crops."
 #: Images up to this many pixels are restored in one pass, larger ones in tiles.
 
 
@@ -341,7 +326,7 @@ def _against(rows: list[dict], label: str, baseline: str) -> dict:
     """``label``'s SSIM against ``baseline``'s row by row (images or crops): Wilcoxon's
     signed-rank p, and the rows it is better on with the Clopper–Pearson 95% interval of that
     share."""
-    from robustvae.experiments.statistics import better_on, signed_rank
+    from robustvae.significance import better_on, signed_rank
 
     ours = [r[f"{label} ssim"] for r in rows]
     theirs = [r[f"{baseline} ssim"] for r in rows]
@@ -362,3 +347,26 @@ def _mean_std(rows: list[dict], ssim: str, psnr: str) -> dict:
         out[name] = statistics.fmean(values)
         out[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
+
+
+def training_loss(model_config) -> tuple:
+    """The restorer's loss between its output and the target, weight 1."""
+    return model_config.loss_spec(), 1.0
+
+
+#: The corrupted inputs' scores (``input_ssim``, ``input_psnr``) are the same in every row of a
+#: grid: they are in evaluation.json and results.csv, not in the table. SSIM is also scored per
+#: crop: Fig. 10's pairs.
+EVALUATOR = Evaluator(
+    evaluate=evaluate,
+    draw=draw,
+    columns=(("ssim", "SSIM"), ("one_minus_ssim", "1 − SSIM"), ("psnr", "PSNR (dB)")),
+    paired=("ssim",),
+    panels=("restorations",),
+    pictures_note="Each picture: the corrupted test crops, their restorations, the clean crops.",
+    curve_terms=curve_terms,
+    report_blocks=report_blocks,
+    per_image=(("ssim", True),),
+    per_image_unit="crop",
+    training_loss=training_loss,
+)

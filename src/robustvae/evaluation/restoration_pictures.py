@@ -43,7 +43,7 @@ def crops_grid(inputs, outputs, cleans, path: str | Path) -> Path:
 def scatter(ax, xs: list[float], ys: list[float], x_label: str, y_label: str) -> int:
     """Fig. 10's panel on ``ax``: returns the number of points above the diagonal. Its title
     gives that count with its Clopper–Pearson 95% interval and Wilcoxon's signed-rank p."""
-    from robustvae.experiments.statistics import better_on, signed_rank
+    from robustvae.significance import better_on, signed_rank
 
     above = [y > x for x, y in zip(xs, ys, strict=True)]
     colours = ["tab:blue" if a else "tab:red" for a in above]

@@ -5,17 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from robustvae.evaluation.evaluator import Evaluator
+from robustvae.evaluation.evaluators import evaluator_of
 from robustvae.evaluation.settings import evaluation_settings
-from robustvae.kinds import get_kind
+from robustvae.kinds import Kind, get_kind
 from robustvae.training.rundir import RunDir
 
 
-def kind_of_run(run_dir: str | Path):
+def kind_of_run(run_dir: str | Path) -> Kind:
     """The registered kind a run directory was trained as (from its config.json)."""
     settings = RunDir(run_dir).saved_settings()
     if settings is None:
         raise ValueError(f"{run_dir} holds no run (no config.json)")
     return get_kind(settings.get("kind", "vae"))
+
+
+def evaluator_of_run(run_dir: str | Path) -> Evaluator:
+    """The evaluator of the kind a run directory was trained as."""
+    return evaluator_of(kind_of_run(run_dir).name)
 
 
 def evaluate_run(run_dir: str | Path, device: str = "cpu", **settings: Any) -> dict:
@@ -24,7 +31,7 @@ def evaluate_run(run_dir: str | Path, device: str = "cpu", **settings: Any) -> d
     of a run that kept one, else the trained weights). ``settings``: see
     ``evaluation_settings``."""
     chosen = evaluation_settings(**settings)
-    results = kind_of_run(run_dir).evaluator().evaluate(run_dir, chosen, device)
+    results = evaluator_of_run(run_dir).evaluate(run_dir, chosen, device)
     results["settings"] = chosen
     decay = (RunDir(run_dir).saved_settings() or {}).get("ema") or 0
     results["weights"] = f"averaged (ema {decay})" if decay else "trained"
@@ -40,28 +47,4 @@ def is_evaluated(run_dir: str | Path, **settings: Any) -> bool:
 
 def draw_run(run_dir: str | Path, device: str = "cpu") -> list[Path]:
     """The kind's pictures of the run, as PNG files in ``run_dir``."""
-    return kind_of_run(run_dir).evaluator().draw(run_dir, device)
-
-
-def run_label(config) -> str:
-    """A run's loss as a row label: ``logcosh (a=10)``, ``adaptive [dct, yuv]``, with its
-    annealing (``general (alpha=2.0, scale=0.01), alpha=2:0 linear``) and ``N2C`` for a
-    restorer trained on clean targets."""
-    label = config.model.loss_spec().label
-    if config.anneal:
-        label += f", {config.anneal} {config.anneal_shape}"
-    return label + (" N2C" if config.model.to_dict().get("clean_targets") else "")
-
-
-def unique_labels(labels: list[str], run_dirs: list) -> list[str]:
-    """Row labels for runs compared side by side: their loss labels, else their folder names,
-    else their paths; repeats numbered (the same run twice)."""
-    for candidate in (labels, [Path(r).name for r in run_dirs], [str(r) for r in run_dirs]):
-        if len(set(candidate)) == len(candidate):
-            return candidate
-    seen: dict[str, int] = {}
-    out = []
-    for label in map(str, run_dirs):
-        seen[label] = seen.get(label, 0) + 1
-        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
-    return out
+    return evaluator_of_run(run_dir).draw(run_dir, device)

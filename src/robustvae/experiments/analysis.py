@@ -49,17 +49,20 @@ def sweep_summary(xs: list[float], points: list[dict], metric: str):
 
 
 def curvature_at_zero(cell: Cell) -> float:
-    """λ·ρ''(0) of the cell's loss by central differences in float64 (λ the kind's
-    ``recon_weight`` where it has one, else 1); nan where ρ is not twice differentiable at 0
-    (l1), the kind has no loss spec, or the loss cannot be built alone (learned parameters,
-    a representation)."""
+    """λ·ρ''(0) of the cell's loss by central differences in float64 (the loss and its weight
+    λ in the objective as the kind's evaluator reads them, ``Evaluator.training_loss``); nan
+    where ρ is not twice differentiable at 0 (l1), the kind trains no loss between images, or
+    the loss cannot be built alone (learned parameters, a representation)."""
     import torch
 
-    model = cell.config.model
-    if not hasattr(model, "loss_spec"):
+    from robustvae.evaluation.evaluators import evaluator_of
+
+    trained = evaluator_of(cell.config.kind).training_loss(cell.config.model)
+    if trained is None:
         return math.nan
+    spec, weight = trained
     try:
-        loss = model.loss_spec().module(1, reduction="none").double()
+        loss = spec.module(1, reduction="none").double()
     except ValueError:
         return math.nan
     if any(p.requires_grad for p in loss.parameters()):
@@ -73,4 +76,4 @@ def curvature_at_zero(cell: Cell) -> float:
     coarse, fine = estimates
     if not math.isfinite(fine) or abs(coarse - fine) > 1e-3 * max(abs(fine), 1e-12):
         return math.nan
-    return getattr(model, "recon_weight", 1.0) * fine
+    return weight * fine

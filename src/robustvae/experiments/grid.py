@@ -344,13 +344,13 @@ def load_experiment(
 
 def _paired(spec: dict, path: Path, cells: list[Cell]) -> tuple[str, ...] | None:
     """The ``paired`` columns: a list of the cells' kinds' results columns."""
-    from robustvae.kinds import get_kind
+    from robustvae.evaluation.evaluators import evaluator_of
 
     if "paired" not in spec:
         return None
     paired = spec["paired"]
     kinds = {cell.config.kind for cell in cells}
-    valid = {key for kind in kinds for key, _ in get_kind(kind).evaluator().COLUMNS}
+    valid = {key for kind in kinds for key, _ in evaluator_of(kind).columns}
     if not isinstance(paired, list) or not all(isinstance(p, str) for p in paired):
         raise ValueError(f"{path}: 'paired' must be a list of column names, got {paired!r}")
     unknown = sorted(set(paired) - valid)

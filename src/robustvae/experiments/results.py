@@ -12,46 +12,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from robustvae.experiments.statistics import (
+from robustvae.evaluation.evaluators import evaluator_of
+from robustvae.files import atomic_write_text, write_csv
+from robustvae.significance import (
     better_on,
     paired_difference,
     paired_text,
     per_image_text,
     signed_rank,
 )
-from robustvae.files import atomic_write_text, write_csv
-from robustvae.kinds import get_kind
 
 
 def columns(experiment) -> list[tuple[str, str]]:
     """(key, title) of the table's metric columns: those of the cells' kinds, in order."""
-    kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
-    return list(dict.fromkeys(c for k in kinds for c in get_kind(k).evaluator().COLUMNS))
+    return list(dict.fromkeys(c for e in _evaluators(experiment) for c in e.columns))
 
 
 def _evaluators(experiment) -> list:
     kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
-    return [get_kind(k).evaluator() for k in kinds]
+    return list(dict.fromkeys(evaluator_of(k) for k in kinds))
 
 
 def paired_metrics(experiment) -> list[str]:
     """The metrics each row is compared with its baseline on, seed by seed: the experiment's
-    ``paired``, else its kinds' ``PAIRED``."""
+    ``paired``, else its kinds' evaluators' ``paired``."""
     if experiment.paired is not None:
         return list(experiment.paired)
-    return list(dict.fromkeys(m for e in _evaluators(experiment) for m in e.PAIRED))
+    return list(dict.fromkeys(m for e in _evaluators(experiment) for m in e.paired))
 
 
 def per_image_unit(experiment) -> str:
-    """What the per-image comparison pairs: "image", or the evaluator's ``PER_IMAGE_UNIT``."""
-    units = {getattr(e, "PER_IMAGE_UNIT", "image") for e in _evaluators(experiment) if e.PER_IMAGE}
+    """What the per-image comparison pairs: "image", or the evaluator's ``per_image_unit``."""
+    units = {e.per_image_unit for e in _evaluators(experiment) if e.per_image}
     return units.pop() if len(units) == 1 else "image"
 
 
 def per_image_metrics(experiment) -> dict[str, bool]:
     """The metrics scored per test image (results column ``per_image_METRIC``), each with
     whether higher is better: each row is compared with its baseline image by image."""
-    return {m: up for e in _evaluators(experiment) for m, up in e.PER_IMAGE}
+    return {m: up for e in _evaluators(experiment) for m, up in e.per_image}
 
 
 class Table(NamedTuple):

@@ -221,18 +221,18 @@ def finished_cells(experiment: Experiment, out_dir: Path) -> list[Cell]:
 def _write_tables_and_report(
     experiment: Experiment, out_dir: Path, missing: list[str] | None = None
 ) -> None:
-    from robustvae.evaluation import draw_run, kind_of_run
+    from robustvae.evaluation import draw_run, evaluator_of_run
     from robustvae.training import RunDir
 
     rows = []
     for cell in experiment.cells:
         run = RunDir(out_dir / "cells" / cell.id)
-        evaluator = kind_of_run(run.path).evaluator()
-        if not all((run / f"{panel}.png").exists() for panel in evaluator.PANELS):  # older
+        evaluator = evaluator_of_run(run.path)
+        if not all((run / f"{panel}.png").exists() for panel in evaluator.panels):  # older
             draw_run(run.path)
         evaluation = run.read_evaluation()
-        per_image = [key for key, _ in evaluator.PER_IMAGE]
-        unit = getattr(evaluator, "PER_IMAGE_UNIT", "image")
+        per_image = [key for key, _ in evaluator.per_image]
+        unit = evaluator.per_image_unit
         rows.append({"cell": cell.id, **cell.axes, **_flatten(evaluation, per_image, unit)})
     write_results(experiment, rows, out_dir)
     write_report(experiment, rows, out_dir, missing or [])
