@@ -102,3 +102,18 @@ def test_every_kind_has_an_evaluator():
 
     assert set(EVALUATORS) == set(KINDS)
     assert all(isinstance(e, Evaluator) for e in EVALUATORS.values())
+
+
+def test_the_cli_and_grids_load_without_the_metrics():
+    # Reading the CLI or a grid needs no evaluator: they import torchmetrics (seconds), which
+    # only scoring a run may load.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, robustvae.cli, robustvae.experiments, robustvae.evaluation;"
+        "print(sorted(m for m in sys.modules if m.startswith(('torchmetrics', "
+        "'robustvae.evaluation.evaluators'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -24,7 +24,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from robustvae.evaluation.evaluators import evaluator_of  # noqa: E402
 from robustvae.experiments.analysis import curvature_at_zero, mean_band, sweep_summary  # noqa: E402
 from robustvae.experiments.grid import Cell, Experiment, slug  # noqa: E402
 from robustvae.experiments.results import (  # noqa: E402
@@ -81,7 +80,7 @@ def write_report(
         Section("Training curves", _curves(experiment, out_dir)),
     ]
     for kind in dict.fromkeys(c.config.kind for c in experiment.cells):
-        figures = evaluator_of(kind).report_blocks(experiment, rows, out_dir)
+        figures = _evaluator(kind).report_blocks(experiment, rows, out_dir)
         if figures:
             blocks = [Figure(path, caption) for path, caption in figures]
             sections.append(Section(get_kind(kind).summary, blocks))
@@ -143,6 +142,14 @@ def _setting_text(value) -> str:
     return "none" if value is None else str(value)
 
 
+def _evaluator(kind: str):
+    """The kind's evaluator, imported on use: the evaluators load the metrics (torchmetrics,
+    seconds), which reading a grid for ``--help`` or ``--dry-run`` never needs."""
+    from robustvae.evaluation.evaluators import evaluator_of
+
+    return evaluator_of(kind)
+
+
 #: Picture tables hold at most this many losses side by side; more wrap into further tables.
 PICTURE_COLUMNS = 6
 
@@ -150,7 +157,7 @@ PICTURE_COLUMNS = 6
 def _picture_tables(experiment: Experiment) -> list:
     """Per group of cells that differ only in the loss: one table, a column per loss."""
     notes = {
-        evaluator_of(k).pictures_note for k in {c.config.kind for c in experiment.cells}
+        _evaluator(k).pictures_note for k in {c.config.kind for c in experiment.cells}
     }  # kinds sharing an evaluator share its note: say it once
     blocks: list = [" ".join(sorted(notes))]
     seeds = {c.axes.get("seed") for c in experiment.cells}
@@ -169,7 +176,7 @@ def _picture_tables(experiment: Experiment) -> list:
         for start in range(0, len(members), PICTURE_COLUMNS):
             chunk = members[start : start + PICTURE_COLUMNS]
             header = [""] + [c.axes["loss"] for c in chunk]
-            panels = dict.fromkeys(p for c in chunk for p in evaluator_of(c.config.kind).panels)
+            panels = dict.fromkeys(p for c in chunk for p in _evaluator(c.config.kind).panels)
             body = [
                 [panel] + [Figure(f"cells/{c.id}/{panel}.png", f"{c.id} {panel}") for c in chunk]
                 for panel in panels
@@ -190,7 +197,7 @@ def _curves(experiment: Experiment, out_dir: Path) -> list:
         groups.setdefault(key, []).append(cell)
     for key, members in groups.items():
         histories = {c.id: RunDir(out_dir / "cells" / c.id).read_metrics() for c in members}
-        evaluator = evaluator_of(members[0].config.kind)
+        evaluator = _evaluator(members[0].config.kind)
         terms = evaluator.curve_terms([c.config for c in members], histories)
         wide = 2.2 if len({c.axes["loss"] for c in members}) > 6 else 0.0
         fig, axes = plt.subplots(

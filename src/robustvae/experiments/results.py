@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from robustvae.evaluation.evaluators import evaluator_of
 from robustvae.files import atomic_write_text, write_csv
 from robustvae.significance import (
     better_on,
@@ -29,6 +28,9 @@ def columns(experiment) -> list[tuple[str, str]]:
 
 
 def _evaluators(experiment) -> list:
+    """The cells' kinds' evaluators, imported on use (they load the metrics: seconds)."""
+    from robustvae.evaluation.evaluators import evaluator_of
+
     kinds = dict.fromkeys(cell.config.kind for cell in experiment.cells)
     return list(dict.fromkeys(evaluator_of(k) for k in kinds))
 
