@@ -32,6 +32,7 @@ from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_*
     weighted_reduce,
     with_headroom,
 )
+from robustvae.losses.onepass import LOG_COSH_ONE_PASS_FROM, log_cosh_one_pass
 from robustvae.losses.partition import ALPHA_MAX, log_partition
 
 __all__ = [
@@ -126,8 +127,15 @@ def log_cosh_values(input: Tensor, target: Tensor, a: float | Tensor) -> Tensor:
 
     With y = a|t|: y·|t|·(1/2 - y²/12 + y⁴/45) below y = 1e-3 (no underflow of y²);
     log1p(m² / (2(m + 1)))/a with m = expm1(y) up to y = 20; |t| - log(2)/a beyond (also where
-    a·t overflows). Every branch torch.where discards sees clamped, finite inputs.
+    a·t overflows). Every branch torch.where discards sees clamped, finite inputs. Eagerly,
+    for a ≥ 1 not learned, the value and its gradient come from ``robustvae.losses.onepass``
+    at about the cost of a plain formula instead.
     """
+    if not torch.compiler.is_compiling():
+        value = a.item() if isinstance(a, Tensor) and a.numel() == 1 else a
+        if isinstance(value, float | int) and value >= LOG_COSH_ONE_PASS_FROM:
+            if not (isinstance(a, Tensor) and a.requires_grad):
+                return log_cosh_one_pass(input, target, value)
     t = (input - target).abs()
     y = a * t
     y_series = y.clamp(max=_LOG_COSH_SERIES_BELOW)
