@@ -252,6 +252,12 @@ def _general(x, alpha, c):
     return LF.general(x, alpha, c)
 
 
+def _general_one_x_per_call(x, alpha, c):
+    # Each residual alone: the eager one-pass form decides per tensor (from max |x|), so a
+    # sweep in one tensor that holds max/2 never reaches it.
+    return torch.stack([LF.general(element, alpha, c) for element in x.unbind()])
+
+
 def _general_nll(x, alpha, c):
     return LF.general_nll(x, alpha, c)
 
@@ -316,6 +322,13 @@ SWEEPS = {
     "general[alpha, scale numbers]": lambda d: build(
         d, {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES}, ("alpha", "c"), _general, _rho_ref
     ),
+    "general[alpha, scale numbers, one x per call]": lambda d: build(
+        d,
+        {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES},
+        ("alpha", "c"),
+        _general_one_x_per_call,
+        _rho_ref,
+    ),
     "general_nll[alpha tensor]": lambda d: _sweep_general_nll(d, ()),
     "general_nll[alpha number]": lambda d: _sweep_general_nll(d, ("alpha",)),
     **{f"{n}": functools.partial(_sweep_nll, name=n, numbers=()) for n in _NLLS},
@@ -336,7 +349,12 @@ SWEEPS = {
         lambda x, df, c: _nll_ref(ref.student_t_nll(x, df, c), "df"),
     ),
 }
-RHO_SWEEPS = ["general[alpha tensor]", "general[alpha number]", "general[alpha, scale numbers]"]
+RHO_SWEEPS = [
+    "general[alpha tensor]",
+    "general[alpha number]",
+    "general[alpha, scale numbers]",
+    "general[alpha, scale numbers, one x per call]",
+]
 
 
 @functools.cache

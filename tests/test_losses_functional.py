@@ -325,3 +325,25 @@ def test_fixed_and_tensor_alpha_agree_in_each_dtype(dtype, x, c, alpha):
     assert torch.isfinite(fixed).all() or alpha > 2
     rtol = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(tensor, fixed, rtol=rtol, atol=1e-30)
+
+
+def test_eager_log_cosh_takes_the_one_pass_form_for_a_from_1():
+    # a ≥ 1 goes through the written-out Function (the plain formula's cost); a < 1, whose
+    # value needs the series near 0, and a learned a keep the general form.
+    x = torch.linspace(-3, 3, 101, dtype=torch.float64, requires_grad=True)
+    y = torch.zeros(101, dtype=torch.float64)
+    assert "LogCosh" in type(LF.log_cosh(x, y, 1.0, "none").grad_fn).__name__
+    assert "LogCosh" in type(LF.log_cosh(x, y, torch.tensor(100.0), "none").grad_fn).__name__
+    assert "LogCosh" not in type(LF.log_cosh(x, y, 0.5, "none").grad_fn).__name__
+    learned = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    assert "LogCosh" not in type(LF.log_cosh_values(x, y, learned).grad_fn).__name__
+    # Both forms agree with each other and with the closed form where it is computable.
+    for a in (1.0, 7.0, 1e4):
+        one_pass = LF.log_cosh(x, y, a, "none")
+        (grad,) = torch.autograd.grad(one_pass.sum(), x)
+        ax = a * x.detach()
+        closed = torch.log(torch.cosh(ax)) / a  # cancels below a|x| ~ 1e-3: the series there
+        closed = torch.where(ax.abs() < 1e-3, ax * x.detach() * (0.5 - ax * ax / 12), closed)
+        finite = torch.isfinite(closed)
+        torch.testing.assert_close(one_pass.detach()[finite], closed[finite], rtol=1e-12, atol=0)
+        torch.testing.assert_close(grad, torch.tanh(a * x.detach()), rtol=1e-15, atol=0)

@@ -32,7 +32,11 @@ from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_*
     weighted_reduce,
     with_headroom,
 )
-from robustvae.losses.onepass import LOG_COSH_ONE_PASS_FROM, log_cosh_one_pass
+from robustvae.losses.onepass import (
+    LOG_COSH_ONE_PASS_FROM,
+    general_power_one_pass,
+    log_cosh_one_pass,
+)
 from robustvae.losses.partition import ALPHA_MAX, log_partition
 
 __all__ = [
@@ -296,6 +300,28 @@ def fixed_alpha_kernel(alpha: float, scale: float):
 def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
     """ρ(x, α, c) for a Python-number α and c (no checks)."""
     fn, consts = fixed_alpha_kernel(alpha, scale)
+    return fixed_alpha_values(x, fn, consts)
+
+
+_ONE_PASS_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
+
+
+def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
+    """``fn(x, *consts)`` (a kernel of ``fixed_alpha_kernel``; the constants numbers or 0-d
+    tensors). Eagerly, for α = 0 and 1e-3 ≤ |α| ≤ 1e6, the value and its gradient come from
+    ``robustvae.losses.onepass`` at about the cost of a plain formula wherever this x allows."""
+    if not torch.compiler.is_compiling() and (fn in _ONE_PASS_KERNELS or fn is _rho_cauchy):
+        k1, k2 = (float(c) for c in consts[:2])
+        k_sq = (k1 * k2) ** 2
+        if fn is _rho_cauchy:  # k = 1/(c√2): ρ = log1p((x·k)²), 1/c² = 2k²
+            half_alpha, ratio, inv_c_sq = 0.0, 1.0, 2.0 * k_sq
+        else:  # k = 1/(c√|α−2|): 1/c² = k²·|α−2| = k²·ratio·α
+            ratio, half_alpha = float(consts[3]), float(consts[4])
+            inv_c_sq = k_sq * ratio * 2.0 * half_alpha
+        if abs(half_alpha) <= 5e5:
+            fast = general_power_one_pass(x, k_sq, half_alpha, ratio, inv_c_sq)
+            if fast is not None:
+                return fast
     return fn(x, *consts)
 
 

@@ -101,7 +101,7 @@ class LogCoshLoss(Loss):
 @cache
 def _fixed_alpha_loss(rho) -> ReducedLoss:
     def values(input, target, *consts):
-        return rho(input - target, *consts)
+        return LF.fixed_alpha_values(input - target, rho, consts)
 
     values.__name__ = f"general{rho.__name__}"
     return ReducedLoss(values)

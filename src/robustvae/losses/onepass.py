@@ -9,10 +9,12 @@ elsewhere, and under ``torch.compile``, whose fused kernel is faster still.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["LOG_COSH_ONE_PASS_FROM", "log_cosh_one_pass"]
+__all__ = ["LOG_COSH_ONE_PASS_FROM", "general_power_one_pass", "log_cosh_one_pass"]
 
 #: The one-pass log-cosh serves a ≥ this: there (1/a)·log1p(2 sinh²(a|t|/2)) underflows only
 #: where the true value is below the guaranteed absolute floor (1e-30 in float32).
@@ -52,3 +54,51 @@ def log_cosh_one_pass(input: Tensor, target: Tensor, a: float) -> Tensor:
     """(1/a)·log cosh(a·(input − target)) elementwise, for a ≥ ``LOG_COSH_ONE_PASS_FROM``
     (a Python number); inputs of one shape and a floating dtype of float32 or wider."""
     return _LogCosh.apply(input, target, float(a))
+
+
+class _GeneralPower(torch.autograd.Function):
+    """Barron's ρ at a fixed α ≠ 2 from z = (x·k)², k = 1/(c·√|α−2|), L = log1p(z):
+    ρ = L at α = 0, else (|α−2|/α)·expm1(α·L/2); ∂ρ/∂x = (x/c²)·exp((α/2 − 1)·L).
+    The backward recomputes L from the input, in differentiable ops."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, k_sq: float, half_alpha: float, ratio: float, inv_c_sq: float):
+        log_base = torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
+        ctx.save_for_backward(x)
+        ctx.constants = (k_sq, half_alpha, inv_c_sq)
+        if half_alpha == 0:
+            return log_base
+        return torch.expm1(log_base.mul_(half_alpha)).mul_(ratio)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        k_sq, half_alpha, inv_c_sq = ctx.constants
+        log_base = torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
+        slope = torch.exp(log_base * (half_alpha - 1.0)) * x
+        return slope * (grad * inv_c_sq), None, None, None, None
+
+
+def general_power_one_pass(
+    x: Tensor, k_sq: float, half_alpha: float, ratio: float, inv_c_sq: float
+) -> Tensor | None:
+    """ρ(x) as ``_GeneralPower`` computes it, or None where that could lose accuracy on this
+    ``x`` (decided once for the tensor, from max |x|): where z, e^(αL/2), the gradient or the
+    constants leave the dtype's range (the general form's log-space branches are needed), or
+    x holds a NaN or an infinity. Callers keep |α| ≥ 1e-3 (or α = 0) and |α| ≤ 1e6, where
+    the tiny values that underflow here are below the guaranteed absolute floor."""
+    finfo = torch.finfo(x.dtype)
+    most, least = math.log(finfo.max / 4), finfo.tiny
+    if not (least < k_sq < finfo.max and least < inv_c_sq < finfo.max):
+        return None
+    largest = x.detach().abs().max().item() if x.numel() else 0.0
+    if not math.isfinite(largest):
+        return None
+    z = largest * largest * k_sq
+    if z >= finfo.max / 4:
+        return None
+    log_base = math.log1p(z)
+    exponents = (half_alpha * log_base, (half_alpha - 1.0) * log_base)
+    if max(exponents) >= most or math.log(max(largest * inv_c_sq, least)) + exponents[1] >= most:
+        return None
+    return _GeneralPower.apply(x, k_sq, half_alpha, ratio, inv_c_sq)
