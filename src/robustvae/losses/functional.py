@@ -34,6 +34,7 @@ from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_*
 )
 from robustvae.losses.onepass import (
     LOG_COSH_ONE_PASS_FROM,
+    general_log_space_gradient,
     general_power_one_pass,
     log_cosh_one_pass,
 )
@@ -303,26 +304,40 @@ def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
     return fixed_alpha_values(x, fn, consts)
 
 
-_ONE_PASS_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
+_POWER_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
 
 
 def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
     """``fn(x, *consts)`` (a kernel of ``fixed_alpha_kernel``; the constants numbers or 0-d
-    tensors). Eagerly, for α = 0 and 1e-3 ≤ |α| ≤ 1e6, the value and its gradient come from
-    ``robustvae.losses.onepass`` at about the cost of a plain formula wherever this x allows."""
-    if not torch.compiler.is_compiling() and (fn in _ONE_PASS_KERNELS or fn is _rho_cauchy):
-        k1, k2 = (float(c) for c in consts[:2])
+    tensors). Eagerly, for every finite α ≠ 2, the gradient is written out in log space
+    (``onepass.general_log_space_gradient``: finite wherever the true one is), and for α = 0
+    and 1e-3 ≤ |α| ≤ 1e6 the value too comes from ``robustvae.losses.onepass``, at about the
+    cost of a plain formula, wherever this x allows."""
+    if torch.compiler.is_compiling() or not (
+        fn in _POWER_KERNELS or fn is _rho_cauchy or fn is _rho_near_zero
+    ):
+        return fn(x, *consts)
+    k1, k2, log_k = (float(c) for c in consts[:3])
+    if fn is _rho_cauchy:  # k = 1/(c√2): 1/c² = 2k²
+        half_alpha, ratio, beta = 0.0, 1.0, 2.0
+    elif fn is _rho_near_zero:  # (k1, k2, log_k, |α−2|/2, α/2)
+        half_alpha, ratio, beta = float(consts[4]), math.nan, 2.0 * float(consts[3])
+    else:  # k = 1/(c√|α−2|): |α−2| = ratio·α
+        ratio, half_alpha = float(consts[3]), float(consts[4])
+        beta = ratio * 2.0 * half_alpha
+    if fn is not _rho_near_zero and abs(half_alpha) <= 5e5:
         k_sq = (k1 * k2) ** 2
-        if fn is _rho_cauchy:  # k = 1/(c√2): ρ = log1p((x·k)²), 1/c² = 2k²
-            half_alpha, ratio, inv_c_sq = 0.0, 1.0, 2.0 * k_sq
-        else:  # k = 1/(c√|α−2|): 1/c² = k²·|α−2| = k²·ratio·α
-            ratio, half_alpha = float(consts[3]), float(consts[4])
-            inv_c_sq = k_sq * ratio * 2.0 * half_alpha
-        if abs(half_alpha) <= 5e5:
-            fast = general_power_one_pass(x, k_sq, half_alpha, ratio, inv_c_sq)
-            if fast is not None:
-                return fast
-    return fn(x, *consts)
+        fast = general_power_one_pass(x, k_sq, half_alpha, ratio, k_sq * beta)
+        if fast is not None:
+            return fast
+    log_inv_c_sq = 2.0 * log_k + math.log(beta)  # 1/c² = k²·|α−2|
+    return general_log_space_gradient(
+        x,
+        lambda r: fn(r, *consts),
+        lambda r: log1p_square(r, (k1, k2), log_k),
+        half_alpha,
+        log_inv_c_sq,
+    )
 
 
 def general_per_dim(

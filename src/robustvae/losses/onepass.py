@@ -14,7 +14,12 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["LOG_COSH_ONE_PASS_FROM", "general_power_one_pass", "log_cosh_one_pass"]
+__all__ = [
+    "LOG_COSH_ONE_PASS_FROM",
+    "general_log_space_gradient",
+    "general_power_one_pass",
+    "log_cosh_one_pass",
+]
 
 #: The one-pass log-cosh serves a ≥ this: there (1/a)·log1p(2 sinh²(a|t|/2)) underflows only
 #: where the true value is below the guaranteed absolute floor (1e-30 in float32).
@@ -102,3 +107,39 @@ def general_power_one_pass(
     if max(exponents) >= most or math.log(max(largest * inv_c_sq, least)) + exponents[1] >= most:
         return None
     return _GeneralPower.apply(x, k_sq, half_alpha, ratio, inv_c_sq)
+
+
+class _GeneralLogSpaceGradient(torch.autograd.Function):
+    """ρ(x) from ``rho`` (any overflow-safe form, evaluated without a graph), with the gradient
+    of Barron's ρ at a fixed finite α ≠ 2 written out in log space:
+
+        ∂ρ/∂x = sign(x)·exp(log|x| + log(1/c²) + (α/2 − 1)·L),   L = log(1 + (x/c)²/|α−2|)
+
+    (``log_base(x)`` gives L without overflow). It is finite wherever the true gradient is,
+    also where ρ itself overflows (α = 1, c = 1e-30, x = −1e25 in float32: ρ = inf,
+    ∂ρ/∂x = −1e30), where the chain rule through e^v would give inf."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rho, log_base, half_alpha: float, log_inv_c_sq: float):
+        with torch.no_grad():
+            value = rho(x)
+        ctx.save_for_backward(x)
+        ctx.log_base, ctx.constants = log_base, (half_alpha, log_inv_c_sq)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        half_alpha, log_inv_c_sq = ctx.constants
+        exponent = torch.log(x.abs()) + log_inv_c_sq
+        if half_alpha != 1.0:
+            exponent = exponent + (half_alpha - 1.0) * ctx.log_base(x)
+        slope = torch.exp(exponent) * torch.sign(x)
+        return slope * grad, None, None, None, None
+
+
+def general_log_space_gradient(
+    x: Tensor, rho, log_base, half_alpha: float, log_inv_c_sq: float
+) -> Tensor:
+    """``rho(x)`` with ``_GeneralLogSpaceGradient``'s gradient (see there)."""
+    return _GeneralLogSpaceGradient.apply(x, rho, log_base, half_alpha, log_inv_c_sq)
