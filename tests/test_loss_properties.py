@@ -1039,3 +1039,19 @@ def test_the_reported_general_gradient_where_the_value_overflows():
     (grad,) = torch.autograd.grad(value.sum(), x)
     assert value.item() == INF
     assert grad.item() == pytest.approx(-1e30 * 0.99999998, rel=1e-4)
+
+
+def test_a_learned_nll_scale_gets_a_finite_gradient_where_only_d_dc_overflows():
+    # Issue 27's example: NormalNLL with a learned c = 2e-5 at x = 1.5e14 (float32). ∂/∂c =
+    # 1/c − x²/c³ = −2.8e42 overflows float32; its latent's gradient, ∂/∂c·sigmoid(ℓ) with
+    # softplus(ℓ) = c − 1e-5, is −2.8e37.
+    from robustvae.losses import NormalNLL
+
+    loss = NormalNLL(scale=2e-5, learn_scale=True, reduction="sum")
+    x = torch.tensor([1.5e14])
+    loss(x, torch.zeros_like(x)).backward()
+    (latent,) = loss.parameters()
+    softplus_slope = -math.expm1(-(2e-5 - 1e-5))  # sigmoid(ℓ) = 1 − e^(−softplus(ℓ))
+    want = (1 / 2e-5 - 1.5e14**2 / 2e-5**3) * softplus_slope
+    assert latent.grad.dtype == torch.float32
+    assert latent.grad.item() == pytest.approx(want, rel=1e-4)

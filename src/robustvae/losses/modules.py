@@ -159,6 +159,15 @@ class _ScaledNLL(Loss):
         self.dims = as_shape(num_dims)
         self.scale = PositiveParameter(self.dims, scale_lo, scale, learn_scale, name="scale")
 
+    @staticmethod
+    def _value_for(parameter: PositiveParameter, x: Tensor) -> Tensor:
+        """A parameter's values for residuals ``x``: in float64 when it is learned and x is
+        float32, so that the chain rule into its latent runs where ``with_headroom`` computes
+        the loss (∂/∂c can overflow float32 where ∂/∂latent = ∂/∂c·softplus' does not)."""
+        if x.dtype == torch.float32 and parameter.learnable:
+            return parameter(torch.float64)
+        return parameter().to(x.dtype)
+
     def _residual(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
         input, target = LF.computable(input, target)
@@ -176,7 +185,7 @@ class NormalNLL(_ScaledNLL):
 
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
-        values = LF.with_headroom(LF.normal_nll_values, x, self.scale().to(x.dtype))
+        values = LF.with_headroom(LF.normal_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
 
@@ -185,7 +194,7 @@ class LaplaceNLL(_ScaledNLL):
 
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
-        values = LF.with_headroom(LF.laplace_nll_values, x, self.scale().to(x.dtype))
+        values = LF.with_headroom(LF.laplace_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
 
@@ -194,7 +203,7 @@ class CauchyNLL(_ScaledNLL):
 
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
-        values = LF.with_headroom(LF.cauchy_nll_values, x, self.scale().to(x.dtype))
+        values = LF.with_headroom(LF.cauchy_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
 
@@ -211,6 +220,6 @@ class StudentTNLL(_ScaledNLL):
 
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
-        df, scale = self.df().to(x.dtype), self.scale().to(x.dtype)
+        df, scale = self._value_for(self.df, x), self._value_for(self.scale, x)
         values = LF.with_headroom(LF.student_t_nll_values, x, df, scale)
         return LF.reduce(values, reduction)

@@ -106,8 +106,10 @@ class PositiveParameter(_Latent):
         )
         self.lo = float(lo)
 
-    def forward(self) -> Tensor:
-        return self.lo + F.softplus(self.latent)
+    def forward(self, dtype: torch.dtype | None = None) -> Tensor:
+        """The values, computed in ``dtype`` when given (the latent's own otherwise)."""
+        latent = self.latent if dtype is None else self.latent.to(dtype)
+        return self.lo + F.softplus(latent)
 
     @torch.no_grad()
     def fill_(self, value: float) -> None:
