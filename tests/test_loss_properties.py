@@ -22,6 +22,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -545,7 +546,16 @@ def test_rho_is_bounded_for_negative_alpha(label, dtype):
     negative = alpha < 0
     with np.errstate(invalid="ignore"):
         bound = np.where(np.isinf(alpha), 1.0, np.abs(alpha - 2) / np.abs(alpha))
-    bad = negative & ~(s.got <= bound * (1 + 4 * eps(dtype)))
+    exact_bound = np.array(
+        [
+            float((Fraction(2) - Fraction(a)) / -Fraction(a)) if n and math.isfinite(a) else b
+            for a, n, b in zip(alpha.tolist(), negative.tolist(), bound.tolist(), strict=True)
+        ]
+    )
+    if label.startswith("general"):  # never above, not even by rounding (Barron's test)
+        bad = negative & ~(s.got <= exact_bound)
+    else:
+        bad = negative & ~(s.got <= bound * (1 + 4 * eps(dtype)))
     assert not bad.any(), s.failures(bad, s.got, bound, f"{label} ρ above |α-2|/|α|")
 
 

@@ -12,6 +12,7 @@ elementwise and broadcast their parameters against ``x``.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -307,6 +308,35 @@ def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
 _POWER_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
 
 
+def supremum_below(alpha: float, dtype: torch.dtype) -> float:
+    """The largest ``dtype`` number ≤ sup ρ = |α−2|/|α| for a finite α < 0 (exact rational
+    arithmetic, then rounded down)."""
+    exact = (Fraction(2) - Fraction(alpha)) / -Fraction(alpha)
+    nearest = torch.tensor(float(exact), dtype=dtype)
+    if Fraction(nearest.item()) > exact:
+        nearest = torch.nextafter(nearest, torch.zeros_like(nearest))
+    return nearest.item()
+
+
+def at_most_the_supremum(rho: Tensor, alpha: float | Tensor) -> Tensor:
+    """ρ for α < 0 (below −1e-20, where α is not 0) with values rounded above |α−2|/|α|
+    brought down to it (the largest number of ρ's dtype not above it); gradients unchanged."""
+    if isinstance(alpha, Tensor):
+        wide = alpha.detach().double()
+        negative = wide <= -ALPHA_ZERO_BELOW  # above: α = 0, unbounded
+        exact = (2.0 - wide) / torch.where(negative, -wide, 1.0)
+        bound = exact.to(rho.dtype)
+        if rho.dtype != torch.float64:
+            bound = torch.where(bound.double() > exact, torch.nextafter(bound, 0 * bound), bound)
+        bound = torch.where(negative & torch.isfinite(wide), bound, math.inf)
+    elif alpha <= -ALPHA_ZERO_BELOW and math.isfinite(alpha):
+        bound = supremum_below(alpha, rho.dtype)
+    else:
+        return rho
+    above = rho.detach() > bound
+    return torch.where(above, rho - (rho.detach() - bound), rho)
+
+
 def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
     """``fn(x, *consts)`` (a kernel of ``fixed_alpha_kernel``; the constants numbers or 0-d
     tensors). Eagerly, for every finite α ≠ 2, the gradient is written out in log space
@@ -325,19 +355,20 @@ def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
     else:  # k = 1/(c√|α−2|): |α−2| = ratio·α
         ratio, half_alpha = float(consts[3]), float(consts[4])
         beta = ratio * 2.0 * half_alpha
+    rho = None
     if fn is not _rho_near_zero and abs(half_alpha) <= 5e5:
         k_sq = (k1 * k2) ** 2
-        fast = general_power_one_pass(x, k_sq, half_alpha, ratio, k_sq * beta)
-        if fast is not None:
-            return fast
-    log_inv_c_sq = 2.0 * log_k + math.log(beta)  # 1/c² = k²·|α−2|
-    return general_log_space_gradient(
-        x,
-        lambda r: fn(r, *consts),
-        lambda r: log1p_square(r, (k1, k2), log_k),
-        half_alpha,
-        log_inv_c_sq,
-    )
+        rho = general_power_one_pass(x, k_sq, half_alpha, ratio, k_sq * beta)
+    if rho is None:
+        log_inv_c_sq = 2.0 * log_k + math.log(beta)  # 1/c² = k²·|α−2|
+        rho = general_log_space_gradient(
+            x,
+            lambda r: fn(r, *consts),
+            lambda r: log1p_square(r, (k1, k2), log_k),
+            half_alpha,
+            log_inv_c_sq,
+        )
+    return at_most_the_supremum(rho, 2.0 * half_alpha) if half_alpha < 0 else rho
 
 
 def general_per_dim(
@@ -449,11 +480,15 @@ def general(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Te
     if isinstance(alpha, Tensor):
         if torch.isnan(alpha).any():
             raise ValueError("alpha must lie in [-inf, inf], got NaN")
-        return with_headroom(general_tensor_alpha, x, alpha.to(x.dtype), _as_scale(scale, x))
+        rho = with_headroom(general_tensor_alpha, x, alpha.to(x.dtype), _as_scale(scale, x))
+        return at_most_the_supremum(rho, alpha)
     alpha = check_number("alpha", alpha, -math.inf, math.inf)
     if isinstance(scale, Tensor):
-        alpha = torch.tensor(alpha, dtype=x.dtype, device=x.device)
-        return with_headroom(general_tensor_alpha, x, alpha, scale.to(x.dtype))
+        rho = with_headroom(
+            general_tensor_alpha, x, torch.tensor(alpha, dtype=x.dtype, device=x.device),
+            scale.to(x.dtype),
+        )  # fmt: skip
+        return at_most_the_supremum(rho, alpha)
     return general_fixed_alpha(x, alpha, float(scale))
 
 
