@@ -278,3 +278,19 @@ def test_the_scale_taken_from_data_resumes_and_old_checkpoints_still_load():
     loaded(x, y)
     torch.testing.assert_close(loaded.scale(), torch.full((4,), 0.3))
     assert AdaptiveLoss(4, scale_lo=1e-3)._scale_from(y, y) is None  # all-zero residuals
+
+
+def test_no_nan_gradient_where_a_product_inside_the_gradient_overflows():
+    # Issue 27's corner: α near 8, c = 2e-5, x = −3 in float32. ρ = 5.2e37 is finite, G·q
+    # overflows; ∂ρ/∂α came out inf − inf = NaN. Now it is finite in float64 and, in
+    # float32, inf where ∂ρ/∂α itself (5.5e38) is past float32's maximum, never NaN.
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        loss = AdaptiveLoss(
+            1, alpha_hi=8.0, alpha_init=7.9, scale_lo=1e-6, scale_init=2e-5, reduction="sum"
+        ).to(dtype)
+        x = torch.tensor([[-3.0]], dtype=dtype)
+        loss(x, torch.zeros_like(x)).backward()
+        grads[dtype] = loss.latent_alpha.latent.grad.item()
+        assert not math.isnan(grads[dtype])
+    assert math.isfinite(grads[torch.float64]) and grads[torch.float64] > 1e37

@@ -9,7 +9,9 @@ the same loop; the backward pass only scales them. For α ≥ 0, the adaptive lo
 With β = |α-2|, s = dβ/dα, q = x·∂L/∂x = -c·∂L/∂c and G = ∂ρ/∂L = (β/2)·e^v:
     ∂ρ/∂x = G·∂L/∂x,   ∂ρ/∂c = -G·q/c,
     ∂ρ/∂α = (s/β)·(β·L·R/2 - G·q/2) + (β/4)·L²·R'(v)   with R = expm1(v)/v (v ≤ 1),
-    ∂ρ/∂α = (s/β)·(ρ - G·q/2) + ((v-1)·ρ̃ + β/α)/α       with ρ̃ = (β/α)·e^v   (v > 1).
+    ∂ρ/∂α = ρ̃·((s/β)·(1 - α·q/4) + (v-1)/α) + (β/α)·(1/α - s/β)   ρ̃ = (β/α)·e^v   (v > 1),
+the last the same as (s/β)·(ρ - G·q/2) + ((v-1)·ρ̃ + β/α)/α with no product of ρ̃ that can
+overflow where ∂ρ/∂α does not.
 """
 
 from __future__ import annotations
@@ -90,9 +92,13 @@ def adaptive_rho_and_gradients(
     rho = torch.where(far, torch.where(overflow, math.inf, e - ratio), half_beta * log_base * r)
     g = torch.where(far, half_alpha, half_beta) * e
     gq = g * q
-    d_alpha = slope_over_beta * (rho - 0.5 * gq) + torch.where(
-        far, ((v - 1.0) * e + ratio) * inv_alpha, half_beta * half_l * log_base * dr
-    )
+    # v > 1: ρ̃ factored out, ρ̃·[(s/β)(1 − (α/2)q/2) + (v − 1)/α] + (β/α)(1/α − s/β), so that
+    # no product of ρ̃ overflows where the gradient does not (G·q past the maximum would make
+    # it inf − inf).
+    near_alpha = slope_over_beta * (rho - 0.5 * gq) + half_beta * half_l * log_base * dr
+    bracket = slope_over_beta * (1.0 - 0.5 * half_alpha * q) + (v - 1.0) * inv_alpha
+    far_alpha = e * bracket + ratio * (inv_alpha - slope_over_beta)
+    d_alpha = torch.where(far, far_alpha, near_alpha)
     d_alpha = torch.where(far & overflow, math.inf, d_alpha)
     return weight * rho.sum(), (weight * g) * dl_dx, weight * d_alpha, (-weight) * gq
 
