@@ -15,6 +15,10 @@ REDUCTIONS = ("mean", "sum", "none")
 SCALE_RANGE = (1e-30, 1e30)
 #: Student-t's degrees of freedom ν (1/√ν within float32's range too).
 DF_RANGE = (1e-30, 1e30)
+#: |α| below this is α = 0 and above it α = ±∞: each differs from its limit by less than
+#: float64 rounding (relative ~|α|·log(1 + z)² near 0, ~z²/|α| near ±∞).
+ALPHA_ZERO_BELOW = 1e-20
+ALPHA_INFINITE_FROM = 1e20
 
 
 def check_reduction(reduction: str) -> str:

@@ -12,13 +12,14 @@ elementwise and broadcast their parameters against ``x``.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_* and the ranges
+    ALPHA_INFINITE_FROM,
+    ALPHA_ZERO_BELOW,
     DF_RANGE,
     REDUCTIONS,
     SCALE_RANGE,
@@ -40,6 +41,7 @@ from robustvae.losses.onepass import (
     log_cosh_one_pass,
 )
 from robustvae.losses.partition import ALPHA_MAX, log_partition
+from robustvae.losses.supremum import at_most_the_supremum
 
 __all__ = [
     "squared_l2",
@@ -58,10 +60,6 @@ HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 LOG_PI = math.log(math.pi)
 SQRT_HALF = math.sqrt(0.5)
 
-#: |α| below this is α = 0 and above it α = ±∞: each differs from its limit by less than
-#: float64 rounding (relative ~|α|·log(1 + z)² near 0, ~z²/|α| near ±∞).
-ALPHA_ZERO_BELOW = 1e-20
-ALPHA_INFINITE_FROM = 1e20
 
 # Past this, log cosh(y) = y - log 2 to within float64 rounding (the remainder is < e^-40).
 _LOG_COSH_LINEAR_FROM = 20.0
@@ -308,35 +306,6 @@ def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
 _POWER_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
 
 
-def supremum_below(alpha: float, dtype: torch.dtype) -> float:
-    """The largest ``dtype`` number ≤ sup ρ = |α−2|/|α| for a finite α < 0 (exact rational
-    arithmetic, then rounded down)."""
-    exact = (Fraction(2) - Fraction(alpha)) / -Fraction(alpha)
-    nearest = torch.tensor(float(exact), dtype=dtype)
-    if Fraction(nearest.item()) > exact:
-        nearest = torch.nextafter(nearest, torch.zeros_like(nearest))
-    return nearest.item()
-
-
-def at_most_the_supremum(rho: Tensor, alpha: float | Tensor) -> Tensor:
-    """ρ for α < 0 (below −1e-20, where α is not 0) with values rounded above |α−2|/|α|
-    brought down to it (the largest number of ρ's dtype not above it); gradients unchanged."""
-    if isinstance(alpha, Tensor):
-        wide = alpha.detach().double()
-        negative = wide <= -ALPHA_ZERO_BELOW  # above: α = 0, unbounded
-        exact = (2.0 - wide) / torch.where(negative, -wide, 1.0)
-        bound = exact.to(rho.dtype)
-        if rho.dtype != torch.float64:
-            bound = torch.where(bound.double() > exact, torch.nextafter(bound, 0 * bound), bound)
-        bound = torch.where(negative & torch.isfinite(wide), bound, math.inf)
-    elif alpha <= -ALPHA_ZERO_BELOW and math.isfinite(alpha):
-        bound = supremum_below(alpha, rho.dtype)
-    else:
-        return rho
-    above = rho.detach() > bound
-    return torch.where(above, rho - (rho.detach() - bound), rho)
-
-
 def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
     """``fn(x, *consts)`` (a kernel of ``fixed_alpha_kernel``; the constants numbers or 0-d
     tensors). Eagerly, for every finite α ≠ 2, the gradient is written out in log space
@@ -368,7 +337,7 @@ def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
             half_alpha,
             log_inv_c_sq,
         )
-    return at_most_the_supremum(rho, 2.0 * half_alpha) if half_alpha < 0 else rho
+    return at_most_the_supremum(rho, 2.0 * half_alpha)
 
 
 def general_per_dim(

@@ -27,7 +27,9 @@ the generator update in this step:
 With ``instance_noise`` = σ > 0, every image the discriminator sees in training, real or fake,
 carries N(0, σ²) noise, σ decaying linearly to 0 over the run: the two distributions overlap, so
 the discriminator cannot separate them perfectly while the generator is poor (Sønderby et al.,
-2016, "Amortised MAP inference for image super-resolution"). Test terms see clean images.
+2016, "Amortised MAP inference for image super-resolution"). Test terms see clean images. In
+the VAE-GAN the feature likelihood comes from the same discriminator pass, so in training it
+compares the features of noisy images too.
 
 With ``balance_decay`` > 0 the rule reads exponential moving averages of the costs (that
 decay per step, kept in a buffer, so a resumed run decides the same) instead of the step's own.
