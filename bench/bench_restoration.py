@@ -7,9 +7,11 @@
    crops, batch 16, the bundled photos): the trainer's training loop (the per-epoch
    ``seconds`` it records) and its whole ``train()`` call, against a plain loop of the same
    task, Adam settings, batches, per-step corruption and steps, alternating in one process;
-   the best of the rounds counts. The text corruption runs on the host in both, twice: with
-   each string rendered by Pillow (``text_bank = false``, as before the bank) and with strings
-   from the bank (the default), so the two lines' ratio is the bank's gain.
+   the best of the rounds counts. The text corruption runs on the host in both, three times:
+   with each string rendered by Pillow (``text_bank = false``, as before the bank) and the
+   U-Net's activations contiguous (``UNet.channels_last = False``, as before 2026-12-07); with
+   strings from the bank (the default) and the old layout; and with both defaults, the bank
+   and channels-last. Consecutive lines' ratios are each change's gain.
 2. ``restore apply``: megapixels/s of the U-Net at ``--apply-width`` (1: the paper's net) on a
    photo in one pass, and tiled (cores of 256 and 512 pixels with the exact 192-pixel margin),
    with the cost of tiling as a ratio against one pass.
@@ -29,7 +31,8 @@ from robustvae.unet import UNet
 
 
 def bench_training(args) -> None:
-    for text_bank in (False, True):
+    for text_bank, channels_last in ((False, False), (True, False), (True, True)):
+        UNet.channels_last = channels_last
         config = RunConfig.make(
             kind="restore",
             dataset="photos",
@@ -42,9 +45,14 @@ def bench_training(args) -> None:
             text_bank=text_bank,
         )
         text = "banked" if text_bank else "rendered"
+        layout = "channels-last" if channels_last else "contiguous"
         compare(
-            f"restore training, width {args.width}, {text} text", config, args.epochs, args.rounds
+            f"restore training, width {args.width}, {text} text, {layout}",
+            config,
+            args.epochs,
+            args.rounds,
         )
+    UNet.channels_last = True
 
 
 def _megapixels_per_second(net, image, tile, rounds: int, device) -> float:
@@ -66,10 +74,13 @@ def bench_apply(args) -> None:
     photo = next(i for i in load_images("photos", "train") if i.name == "retina").image
     image = photo.to(device)  # 640×640
     run_tiled(net, image[:, :64, :64])  # warm-up
+    UNet.channels_last = False
+    contiguous = _megapixels_per_second(net, image, None, args.rounds, device)
+    UNet.channels_last = True
     one = _megapixels_per_second(net, image, None, args.rounds, device)
     print(
         f"restore apply, width {args.apply_width}, {image.shape[-1]}×{image.shape[-2]}: one pass "
-        f"{one:.3f} MP/s",
+        f"{one:.3f} MP/s ({one / contiguous:.2f}× the contiguous layout's {contiguous:.3f})",
         flush=True,
     )
     for tile in (256, 512):
