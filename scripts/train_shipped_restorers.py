@@ -50,7 +50,7 @@ COMMON = dict(
 MODELS = {
     "text": dict(
         removes="overlaid text (any font, colour and size, up to half the pixels)",
-        settings=dict(noise="text", loss="l1", width=0.5, epochs=140),
+        settings=dict(noise="text", loss="l1", width=0.5, epochs=320),
     ),
     "gaussian": dict(
         removes="Gaussian noise, σ up to 50/255",
