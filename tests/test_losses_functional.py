@@ -347,3 +347,54 @@ def test_eager_log_cosh_takes_the_one_pass_form_for_a_from_1():
         finite = torch.isfinite(closed)
         torch.testing.assert_close(one_pass.detach()[finite], closed[finite], rtol=1e-12, atol=0)
         torch.testing.assert_close(grad, torch.tanh(a * x.detach()), rtol=1e-15, atol=0)
+
+
+# Barron's general_test.py: his seven named cases at x ∈ [-20, 20) in steps of 0.1, c = 2, α
+# and c passed as tensors, with his tolerances (float32 1e-6, float64 1e-15, relative and
+# absolute, as numpy's assert_allclose adds them).
+BARRON_TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-15}
+
+
+def _barron_closed_forms(x: np.ndarray, s) -> dict:
+    return {
+        -math.inf: 1.0 - np.exp(-0.5 * (x / s) ** 2),
+        -2.0: 2.0 * (x / s) ** 2 / ((x / s) ** 2 + 4.0),
+        0.0: np.log(0.5 * (x / s) ** 2 + 1.0),
+        1.0: np.sqrt((x / s) ** 2 + 1.0) - 1.0,
+        2.0: 0.5 * (x / s) ** 2,
+        4.0: np.square(np.square(x / s)) / 8.0 + np.square(x / s) / 2.0,
+        math.inf: np.exp(0.5 * np.square(x / s)) - 1.0,
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("alpha", [-math.inf, -2.0, 0.0, 1.0, 2.0, 4.0, math.inf])
+def test_barron_named_cases_within_his_tolerance_of_the_exact_value(dtype, alpha):
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    x = np.arange(-20, 20, 0.1, np_dtype)
+    t = torch.tensor(x)
+    rho = LF.general(t, torch.tensor(alpha, dtype=dtype), torch.tensor(2.0, dtype=dtype))
+    ours = rho.double().numpy()
+    exact = ref.vectorize(lambda v: ref.rho(v, alpha, 2.0), x.astype(np.float64))
+    tol = BARRON_TOLERANCE[dtype]
+    np.testing.assert_allclose(ours, exact, rtol=tol, atol=tol)
+    his = _barron_closed_forms(x, np_dtype(2.0))[alpha].astype(np.float64)
+    if alpha == math.inf:
+        # His own exp(½(x/c)²) - 1 is further than his tolerance from the exact value (e^w
+        # magnifies the rounding of w by w = 50): 1.9e-6 (float32) and 3.5e-15 (float64).
+        his_error = np.max(np.abs(his - exact) / np.abs(exact).clip(min=1.0))
+        assert his_error > tol
+        np.testing.assert_allclose(ours, his, rtol=tol + his_error, atol=tol)
+    else:
+        np.testing.assert_allclose(ours, his, rtol=tol, atol=tol)
+
+
+def test_a_one_element_tensor_alpha_and_scale_are_read_as_numbers():
+    x = torch.linspace(-30, 30, 301, dtype=torch.float64).reshape(1, -1)
+    for alpha in (-3.0, 0.0, 1.0, 4.0, 7.5, math.inf):
+        as_numbers = LF.general(x, alpha, 0.7)
+        as_tensors = LF.general(x, torch.tensor([[alpha]]), torch.tensor([0.7], dtype=torch.float64))
+        assert as_tensors.shape == x.shape
+        torch.testing.assert_close(as_tensors, as_numbers, rtol=0, atol=0)
+    wider = LF.general(x[0], torch.tensor([[1.0]]), 0.7)  # α widens x's shape: a tensor α
+    assert wider.shape == (1, 301)
