@@ -172,11 +172,19 @@ def _run(call, dtype, columns: dict, fixed: dict, differentiate: tuple[str, ...]
 POSITIVE = ("c", "a", "df")  # parameters whose range ends at 1e30, which float32 rounds up
 
 
-def build(dtype, axes: dict, numbers: tuple, call, reference, accurate=("x", "c", "alpha")):
+def build(
+    dtype,
+    axes: dict,
+    numbers: tuple,
+    call,
+    reference,
+    accurate=("x", "c", "alpha"),
+    constant=(),
+):
     """Evaluate ``call(**inputs)`` over the grid of ``axes`` (rounded to ``dtype``).
 
     Axes named in ``numbers`` go in as Python numbers, one call per combination; the others as
-    tensors (the parameters requiring grad). ``reference(**point)`` returns
+    tensors, which require grad unless named in ``constant``. ``reference(**point)`` returns
     (value, size, {name: (gradient, size)}).
     """
     axes = {
@@ -188,7 +196,7 @@ def build(dtype, axes: dict, numbers: tuple, call, reference, accurate=("x", "c"
         for k, v in axes.items()
     }
     tensor_names = [k for k in axes if k not in numbers]
-    differentiate = tuple(k for k in tensor_names)
+    differentiate = tuple(k for k in tensor_names if k not in constant)
     mesh = np.meshgrid(*(axes[k] for k in tensor_names), indexing="ij")
     columns = {k: m.ravel() for k, m in zip(tensor_names, mesh, strict=True)}
     got, grads, inputs = [], {k: [] for k in differentiate}, {k: [] for k in axes}
@@ -324,6 +332,14 @@ SWEEPS = {
     "general[alpha, scale numbers]": lambda d: build(
         d, {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES}, ("alpha", "c"), _general, _rho_ref
     ),
+    "general[alpha, scale tensors without gradients]": lambda d: build(
+        d,
+        {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES},
+        (),
+        _general,
+        _rho_ref,
+        constant=("alpha", "c"),  # computed in x's dtype: no float64 headroom
+    ),
     "general[alpha, scale numbers, one x per call]": lambda d: build(
         d,
         {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES},
@@ -355,6 +371,7 @@ RHO_SWEEPS = [
     "general[alpha tensor]",
     "general[alpha number]",
     "general[alpha, scale numbers]",
+    "general[alpha, scale tensors without gradients]",
     "general[alpha, scale numbers, one x per call]",
 ]
 

@@ -39,6 +39,7 @@ from robustvae.losses.onepass import (
     general_log_space_gradient,
     general_power_one_pass,
     log_cosh_one_pass,
+    with_given_gradient,
 )
 from robustvae.losses.partition import ALPHA_MAX, log_partition
 from robustvae.losses.supremum import at_most_the_supremum
@@ -493,16 +494,50 @@ def general(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -> Te
     if isinstance(alpha, Tensor):
         if torch.isnan(alpha).any():
             raise ValueError("alpha must lie in [-inf, inf], got NaN")
-        rho = with_headroom(general_tensor_alpha, x, alpha.to(x.dtype), _as_scale(scale, x))
+        rho = _general_tensor(x, alpha.to(x.dtype), _as_scale(scale, x))
         return at_most_the_supremum(rho, alpha)
     alpha = check_number("alpha", alpha, -math.inf, math.inf)
     if isinstance(scale, Tensor):
-        rho = with_headroom(
-            general_tensor_alpha, x, torch.tensor(alpha, dtype=x.dtype, device=x.device),
-            scale.to(x.dtype),
-        )  # fmt: skip
+        alpha_t = torch.tensor(alpha, dtype=x.dtype, device=x.device)
+        rho = _general_tensor(x, alpha_t, scale.to(x.dtype))
         return at_most_the_supremum(rho, alpha)
     return general_fixed_alpha(x, alpha, float(scale))
+
+
+def _general_tensor(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
+    """ρ for a tensor α or c, with ∂ρ/∂x written out in log space where ρ·max(1, |α|/2) is
+    within a factor 4 of the dtype's maximum, at a finite α:
+
+        ∂ρ/∂x = sign(x)·exp(log|x| − 2·log c + (α/2 − 1)·L),   L = log(1 + (x/c)²/|α−2|)
+
+    There the chain rule through e^v multiplies ρ by α/2 before the small ∂v/∂x, and
+    overflows where the truth is finite (α = 8, c = 7, x = 1e6 in float32: ρ = 1.0e38,
+    ∂ρ/∂x = 8.0e32), or gives 0 where ρ itself overflows (α = 1, c = 1e-30, x = −1e25:
+    ρ = inf, ∂ρ/∂x = −1e30). Costs a pass over ρ when x needs a gradient; where some
+    element is that large, ρ is evaluated again with those elements at x = 0, so that no
+    masked infinite derivative turns into NaN (a learned α or c gets no gradient from them;
+    float32 x with a learned α or c is computed in float64 and needs none of this)."""
+    rho = with_headroom(general_tensor_alpha, x, alpha, scale)
+    learned = any(isinstance(p, Tensor) and p.requires_grad for p in (alpha, scale))
+    if not x.requires_grad or (learned and x.dtype == torch.float32):  # float64 inside
+        return rho
+    a = alpha.detach()
+    size = rho.detach().abs() * (0.5 * a.abs()).clamp(min=1.0)
+    large = ~(size <= torch.finfo(x.dtype).max / 4) & (a.abs() < ALPHA_INFINITE_FROM)
+    if not bool(large.any()):
+        return rho
+    with torch.no_grad():  # in float64: the exponent's terms reach ~±140 in float32
+        xd = x.detach().double()
+        c = torch.as_tensor(scale, device=x.device).detach().double()
+        a = torch.where(large, a, 0.0).double()
+        beta = (a - 2).abs().clamp(min=torch.finfo(x.dtype).eps)
+        k, log_k = inverse_scale(c, xd, beta)
+        exponent = torch.log(xd.abs()) - 2.0 * torch.log(c) + (0.5 * a - 1.0) * log1p_square(
+            xd, k, log_k
+        )
+        slope = torch.where(large, torch.sign(xd) * torch.exp(exponent), 0.0).to(x.dtype)
+    tame = with_headroom(general_tensor_alpha, torch.where(large, 0.0, x), alpha, scale)
+    return torch.where(large, with_given_gradient(rho, x, slope), tame)
 
 
 def _as_numbers(x: Tensor, param: float | Tensor) -> float | Tensor:

@@ -143,3 +143,22 @@ def general_log_space_gradient(
 ) -> Tensor:
     """``rho(x)`` with ``_GeneralLogSpaceGradient``'s gradient (see there)."""
     return _GeneralLogSpaceGradient.apply(x, rho, log_base, half_alpha, log_inv_c_sq)
+
+
+class _GivenGradient(torch.autograd.Function):
+    """``value`` (no gradient of its own) whose derivative in ``x`` is ``slope``, elementwise."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, x: Tensor, slope: Tensor):
+        ctx.save_for_backward(slope)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (slope,) = ctx.saved_tensors
+        return None, grad * slope, None
+
+
+def with_given_gradient(value: Tensor, x: Tensor, slope: Tensor) -> Tensor:
+    """``value``, with ∂/∂x = ``slope`` (both of x's shape, computed without a graph)."""
+    return _GivenGradient.apply(value.detach(), x, slope.detach())
