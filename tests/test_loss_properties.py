@@ -1082,3 +1082,27 @@ def test_a_learned_nll_scale_gets_a_finite_gradient_where_only_d_dc_overflows():
     want = (1 / 2e-5 - 1.5e14**2 / 2e-5**3) * softplus_slope
     assert latent.grad.dtype == torch.float32
     assert latent.grad.item() == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_an_adaptive_latent_alpha_gets_a_finite_gradient_where_only_d_dalpha_overflows(reduction):
+    # Issue 27's example: AdaptiveLoss on [0, 8] at α = 7.9, c = 2e-5, x = −3 (float32).
+    # ∂ρ/∂α = 5.45e38 overflows float32; the latent's, ∂ρ/∂α·8·σ'(ℓ), is 5.4e37. The latent's
+    # gradient must equal the same loss's in float64 (every part of the sum, batched).
+    from robustvae.losses import AdaptiveLoss
+
+    def latent_grads(dtype):
+        torch.manual_seed(0)
+        loss = AdaptiveLoss(
+            2, alpha_lo=0.0, alpha_hi=8.0, alpha_init=7.9, scale_init=2e-5, reduction=reduction
+        ).to(dtype)
+        x = torch.tensor([[-3.0, 0.5], [-3.0, 1e-4]], dtype=dtype)
+        loss(x, torch.zeros_like(x)).backward()
+        return loss.latent_alpha.latent.grad.double(), loss.latent_scale.latent.grad.double()
+
+    alpha32, scale32 = latent_grads(torch.float32)
+    alpha64, scale64 = latent_grads(torch.float64)
+    assert torch.isfinite(alpha32).all() and alpha32[0] > 1e37
+    torch.testing.assert_close(alpha32, alpha64, rtol=1e-4, atol=0)
+    representable = scale64.abs() < fmax(torch.float32) / 4
+    torch.testing.assert_close(scale32[representable], scale64[representable], rtol=1e-4, atol=0)

@@ -146,15 +146,21 @@ class AdaptiveLoss(Loss):
         input, target = LF.computable(input, target)
         if self.training and self._pending:
             self._scale_from(input, target)
-        alpha = self.alpha().to(input.dtype)
-        scale = self.scale().to(input.dtype)
-        log_norm = scale.log() + log_partition(alpha)
         if reduction != "none" and torch.is_grad_enabled():
-            # ρ and its gradients in one pass (adaptive_kernel); log c + log Z(α) per dimension
+            # ρ and its gradients in one pass (adaptive_kernel); log c + log Z(α) per dimension.
+            # α and c come from their latents in float64 for float32 inputs, so that a
+            # gradient past float32's range (∂ρ/∂α = 5e38 at α = 7.9, c = 2e-5, x = −3) still
+            # reaches a latent whose own gradient is within it (5.4e37).
+            wide = torch.float64 if input.dtype == torch.float32 else input.dtype
+            alpha, scale = self.latent_alpha(wide), self.latent_scale(wide)
+            log_norm = scale.log() + log_partition(alpha)
             n = input.numel()
             weight = 1.0 / n if reduction == "mean" else 1.0
             rho = AdaptiveRhoSum.apply(input, target, alpha, scale, weight)
-            return rho + log_norm.sum() * ((n // log_norm.numel()) * weight)
+            return (rho + log_norm.sum() * ((n // log_norm.numel()) * weight)).to(input.dtype)
+        alpha = self.alpha().to(input.dtype)
+        scale = self.scale().to(input.dtype)
+        log_norm = scale.log() + log_partition(alpha)
         terms = LF.barron_terms(alpha, scale, input)
         value = _ADAPTIVE(reduction, input, target, log_norm, *terms)
         if reduction != "none" or layout == "as is":

@@ -144,6 +144,26 @@ _INTO = Fused(adaptive_rho_and_gradients_into)
 _SCRATCH = Scratch()
 
 
+def _kernel_arguments(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor) -> tuple:
+    """(input, target, then the per-dimension terms ``adaptive_rho_and_gradients`` takes)."""
+    half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(
+        alpha, scale, input
+    )
+    k = k_c * k_beta  # within float32's range for α ∈ [0, 8] and c ∈ [1e-30, 1e30]
+    beta = 2.0 * half_beta
+    slope = torch.sign(alpha - 2) * ((alpha - 2).abs() >= torch.finfo(input.dtype).eps)
+    safe_alpha = torch.where(alpha > 0, alpha, 1.0)
+    terms = (half_beta, half_alpha, k, log_k, log_ratio)
+    return (input, target, *terms, beta / safe_alpha, slope / beta, 1.0 / safe_alpha)
+
+
+def _sums(d_alpha: Tensor, c_d_scale: Tensor, batch: tuple, scale: Tensor):
+    """(Σ ∂ρ/∂α, Σ ∂ρ/∂c) over the batch dimensions."""
+    # sum((), …) would sum everything; without batch dimensions, copy out of the scratch
+    d_alpha_sum = d_alpha.sum(batch) if batch else d_alpha.clone()
+    return d_alpha_sum, (c_d_scale.sum(batch) if batch else c_d_scale.clone()) / scale
+
+
 class AdaptiveRhoSum(torch.autograd.Function):
     """w·Σρ(input - target, α, c) over all elements, α ≥ 0 and c per trailing dimension."""
 
@@ -151,15 +171,11 @@ class AdaptiveRhoSum(torch.autograd.Function):
     def forward(
         ctx, input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor, weight: float = 1.0
     ) -> Tensor:
-        half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(
-            alpha, scale, input
-        )
-        k = k_c * k_beta  # within float32's range for α ∈ [0, 8] and c ∈ [1e-30, 1e30]
-        beta = 2.0 * half_beta
-        slope = torch.sign(alpha - 2) * ((alpha - 2).abs() >= torch.finfo(input.dtype).eps)
-        safe_alpha = torch.where(alpha > 0, alpha, 1.0)
-        args = (input, target, weight, half_beta, half_alpha, k, log_k, log_ratio)
-        args += (beta / safe_alpha, slope / beta, 1.0 / safe_alpha)
+        """α and c may be wider than the input (float64 for float32): the pass runs in the
+        input's dtype, and where a summed ∂ρ/∂α or ∂ρ/∂c leaves that dtype's range, those
+        sums are computed again in α's dtype (returned in it, for the latents' chain rule)."""
+        args = _kernel_arguments(input, target, alpha.to(input.dtype), scale.to(input.dtype))
+        args = (args[0], args[1], weight, *args[2:])
         if not (ctx.needs_input_grad[2] or ctx.needs_input_grad[3]):
             total, d_x = _INPUT_ONLY(*args)
             ctx.save_for_backward(d_x, torch.zeros_like(alpha), torch.zeros_like(scale))
@@ -167,11 +183,16 @@ class AdaptiveRhoSum(torch.autograd.Function):
         d_alpha, c_d_scale = _SCRATCH.take(input)
         total, d_x = _INTO(*args, d_alpha, c_d_scale)
         batch = tuple(range(input.dim() - alpha.dim()))
-        # sum((), …) would sum everything; without batch dimensions, copy out of the scratch
-        d_alpha_sum = d_alpha.sum(batch) if batch else d_alpha.clone()
-        d_scale_sum = (c_d_scale.sum(batch) if batch else c_d_scale.clone()) / scale
-        ctx.save_for_backward(d_x, d_alpha_sum, d_scale_sum)
+        d_alpha_sum, d_scale_sum = _sums(d_alpha, c_d_scale, batch, scale.to(input.dtype))
         _SCRATCH.give(input, (d_alpha, c_d_scale))
+        sums_finite = bool(torch.isfinite(d_alpha_sum).all() & torch.isfinite(d_scale_sum).all())
+        if not sums_finite and alpha.dtype != input.dtype:
+            wide = _kernel_arguments(input.to(alpha.dtype), target.to(alpha.dtype), alpha, scale)
+            _, _, d_alpha_wide, c_d_scale_wide = adaptive_rho_and_gradients(
+                wide[0], wide[1], weight, *wide[2:]
+            )
+            d_alpha_sum, d_scale_sum = _sums(d_alpha_wide, c_d_scale_wide, batch, scale)
+        ctx.save_for_backward(d_x, d_alpha_sum.to(alpha.dtype), d_scale_sum.to(alpha.dtype))
         return total
 
     @staticmethod

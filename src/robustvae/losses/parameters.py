@@ -85,8 +85,10 @@ class BoundedParameter(_Latent):
         super().__init__(as_shape(shape), latent, learnable, (float(lo), float(hi)), name)
         self.lo, self.hi = float(lo), float(hi)
 
-    def forward(self) -> Tensor:
-        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.latent)
+    def forward(self, dtype: torch.dtype | None = None) -> Tensor:
+        """The values, computed in ``dtype`` when given (the latent's own otherwise)."""
+        latent = self.latent if dtype is None else self.latent.to(dtype)
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(latent)
 
     def extra_repr(self) -> str:
         shape = tuple(self.latent.shape)
