@@ -268,6 +268,13 @@ def _general_one_x_per_call(x, alpha, c):
     return torch.stack([LF.general(element, alpha, c) for element in x.unbind()])
 
 
+def _general_two_x_per_call(x, alpha, c):
+    # As above, for tensor α and c without gradients: two elements a call (one would be read
+    # as numbers), so the one-pass form with per-element constants is reached at every size.
+    pieces = zip(x.split(2), alpha.split(2), c.split(2), strict=True)
+    return torch.cat([LF.general(*piece) for piece in pieces])
+
+
 def _general_nll(x, alpha, c):
     return LF.general_nll(x, alpha, c)
 
@@ -340,6 +347,14 @@ SWEEPS = {
         _rho_ref,
         constant=("alpha", "c"),  # computed in x's dtype: no float64 headroom
     ),
+    "general[alpha, scale tensors without gradients, two x per call]": lambda d: build(
+        d,
+        {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES},
+        (),
+        _general_two_x_per_call,
+        _rho_ref,
+        constant=("alpha", "c"),
+    ),
     "general[alpha, scale numbers, one x per call]": lambda d: build(
         d,
         {"x": x_axis(d), "alpha": ALPHAS, "c": SCALES},
@@ -372,6 +387,7 @@ RHO_SWEEPS = [
     "general[alpha number]",
     "general[alpha, scale numbers]",
     "general[alpha, scale tensors without gradients]",
+    "general[alpha, scale tensors without gradients, two x per call]",
     "general[alpha, scale numbers, one x per call]",
 ]
 

@@ -38,6 +38,7 @@ from robustvae.losses.onepass import (
     LOG_COSH_ONE_PASS_FROM,
     general_log_space_gradient,
     general_power_one_pass,
+    general_power_tensor_one_pass,
     log_cosh_one_pass,
     with_given_gradient,
 )
@@ -517,8 +518,12 @@ def _general_tensor(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
     element is that large, ρ is evaluated again with those elements at x = 0, so that no
     masked infinite derivative turns into NaN (a learned α or c gets no gradient from them;
     float32 x with a learned α or c is computed in float64 and needs none of this)."""
-    rho = with_headroom(general_tensor_alpha, x, alpha, scale)
     learned = any(isinstance(p, Tensor) and p.requires_grad for p in (alpha, scale))
+    if not learned and not torch.compiler.is_compiling():
+        rho = general_power_tensor_one_pass(x, alpha, scale)
+        if rho is not None:
+            return rho
+    rho = with_headroom(general_tensor_alpha, x, alpha, scale)
     if not x.requires_grad or (learned and x.dtype == torch.float32):  # float64 inside
         return rho
     a = alpha.detach()

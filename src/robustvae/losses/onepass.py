@@ -67,11 +67,11 @@ class _GeneralPower(torch.autograd.Function):
     The backward recomputes L from the input, in differentiable ops."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, k_sq: float, half_alpha: float, ratio: float, inv_c_sq: float):
-        log_base = torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
+    def forward(ctx, x: Tensor, k_sq, half_alpha, ratio, inv_c_sq):
+        log_base = _log_base(x, k_sq)
         ctx.save_for_backward(x)
         ctx.constants = (k_sq, half_alpha, inv_c_sq)
-        if half_alpha == 0:
+        if isinstance(half_alpha, float) and half_alpha == 0:
             return log_base
         return torch.expm1(log_base.mul_(half_alpha)).mul_(ratio)
 
@@ -79,9 +79,16 @@ class _GeneralPower(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
         k_sq, half_alpha, inv_c_sq = ctx.constants
-        log_base = torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
-        slope = torch.exp(log_base * (half_alpha - 1.0)) * x
-        return slope * (grad * inv_c_sq), None, None, None, None
+        log_base = _log_base(x, k_sq)
+        slope = torch.exp(log_base.mul_(half_alpha - 1.0)).mul_(x)
+        return slope.mul_(grad * inv_c_sq), None, None, None, None
+
+
+def _log_base(x: Tensor, k_sq) -> Tensor:
+    """log(1 + k²x²), for a number or a tensor k² (broadcast against x)."""
+    if isinstance(k_sq, Tensor):  # x·k² first: x² alone can fall below float32's normals
+        return torch.log1p((x * k_sq).mul_(x))
+    return torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
 
 
 def general_power_one_pass(
@@ -107,6 +114,49 @@ def general_power_one_pass(
     if max(exponents) >= most or math.log(max(largest * inv_c_sq, least)) + exponents[1] >= most:
         return None
     return _GeneralPower.apply(x, k_sq, half_alpha, ratio, inv_c_sq)
+
+
+def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | None:
+    """ρ(x, α, c) for a tensor α or c that needs no gradient, as ``_GeneralPower`` computes it
+    with per-element constants, or None where some α is not in [1e-3, 1e6] or -[1e-3, 1e6]
+    (or all 0), or where the bounds of ``general_power_one_pass`` fail for the extremes of
+    x and the constants (decided once for the tensors). The output's shape is the broadcast
+    of x, α and c."""
+    finfo = torch.finfo(x.dtype)
+    a = alpha.detach().to(torch.float64)
+    c = torch.as_tensor(scale, dtype=torch.float64, device=x.device).detach()
+    if a.numel() == 0 or x.numel() == 0:
+        return None
+    a_abs = a.abs()
+    low, high = a_abs.min().item(), a_abs.max().item()
+    if not (high == 0 or (low >= 1e-3 and high <= 1e6)) or bool((a == 2).any()):
+        return None
+    beta = (a - 2).abs()
+    inv_c_sq = 1.0 / (c * c)
+    k_sq = inv_c_sq / beta
+    half_alpha = 0.5 * a
+    bounds = [t.min().item() for t in (k_sq, inv_c_sq)] + [
+        t.max().item() for t in (k_sq, inv_c_sq, half_alpha)
+    ]
+    k_lo, inv_lo, k_hi, inv_hi, half_hi = bounds
+    if not (finfo.tiny < min(k_lo, inv_lo) and max(k_hi, inv_hi) < finfo.max):
+        return None
+    largest = x.detach().abs().max().item()
+    if not math.isfinite(largest):
+        return None
+    z = largest * largest * k_hi
+    if z >= finfo.max / 4:
+        return None
+    log_base = math.log1p(z)
+    most = math.log(finfo.max / 4)
+    exponents = (max(half_hi, 0.0) * log_base, max(half_hi - 1.0, 0.0) * log_base)
+    if max(exponents) >= most or math.log(max(largest * inv_hi, finfo.tiny)) + exponents[1] >= most:
+        return None
+    if high == 0:
+        half, ratio = 0.0, 1.0
+    else:
+        half, ratio = half_alpha.to(x.dtype), (beta / a).to(x.dtype)
+    return _GeneralPower.apply(x, k_sq.to(x.dtype), half, ratio, inv_c_sq.to(x.dtype))
 
 
 class _GeneralLogSpaceGradient(torch.autograd.Function):
