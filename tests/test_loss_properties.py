@@ -275,6 +275,13 @@ def _general_two_x_per_call(x, alpha, c):
     return torch.cat([LF.general(*piece) for piece in pieces])
 
 
+def _one_x_per_call(fn):
+    def call(x, **params):
+        return torch.cat([fn(element, **params) for element in x.split(1)])
+
+    return call
+
+
 def _general_nll(x, alpha, c):
     return LF.general_nll(x, alpha, c)
 
@@ -373,6 +380,20 @@ SWEEPS = {
         _student_t,
         lambda x, df, c: _nll_ref(ref.student_t_nll(x, df, c), "df"),
         accurate=("x", "c"),  # ∂/∂ν: finiteness only (not in contract 3)
+    ),
+    "cauchy_nll[scale number, one x per call]": lambda d: build(
+        d,
+        {"x": x_axis(d), "c": SCALES},
+        ("c",),
+        _one_x_per_call(lambda x, c: LF.cauchy_nll(x, c)),
+        lambda x, c: _nll_ref(ref.cauchy_nll(x, c)),
+    ),
+    "student_t_nll[df, scale numbers, one x per call]": lambda d: build(
+        d,
+        {"x": x_axis(d), "df": DFS, "c": SCALES},
+        ("df", "c"),
+        _one_x_per_call(_student_t),
+        lambda x, df, c: _nll_ref(ref.student_t_nll(x, df, c), "df"),
     ),
     "student_t_nll[df, scale numbers]": lambda d: build(
         d,

@@ -79,6 +79,8 @@ QUADRATIC_BELOW = math.sqrt(0.5 * 2.0**-52)
 _WELSCH_SATURATES = 28.0
 # Student-t's normaliser from its asymptotic series from ν = 50 (error < 5e-16).
 _STUDENT_SERIES_FROM = 50.0
+# Student-t with a number ν up to this takes the one-pass form of log(1 + (x/c)²/ν).
+_STUDENT_ONE_PASS_TO = 1e6
 
 
 def inverse_scale(scale: float | Tensor, like: Tensor | None, extra: float | Tensor = 1.0):
@@ -101,7 +103,10 @@ def scaled(x: Tensor, factors: tuple, log_k: float | Tensor) -> Tensor:
     """
     value = x
     for factor in factors:
-        value = value * (factor.detach() if isinstance(factor, Tensor) else factor)
+        if isinstance(factor, Tensor):
+            value = value * factor.detach()
+        elif factor != 1.0:
+            value = value * factor
     if isinstance(log_k, Tensor) and log_k.requires_grad:
         finite = value.detach().nan_to_num(posinf=torch.finfo(x.dtype).max)
         value = value + finite * (log_k - log_k.detach())
@@ -587,17 +592,38 @@ def general_nll(x: Tensor, alpha: float | Tensor, scale: float | Tensor = 1.0) -
 
 def normal_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
     k, log_k = inverse_scale(scale, x, 2.0)
-    return scaled(x, k, log_k) ** 2 - log_k + (HALF_LOG_2PI - 0.5 * LOG2)
+    return scaled(x, k, log_k) ** 2 + ((HALF_LOG_2PI - 0.5 * LOG2) - log_k)
 
 
 def laplace_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
     k, log_k = inverse_scale(scale, x)
-    return scaled(x.abs(), k, log_k) - log_k + LOG2
+    return scaled(x.abs(), k, log_k) + (LOG2 - log_k)
 
 
 def cauchy_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
+    """log(1 + (x/c)²) + log πc. For a c without gradient it is Barron's ρ at α = 0 and
+    scale c/√2, taking ρ's one-pass forms."""
+    fast = _log1p_square_one_pass(x, scale, 1.0)
+    if fast is not None:
+        return fast + (LOG_PI + _log(x, scale))
     k, log_k = inverse_scale(scale, x)
-    return log1p_square(x, k, log_k) - log_k + LOG_PI
+    return log1p_square(x, k, log_k) + (LOG_PI - log_k)
+
+
+def _log1p_square_one_pass(x: Tensor, scale: float | Tensor, df: float) -> Tensor | None:
+    """log(1 + (x/c)²/ν) as Barron's ρ at α = 0 and scale c·√(ν/2), from the one-pass forms
+    (``fixed_alpha_values`` for a number c, ``general_power_tensor_one_pass`` for a tensor),
+    or None: for a c that needs a gradient, a number c·√(ν/2) outside ρ's scale range, under
+    torch.compile, or where the tensor form declines."""
+    if torch.compiler.is_compiling():
+        return None
+    if not isinstance(scale, Tensor):
+        c = float(scale) * math.sqrt(0.5 * df)
+        return general_fixed_alpha(x, 0.0, c) if SCALE_RANGE[0] <= c <= SCALE_RANGE[1] else None
+    if scale.requires_grad:
+        return None
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    return general_power_tensor_one_pass(x, zero, scale.double() * math.sqrt(0.5 * df))
 
 
 def student_t_log_normaliser(df: Tensor) -> Tensor:
@@ -628,6 +654,12 @@ def student_t_nll_values(x: Tensor, df: float | Tensor, scale: float | Tensor) -
     term is ((ν+1)/2ν)·(x/c)²·log1p(u²)/u²: u² would underflow for large ν first."""
     nu64 = torch.as_tensor(df, dtype=torch.float64, device=x.device)
     log_norm = student_t_log_normaliser(nu64).to(x.dtype)
+    if not isinstance(df, Tensor) and df <= _STUDENT_ONE_PASS_TO:
+        # ((ν+1)/2)·ρ(x, 0, c·√(ν/2)): below ν = 1e6 the factor keeps ρ's absolute error
+        # (where (x/c)²/ν is subnormal) under the guaranteed floor
+        fast = _log1p_square_one_pass(x, scale, float(df))
+        if fast is not None:
+            return fast * (0.5 * (df + 1.0)) + (log_norm + _log(x, scale))
     nu = nu64.to(x.dtype) if isinstance(df, Tensor) else float(df)
     (k_c, k_nu), log_k = inverse_scale(scale, x, nu)
     log_c = _log(x, scale)

@@ -80,8 +80,8 @@ class _GeneralPower(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         k_sq, half_alpha, inv_c_sq = ctx.constants
         log_base = _log_base(x, k_sq)
-        slope = torch.exp(log_base.mul_(half_alpha - 1.0)).mul_(x)
-        return slope.mul_(grad * inv_c_sq), None, None, None, None
+        slope = torch.exp(log_base.mul_(half_alpha - 1.0)).mul_(x).mul_(inv_c_sq)  # ∂ρ/∂x
+        return slope.mul_(grad), None, None, None, None
 
 
 def _log_base(x: Tensor, k_sq) -> Tensor:
