@@ -46,6 +46,7 @@ def main() -> None:
 
     from robustvae.losses import AdaptiveLoss, GeneralLoss, LogCoshLoss, set_compile
     from robustvae.losses import functional as LF
+    from robustvae.losses.partition import log_partition
 
     n = 1 << args.log2_numel
     dims = 784
@@ -81,6 +82,38 @@ def main() -> None:
     def plain_charbonnier(u, v):  # the general loss at α = 1, c = 0.1, as a user writes it
         return (torch.sqrt(((u - v) / 0.1) ** 2 + 1.0) - 1.0).sum()
 
+    c = 0.1
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    student_const = 0.5 * math.log(3 * math.pi) + math.lgamma(1.5) - math.lgamma(2.0)
+    gen_dims = torch.Generator().manual_seed(1)
+    alpha_dims = (torch.rand(dims, generator=gen_dims) * 1.9 + 0.05).to(args.device)
+    scale_dims = (torch.rand(dims, generator=gen_dims) * 0.2 + 0.01).to(args.device)
+
+    def barron(u, alpha, scale):  # Barron's formula as a user writes it, for 0 < α < 2
+        b = (alpha - 2).abs()
+        return (b / alpha * ((((u) / scale) ** 2 / b + 1) ** (alpha / 2) - 1)).sum()
+
+    def plain_adaptive(u, v):  # its NLL at the adaptive loss's current α and c, autograd
+        alpha = adaptive.alpha().detach().requires_grad_(True)
+        scale = adaptive.scale().detach().requires_grad_(True)
+        log_z = log_partition(alpha)
+        return barron(u - v, alpha, scale) + (torch.log(scale) + log_z).sum() * rows
+
+    plain_nlls = {
+        "normal": lambda u, v: (0.5 * ((u - v) / c) ** 2 + (math.log(c) + half_log_2pi)).sum(),
+        "laplace": lambda u, v: ((u - v).abs() / c + math.log(2 * c)).sum(),
+        "cauchy": lambda u, v: (torch.log1p(((u - v) / c) ** 2) + math.log(math.pi * c)).sum(),
+        "student-t ν=3": lambda u, v: (
+            2.0 * torch.log1p(((u - v) / c) ** 2 / 3.0) + (math.log(c) + student_const)
+        ).sum(),
+    }
+    our_nlls = {
+        "normal": lambda u, v: LF.normal_nll(u - v, c).sum(),
+        "laplace": lambda u, v: LF.laplace_nll(u - v, c).sum(),
+        "cauchy": lambda u, v: LF.cauchy_nll(u - v, c).sum(),
+        "student-t ν=3": lambda u, v: LF.student_t_nll(u - v, 3.0, c).sum(),
+    }
+
     cases = {
         "plain log-cosh formula, eager": (eager(plain_log_cosh), x, t),
         "plain Charbonnier (α=1), eager": (eager(plain_charbonnier), x, t),
@@ -102,6 +135,22 @@ def main() -> None:
             x,
             t,
         ),
+        "plain Barron, α and c per dim, eager": (
+            eager(lambda u, v: barron(u - v, alpha_dims, scale_dims)),
+            x_rows,
+            t_rows,
+        ),
+        "general, α and c per dim, eager": (
+            eager(lambda u, v: LF.general(u - v, alpha_dims, scale_dims).sum()),
+            x_rows,
+            t_rows,
+        ),
+        **{
+            f"plain {name} NLL, eager": (eager(fn), x, t)
+            for name, fn in plain_nlls.items()
+        },
+        **{f"{name} NLL c=0.1, eager": (eager(fn), x, t) for name, fn in our_nlls.items()},
+        "plain adaptive (Barron + log c + log Z)": (eager(plain_adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, fused": (fused(adaptive), x_rows, t_rows),
         "AdaptiveLoss, α and c fixed, fused": (fused(adaptive_fixed), x_rows, t_rows),
@@ -121,6 +170,10 @@ def main() -> None:
         "LogCoshLoss, fused (a=100)": "plain log-cosh formula, eager",
         "general α=1 c=0.1, eager": "plain Charbonnier (α=1), eager",
         "GeneralLoss α=1 c=0.1, fused": "plain Charbonnier (α=1), eager",
+        "general, α and c per dim, eager": "plain Barron, α and c per dim, eager",
+        **{f"{n} NLL c=0.1, eager": f"plain {n} NLL, eager" for n in plain_nlls},
+        "AdaptiveLoss 784-dim rows, eager": "plain adaptive (Barron + log c + log Z)",
+        "AdaptiveLoss 784-dim rows, fused": "plain adaptive (Barron + log c + log Z)",
     }
     ratios: dict[str, float] = {}
     print(
