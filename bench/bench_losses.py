@@ -145,10 +145,7 @@ def main() -> None:
             x_rows,
             t_rows,
         ),
-        **{
-            f"plain {name} NLL, eager": (eager(fn), x, t)
-            for name, fn in plain_nlls.items()
-        },
+        **{f"plain {name} NLL, eager": (eager(fn), x, t) for name, fn in plain_nlls.items()},
         **{f"{name} NLL c=0.1, eager": (eager(fn), x, t) for name, fn in our_nlls.items()},
         "plain adaptive (Barron + log c + log Z)": (eager(plain_adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),

@@ -116,6 +116,7 @@ def train_one(name: str, runs: Path, overrides: dict, device: str) -> None:
         },
     }
     path = shipped.export(run_dir, name, entry, OUT)
+    print(save_picture(name, task, loaded, images, device), flush=True)
     print(
         f"{name}: {steps:,} steps in {trained_seconds / 60:.1f} min of training "
         f"({seconds / 60:.1f} min in all); held-out photos: SSIM {scores['input_ssim']:.4f} → "
@@ -126,6 +127,31 @@ def train_one(name: str, runs: Path, overrides: dict, device: str) -> None:
     )
 
 
+#: The README's picture of each model: a held-out photo and the top-left corner of its
+#: 320-pixel crop (input at the test level as scored, restoration, clean).
+PICTURES = {"text": ("fruits", (80, 120)), "gaussian": ("home", (40, 140))}
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def save_picture(name: str, task, loaded, images, device: str) -> Path:
+    """``docs/shipped-NAME.png``: input, restoration and clean crop of the model's photo."""
+    from PIL import Image
+
+    from robustvae.evaluation.restoration import corrupt_test_images, restore_images
+
+    photo, (top, left) = PICTURES[name]
+    (item,) = [i for i in images if i.name == photo]
+    (noisy,) = corrupt_test_images([item], loaded.model.noise, loaded.model.levels()[2], seed=0)
+    (restored,) = restore_images(task, [noisy], device)
+    panels = [t[:, top : top + 320, left : left + 320] for t in (noisy, restored, item.image)]
+    gap = torch.ones(3, 320, 8)
+    sheet = torch.cat([panels[0], gap, panels[1], gap, panels[2]], dim=2)
+    pixels = (sheet.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    out = DOCS / f"shipped-{name}.png"
+    Image.fromarray(pixels).save(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", choices=list(MODELS), default=[])
@@ -133,7 +159,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="instead of each model's")
     parser.add_argument("--width", type=float, help="instead of each model's")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--picture-only", action="store_true", help="only redraw docs/shipped-NAME.png from the run"
+    )
     args = parser.parse_args()
+    if args.picture_only:
+        for name in args.names or list(MODELS):
+            loaded, task = load_run(args.runs / name, device=args.device)
+            images = load_images(loaded.dataset, "test")
+            print(save_picture(name, task, loaded, images, args.device))
+        return
     overrides = {k: getattr(args, k) for k in ("epochs", "width") if getattr(args, k) is not None}
     for name in args.names or list(MODELS):
         train_one(name, args.runs, overrides, args.device)

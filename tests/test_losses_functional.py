@@ -393,7 +393,9 @@ def test_a_one_element_tensor_alpha_and_scale_are_read_as_numbers():
     x = torch.linspace(-30, 30, 301, dtype=torch.float64).reshape(1, -1)
     for alpha in (-3.0, 0.0, 1.0, 4.0, 7.5, math.inf):
         as_numbers = LF.general(x, alpha, 0.7)
-        as_tensors = LF.general(x, torch.tensor([[alpha]]), torch.tensor([0.7], dtype=torch.float64))
+        as_tensors = LF.general(
+            x, torch.tensor([[alpha]]), torch.tensor([0.7], dtype=torch.float64)
+        )
         assert as_tensors.shape == x.shape
         torch.testing.assert_close(as_tensors, as_numbers, rtol=0, atol=0)
     wider = LF.general(x[0], torch.tensor([[1.0]]), 0.7)  # α widens x's shape: a tensor α

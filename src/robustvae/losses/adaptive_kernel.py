@@ -146,9 +146,7 @@ _SCRATCH = Scratch()
 
 def _kernel_arguments(input: Tensor, target: Tensor, alpha: Tensor, scale: Tensor) -> tuple:
     """(input, target, then the per-dimension terms ``adaptive_rho_and_gradients`` takes)."""
-    half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(
-        alpha, scale, input
-    )
+    half_beta, half_alpha, (k_c, k_beta), log_k, log_ratio = LF.barron_terms(alpha, scale, input)
     k = k_c * k_beta  # within float32's range for α ∈ [0, 8] and c ∈ [1e-30, 1e30]
     beta = 2.0 * half_beta
     slope = torch.sign(alpha - 2) * ((alpha - 2).abs() >= torch.finfo(input.dtype).eps)

@@ -542,8 +542,8 @@ def _general_tensor(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
         a = torch.where(large, a, 0.0).double()
         beta = (a - 2).abs().clamp(min=torch.finfo(x.dtype).eps)
         k, log_k = inverse_scale(c, xd, beta)
-        exponent = torch.log(xd.abs()) - 2.0 * torch.log(c) + (0.5 * a - 1.0) * log1p_square(
-            xd, k, log_k
+        exponent = (
+            torch.log(xd.abs()) - 2.0 * torch.log(c) + (0.5 * a - 1.0) * log1p_square(xd, k, log_k)
         )
         slope = torch.where(large, torch.sign(xd) * torch.exp(exponent), 0.0).to(x.dtype)
     tame = with_headroom(general_tensor_alpha, torch.where(large, 0.0, x), alpha, scale)
