@@ -400,3 +400,57 @@ def test_a_one_element_tensor_alpha_and_scale_are_read_as_numbers():
         torch.testing.assert_close(as_tensors, as_numbers, rtol=0, atol=0)
     wider = LF.general(x[0], torch.tensor([[1.0]]), 0.7)  # α widens x's shape: a tensor α
     assert wider.shape == (1, 301)
+
+
+ONE_PASS_FORMS = {
+    "general α=3": lambda x: LF.general(x, 3.0, 0.7),
+    "general α=1": lambda x: LF.general(x, 1.0, 0.7),
+    "general α=4": lambda x: LF.general(x, 4.0, 0.7),
+    "general tensor α": lambda x: LF.general(x, torch.tensor([1.0, 3.0, 0.5]).double(), 0.7),
+    "cauchy c number": lambda x: LF.cauchy_nll(x, 0.7),
+    "cauchy c tensor": lambda x: LF.cauchy_nll(x, torch.tensor([0.7, 0.2, 3.0]).double()),
+    "student-t ν number": lambda x: LF.student_t_nll(x, 3.0, 0.7),
+    "student-t ν tensor": lambda x: LF.student_t_nll(x, torch.tensor([3.0, 0.5, 9.0]).double()),
+}
+
+
+@pytest.mark.parametrize("name", ONE_PASS_FORMS)
+def test_the_one_pass_forms_have_second_derivatives(name):
+    x = torch.tensor([0.3, -1.2, 2.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(ONE_PASS_FORMS[name], (x,))
+
+
+@pytest.mark.parametrize(
+    "alpha, scale",
+    [(3.0, 1e18), (torch.tensor([3.0, 3.0]), 1e18), (3.0, torch.tensor([1e18, 1e18]))],
+    ids=["numbers", "tensor alpha", "tensor scale"],
+)
+def test_a_finite_gradient_does_not_overflow_on_its_way(alpha, scale):
+    # α = 3, c = 1e18, x = 1e30 (float32): ρ = 3.3e35 and ∂ρ/∂x = 1e6, where e^((α/2−1)L)·x
+    # alone overflows
+    x = torch.tensor([1e30, 1e30], requires_grad=True)
+    (grad,) = torch.autograd.grad(LF.general(x, alpha, scale).sum(), x)
+    torch.testing.assert_close(grad, torch.full_like(grad, 1e6), rtol=1e-5, atol=0)
+
+
+def test_quartic_gradient_is_finite_where_only_the_value_overflows():
+    x = torch.tensor([1e30], requires_grad=True)  # ρ ≈ 1.25e59, ∂ρ/∂x = (x/c²)(1 + w) = 5e29
+    value = LF.general(x, 4.0, 1e15)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    assert value.item() == math.inf
+    assert grad.item() == pytest.approx(5e29, rel=1e-5)
+
+
+def test_infinite_residuals_give_no_nan_gradient_with_a_tensor_alpha():
+    x = torch.tensor([math.inf, -math.inf], requires_grad=True)
+    (grad,) = torch.autograd.grad(LF.general(x, torch.tensor([1.0, 0.5]), 1.0).sum(), x)
+    assert not torch.isnan(grad).any()
+
+
+def test_general_loss_at_alpha_infinity_keeps_its_scale_in_float64():
+    from robustvae.losses import GeneralLoss
+
+    x = torch.linspace(0, 13.2 * 0.3, 401)
+    got = GeneralLoss(math.inf, 0.3, reduction="none")(x, torch.zeros_like(x)).double()
+    exact = torch.tensor(ref.vectorize(lambda v: ref.rho(v, math.inf, 0.3), x.double().numpy()))
+    torch.testing.assert_close(got, exact, rtol=1e-7, atol=1e-30)

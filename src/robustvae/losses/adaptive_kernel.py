@@ -183,8 +183,9 @@ class AdaptiveRhoSum(torch.autograd.Function):
         batch = tuple(range(input.dim() - alpha.dim()))
         d_alpha_sum, d_scale_sum = _sums(d_alpha, c_d_scale, batch, scale.to(input.dtype))
         _SCRATCH.give(input, (d_alpha, c_d_scale))
-        sums_finite = bool(torch.isfinite(d_alpha_sum).all() & torch.isfinite(d_scale_sum).all())
-        if not sums_finite and alpha.dtype != input.dtype:
+        if alpha.dtype != input.dtype and not bool(
+            torch.isfinite(d_alpha_sum).all() & torch.isfinite(d_scale_sum).all()
+        ):
             wide = _kernel_arguments(input.to(alpha.dtype), target.to(alpha.dtype), alpha, scale)
             _, _, d_alpha_wide, c_d_scale_wide = adaptive_rho_and_gradients(
                 wide[0], wide[1], weight, *wide[2:]

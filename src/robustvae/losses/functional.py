@@ -354,6 +354,8 @@ def general_fixed_alpha(x: Tensor, alpha: float, scale: float) -> Tensor:
 
 
 _POWER_KERNELS = (_rho_power, _rho_power_negative, _rho_power_wide)
+#: Kernels whose constants must stay float64 (not rounded to x's dtype).
+WIDE_CONSTANT_KERNELS = (_rho_exponential,)
 
 
 def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
@@ -362,9 +364,18 @@ def fixed_alpha_values(x: Tensor, fn, consts: tuple) -> Tensor:
     (``onepass.general_log_space_gradient``: finite wherever the true one is), and for α = 0
     and 1e-3 ≤ |α| ≤ 1e6 the value too comes from ``robustvae.losses.onepass``, at about the
     cost of a plain formula, wherever this x allows."""
-    if torch.compiler.is_compiling() or not (
-        fn in _POWER_KERNELS or fn is _rho_cauchy or fn is _rho_near_zero
-    ):
+    if torch.compiler.is_compiling():
+        return fn(x, *consts)
+    if fn is _rho_quartic:  # the polynomial's value, its gradient in log space
+        c = float(consts[0])
+        return general_log_space_gradient(
+            x,
+            lambda r: fn(r, *consts),
+            lambda r: log1p_square(r, (1.0 / c, SQRT_HALF), -math.log(c) - 0.5 * LOG2),
+            2.0,
+            -2.0 * math.log(c),
+        )
+    if not (fn in _POWER_KERNELS or fn is _rho_cauchy or fn is _rho_near_zero):
         return fn(x, *consts)
     k1, k2, log_k = (float(c) for c in consts[:3])
     if fn is _rho_cauchy:  # k = 1/(c√2): 1/c² = 2k²
@@ -545,7 +556,8 @@ def _general_tensor(x: Tensor, alpha: Tensor, scale: float | Tensor) -> Tensor:
         exponent = (
             torch.log(xd.abs()) - 2.0 * torch.log(c) + (0.5 * a - 1.0) * log1p_square(xd, k, log_k)
         )
-        slope = torch.where(large, torch.sign(xd) * torch.exp(exponent), 0.0).to(x.dtype)
+        slope = torch.sign(xd) * torch.exp(exponent)  # NaN at x = ±∞ (∞ − ∞): 0 there
+        slope = torch.where(large & torch.isfinite(xd), slope, 0.0).to(x.dtype)
     tame = with_headroom(general_tensor_alpha, torch.where(large, 0.0, x), alpha, scale)
     return torch.where(large, with_given_gradient(rho, x, slope), tame)
 
@@ -610,7 +622,7 @@ def cauchy_nll_values(x: Tensor, scale: float | Tensor) -> Tensor:
     return log1p_square(x, k, log_k) + (LOG_PI - log_k)
 
 
-def _log1p_square_one_pass(x: Tensor, scale: float | Tensor, df: float) -> Tensor | None:
+def _log1p_square_one_pass(x: Tensor, scale: float | Tensor, df: float | Tensor) -> Tensor | None:
     """log(1 + (x/c)²/ν) as Barron's ρ at α = 0 and scale c·√(ν/2), from the one-pass forms
     (``fixed_alpha_values`` for a number c, ``general_power_tensor_one_pass`` for a tensor),
     or None: for a c that needs a gradient, a number c·√(ν/2) outside ρ's scale range, under
@@ -623,7 +635,7 @@ def _log1p_square_one_pass(x: Tensor, scale: float | Tensor, df: float) -> Tenso
     if scale.requires_grad:
         return None
     zero = torch.zeros((), dtype=torch.float64, device=x.device)
-    return general_power_tensor_one_pass(x, zero, scale.double() * math.sqrt(0.5 * df))
+    return general_power_tensor_one_pass(x, zero, scale.double() * (0.5 * df) ** 0.5)
 
 
 def student_t_log_normaliser(df: Tensor) -> Tensor:
@@ -654,12 +666,19 @@ def student_t_nll_values(x: Tensor, df: float | Tensor, scale: float | Tensor) -
     term is ((ν+1)/2ν)·(x/c)²·log1p(u²)/u²: u² would underflow for large ν first."""
     nu64 = torch.as_tensor(df, dtype=torch.float64, device=x.device)
     log_norm = student_t_log_normaliser(nu64).to(x.dtype)
+    # ((ν+1)/2)·ρ(x, 0, c·√(ν/2)): up to ν = 1e6 the factor keeps ρ's absolute error (where
+    # (x/c)²/ν is subnormal) under the guaranteed floor
+    fast = None
     if not isinstance(df, Tensor) and df <= _STUDENT_ONE_PASS_TO:
-        # ((ν+1)/2)·ρ(x, 0, c·√(ν/2)): below ν = 1e6 the factor keeps ρ's absolute error
-        # (where (x/c)²/ν is subnormal) under the guaranteed floor
         fast = _log1p_square_one_pass(x, scale, float(df))
-        if fast is not None:
-            return fast * (0.5 * (df + 1.0)) + (log_norm + _log(x, scale))
+        half_nu_plus_one = 0.5 * (df + 1.0)
+    elif isinstance(df, Tensor) and not df.requires_grad and not torch.compiler.is_compiling():
+        if float(nu64.max()) <= _STUDENT_ONE_PASS_TO:
+            wide_scale = torch.as_tensor(scale, dtype=torch.float64, device=x.device)
+            fast = _log1p_square_one_pass(x, wide_scale, nu64)
+            half_nu_plus_one = (0.5 * (nu64 + 1.0)).to(x.dtype)
+    if fast is not None:
+        return fast * half_nu_plus_one + (log_norm + _log(x, scale))
     nu = nu64.to(x.dtype) if isinstance(df, Tensor) else float(df)
     (k_c, k_nu), log_k = inverse_scale(scale, x, nu)
     log_c = _log(x, scale)

@@ -124,12 +124,15 @@ class GeneralLoss(Loss):
         self.scale = float(scale)
         rho, consts = LF.fixed_alpha_kernel(self.alpha, self.scale)
         self._kernel = _fixed_alpha_loss(rho)
+        # α = ∞ carries ½(x/c)² wider than x, so its c stays float64
+        self._wide = rho in LF.WIDE_CONSTANT_KERNELS
         self.register_buffer("consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
 
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         LF.check_same_shape(input, target)
         input, target = LF.computable(input, target)
-        return self._kernel(reduction, input, target, *self.consts.to(input.dtype).unbind())
+        consts = self.consts if self._wide else self.consts.to(input.dtype)
+        return self._kernel(reduction, input, target, *consts.unbind())
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}, scale={self.scale:g}, " + super().extra_repr()

@@ -79,15 +79,23 @@ class _GeneralPower(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
         k_sq, half_alpha, inv_c_sq = ctx.constants
-        log_base = _log_base(x, k_sq)
-        slope = torch.exp(log_base.mul_(half_alpha - 1.0)).mul_(x).mul_(inv_c_sq)  # ∂ρ/∂x
+        # ∂ρ/∂x = e^((α/2−1)L)·x/c², multiplied in an order that cannot overflow where the
+        # result does not: x first where the factor is ≤ 1 (α < 2), x/c² first elsewhere
+        # (the callers bound x/c² by the gradient there, and the tensor form everywhere).
+        x_first = isinstance(half_alpha, float) and half_alpha < 1.0
+        if torch.is_grad_enabled():  # a second derivative: no in-place ops on the graph
+            factor = torch.exp(_log_base(x, k_sq, inplace=False) * (half_alpha - 1.0))
+            slope = factor * x * inv_c_sq if x_first else factor * (x * inv_c_sq)
+            return slope * grad, None, None, None, None
+        factor = torch.exp(_log_base(x, k_sq).mul_(half_alpha - 1.0))
+        slope = factor.mul_(x).mul_(inv_c_sq) if x_first else factor.mul_(x * inv_c_sq)
         return slope.mul_(grad), None, None, None, None
 
 
-def _log_base(x: Tensor, k_sq) -> Tensor:
+def _log_base(x: Tensor, k_sq, inplace: bool = True) -> Tensor:
     """log(1 + k²x²), for a number or a tensor k² (broadcast against x)."""
     if isinstance(k_sq, Tensor):  # x·k² first: x² alone can fall below float32's normals
-        return torch.log1p((x * k_sq).mul_(x))
+        return torch.log1p((x * k_sq).mul_(x) if inplace else x * k_sq * x)
     return torch.log1p(torch.addcmul(x.new_zeros(()), x, x, value=k_sq))
 
 
@@ -113,7 +121,7 @@ def general_power_one_pass(
     exponents = (half_alpha * log_base, (half_alpha - 1.0) * log_base)
     if max(exponents) >= most or math.log(max(largest * inv_c_sq, least)) + exponents[1] >= most:
         return None
-    return _GeneralPower.apply(x, k_sq, half_alpha, ratio, inv_c_sq)
+    return _GeneralPower.apply(x, k_sq, float(half_alpha), ratio, inv_c_sq)
 
 
 def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | None:
@@ -128,20 +136,19 @@ def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | N
     if a.numel() == 0 or x.numel() == 0:
         return None
     a_abs = a.abs()
-    low, high = a_abs.min().item(), a_abs.max().item()
-    if not (high == 0 or (low >= 1e-3 and high <= 1e6)) or bool((a == 2).any()):
-        return None
     beta = (a - 2).abs()
     inv_c_sq = 1.0 / (c * c)
     k_sq = inv_c_sq / beta
     half_alpha = 0.5 * a
-    bounds = [t.min().item() for t in (k_sq, inv_c_sq)] + [
-        t.max().item() for t in (k_sq, inv_c_sq, half_alpha)
-    ]
-    k_lo, inv_lo, k_hi, inv_hi, half_hi = bounds
+    extremes = [a_abs.min(), a_abs.max(), beta.min(), k_sq.min(), inv_c_sq.min()]
+    extremes += [k_sq.max(), inv_c_sq.max(), half_alpha.max(), x.detach().abs().max()]
+    low, high, beta_lo, k_lo, inv_lo, k_hi, inv_hi, half_hi, largest = torch.stack(
+        [e.double() for e in extremes]
+    ).tolist()  # one read from the device
+    if not (high == 0 or (low >= 1e-3 and high <= 1e6)) or beta_lo == 0:
+        return None
     if not (finfo.tiny < min(k_lo, inv_lo) and max(k_hi, inv_hi) < finfo.max):
         return None
-    largest = x.detach().abs().max().item()
     if not math.isfinite(largest):
         return None
     z = largest * largest * k_hi
@@ -196,7 +203,8 @@ def general_log_space_gradient(
 
 
 class _GivenGradient(torch.autograd.Function):
-    """``value`` (no gradient of its own) whose derivative in ``x`` is ``slope``, elementwise."""
+    """``value`` (no gradient of its own) whose derivative in ``x`` is ``slope``, elementwise
+    (a constant slope: no second derivative)."""
 
     @staticmethod
     def forward(ctx, value: Tensor, x: Tensor, slope: Tensor):
