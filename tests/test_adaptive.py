@@ -294,3 +294,23 @@ def test_no_nan_gradient_where_a_product_inside_the_gradient_overflows():
         grads[dtype] = loss.latent_alpha.latent.grad.item()
         assert not math.isnan(grads[dtype])
     assert math.isfinite(grads[torch.float64]) and grads[torch.float64] > 1e37
+
+
+def test_the_eager_pass_in_chunks_equals_it_whole(monkeypatch):
+    from robustvae.losses import adaptive_kernel, fused
+
+    monkeypatch.setitem(fused._state, "mode", "never")  # eager
+    torch.manual_seed(0)
+    x, t = torch.randn(37, 5, 6), torch.randn(37, 5, 6)
+    results = []
+    for chunk in (1 << 30, 64):  # whole, then slices of 2 rows (60 elements)
+        monkeypatch.setattr(adaptive_kernel, "EAGER_CHUNK", chunk)
+        loss = AdaptiveLoss((5, 6), reduction="mean", scale_init=0.5)
+        leaf = x.clone().requires_grad_(True)
+        value = loss(leaf, t)
+        value.backward()
+        results.append((value.detach(), [leaf.grad] + [p.grad for p in loss.parameters()]))
+    (whole, whole_grads), (chunked, chunked_grads) = results
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=0)
+    for a, b in zip(chunked_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)

@@ -139,8 +139,40 @@ class Scratch:
         self._kept = {(tuple(like.shape), like.dtype, like.device): pair}
 
 
-_INPUT_ONLY = Fused(adaptive_rho_and_input_gradient)
-_INTO = Fused(adaptive_rho_and_gradients_into)
+#: Eagerly, the pass runs on slices of about this many elements along the batch dimension:
+#: its ~45 elementwise operations then read and write arrays that stay in the CPU's cache,
+#: where whole-batch arrays go to memory each time (2^24 elements: about 2× faster).
+EAGER_CHUNK = 1 << 16
+
+
+def _in_chunks(fn):
+    """``fn`` applied to slices of the input and target along dim 0 (``fn``'s results: the
+    total, then per-element arrays; the ``_into`` form's last two arguments are per-element
+    arrays written slice by slice too)."""
+
+    def chunked(input: Tensor, target: Tensor, weight: float, *rest):
+        per_row = max(1, input[0].numel()) if input.dim() else 1
+        rows = max(1, EAGER_CHUNK // per_row)
+        n_terms = len(rest) - (2 if fn is adaptive_rho_and_gradients_into else 0)
+        if input.dim() <= rest[0].dim() or input.shape[0] <= rows:  # no batch dim to slice
+            return fn(input, target, weight, *rest)
+        terms, outs = rest[:n_terms], rest[n_terms:]
+        total, d_x = None, torch.empty_like(input)
+        for start in range(0, input.shape[0], rows):
+            part = slice(start, start + rows)
+            part_outs = tuple(o[part] for o in outs)
+            t, dx = fn(input[part], target[part], weight, *terms, *part_outs)
+            total = t if total is None else total + t
+            d_x[part] = dx
+        return total, d_x
+
+    return chunked
+
+
+_INPUT_ONLY = Fused(
+    adaptive_rho_and_input_gradient, eager=_in_chunks(adaptive_rho_and_input_gradient)
+)
+_INTO = Fused(adaptive_rho_and_gradients_into, eager=_in_chunks(adaptive_rho_and_gradients_into))
 _SCRATCH = Scratch()
 
 

@@ -65,26 +65,35 @@ class Fused:
     """``fn(*args)``, compiled once per process for inputs of ``MIN_NUMEL`` elements or more
     (the first argument's) when the mode says so, eager otherwise or when compiling fails."""
 
-    def __init__(self, fn: Callable[..., object], name: str | None = None):
+    def __init__(
+        self,
+        fn: Callable[..., object],
+        name: str | None = None,
+        eager: Callable[..., object] | None = None,
+    ):
+        """``eager``: what runs when not compiled (by default ``fn``), e.g. ``fn`` in chunks."""
         self.fn = fn
+        self.eager = eager or fn
         self.name = name or getattr(fn, "__name__", "loss")
         self._compiled: Callable[..., object] | None = None
         self.eager_seconds = 0.0
 
     def __call__(self, *args: Tensor):
         mode = _state["mode"]
-        if mode == "never" or args[0].numel() < MIN_NUMEL or torch.compiler.is_compiling():
+        if torch.compiler.is_compiling():
             return self.fn(*args)
+        if mode == "never" or args[0].numel() < MIN_NUMEL:
+            return self.eager(*args)
         if self._compiled is None and mode == "auto":
             if self.eager_seconds < COMPILE_AFTER_SECONDS:
                 started = time.perf_counter()
-                result = self.fn(*args)
+                result = self.eager(*args)
                 self.eager_seconds += time.perf_counter() - started
                 return result
         try:
             return self._compiled_fn()(*args)
         except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
-            result = self.fn(*args)  # a genuine input error raises here instead
+            result = self.eager(*args)  # a genuine input error raises here instead
             _state["mode"] = "never"
             warnings.warn(
                 f"torch.compile failed ({type(error).__name__}: {error}); robustvae losses "
