@@ -132,3 +132,39 @@ def test_auto_compiles_a_kernel_once_its_eager_time_would_pay_for_it(monkeypatch
         set_compile(False)
     with pytest.raises(ValueError, match="True, False or 'auto'"):
         set_compile("sometimes")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [1e-30, 0.1, 1e30])
+def test_the_fused_charbonnier_matches_the_eager_power_form_across_the_range(
+    compiled, monkeypatch, dtype, scale
+):
+    """α = 1 compiles to a square-root kernel (eagerly it takes the power form): values and
+    gradients agree from x = 0 to the dtype's maximum, where u = x/c overflows included."""
+    import functools
+
+    from robustvae.losses import functional as LF
+
+    monkeypatch.setattr(fused.torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    top = torch.tensor([torch.finfo(dtype).max / 2], dtype=dtype)
+    magnitudes = torch.logspace(-40, 38, 200, dtype=torch.float64).to(dtype)
+    magnitudes = torch.cat([torch.zeros(1, dtype=dtype), magnitudes, top])
+    values = torch.cat([magnitudes, -magnitudes]).repeat(MIN_NUMEL // 400 + 1)[:MIN_NUMEL]
+
+    def value_and_gradient():
+        x = values.clone().requires_grad_(True)
+        reduced = GeneralLoss(alpha=1.0, scale=scale, reduction="sum")
+        (grad,) = torch.autograd.grad(reduced(x, torch.zeros_like(x)), x)
+        kernel = LF.fixed_alpha_kernel(1.0, scale)
+        compiled_values = fused.torch.compile(lambda v: LF.fixed_alpha_values(v, *kernel))
+        return compiled_values(values), grad
+
+    got, got_grad = value_and_gradient()
+    set_compile(False)
+    want = LF.general(values, 1.0, scale)
+    want_grad = value_and_gradient()[1]
+    set_compile(True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-30)
+    assert not torch.isnan(got_grad).any()
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=0)
