@@ -44,7 +44,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from robustvae.losses import AdaptiveLoss, GeneralLoss, LogCoshLoss, set_compile
+    from robustvae.losses import (
+        AdaptiveLoss,
+        CauchyNLL,
+        GeneralLoss,
+        LaplaceNLL,
+        LogCoshLoss,
+        NormalNLL,
+        StudentTNLL,
+        set_compile,
+    )
     from robustvae.losses import functional as LF
     from robustvae.losses.partition import log_partition
 
@@ -114,6 +123,28 @@ def main() -> None:
         "student-t ν=3": lambda u, v: LF.student_t_nll(u - v, 3.0, c).sum(),
     }
 
+    learned_c = torch.full((dims,), c, device=args.device, requires_grad=True)
+
+    def plain_learned(formula):  # the NLL with a learned c per dimension, as a user writes it
+        return lambda u, v: formula(u - v, learned_c).sum()
+
+    plain_learned_nlls = {
+        "normal": lambda d, s: 0.5 * (d / s) ** 2 + torch.log(s) + half_log_2pi,
+        "laplace": lambda d, s: d.abs() / s + torch.log(2 * s),
+        "cauchy": lambda d, s: torch.log1p((d / s) ** 2) + torch.log(math.pi * s),
+        "student-t ν=3": lambda d, s: (
+            2.0 * torch.log1p((d / s) ** 2 / 3.0) + (torch.log(s) + student_const)
+        ),
+    }
+    learned_modules = {
+        "normal": NormalNLL(c, num_dims=dims, learn_scale=True, reduction="sum"),
+        "laplace": LaplaceNLL(c, num_dims=dims, learn_scale=True, reduction="sum"),
+        "cauchy": CauchyNLL(c, num_dims=dims, learn_scale=True, reduction="sum"),
+        "student-t ν=3": StudentTNLL(
+            3.0, scale=c, num_dims=dims, learn_scale=True, reduction="sum"
+        ),
+    }
+
     cases = {
         "plain log-cosh formula, eager": (eager(plain_log_cosh), x, t),
         "plain Charbonnier (α=1), eager": (eager(plain_charbonnier), x, t),
@@ -147,6 +178,14 @@ def main() -> None:
         ),
         **{f"plain {name} NLL, eager": (eager(fn), x, t) for name, fn in plain_nlls.items()},
         **{f"{name} NLL c=0.1, eager": (eager(fn), x, t) for name, fn in our_nlls.items()},
+        **{
+            f"plain {name} NLL, learned c, eager": (eager(plain_learned(f)), x_rows, t_rows)
+            for name, f in plain_learned_nlls.items()
+        },
+        **{
+            f"{name} NLL, learned c per dim": (eager(m.to(args.device)), x_rows, t_rows)
+            for name, m in learned_modules.items()
+        },
         "plain adaptive (Barron + log c + log Z)": (eager(plain_adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, eager": (eager(adaptive), x_rows, t_rows),
         "AdaptiveLoss 784-dim rows, fused": (fused(adaptive), x_rows, t_rows),
@@ -169,6 +208,7 @@ def main() -> None:
         "GeneralLoss α=1 c=0.1, fused": "plain Charbonnier (α=1), eager",
         "general, α and c per dim, eager": "plain Barron, α and c per dim, eager",
         **{f"{n} NLL c=0.1, eager": f"plain {n} NLL, eager" for n in plain_nlls},
+        **{f"{n} NLL, learned c per dim": f"plain {n} NLL, learned c, eager" for n in plain_nlls},
         "AdaptiveLoss 784-dim rows, eager": "plain adaptive (Barron + log c + log Z)",
         "AdaptiveLoss 784-dim rows, fused": "plain adaptive (Barron + log c + log Z)",
     }

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from robustvae.losses import functional as LF
 from robustvae.losses.fused import ReducedLoss
+from robustvae.losses.onepass import scaled_nll_sum
 from robustvae.losses.parameters import PositiveParameter, as_shape
 
 __all__ = [
@@ -171,6 +172,25 @@ class _ScaledNLL(Loss):
             return parameter(torch.float64)
         return parameter().to(x.dtype)
 
+    def _one_pass(self, x: Tensor, kind: str, reduction: str, df: float | None = None):
+        """The reduced NLL from ``onepass.scaled_nll_sum`` (c in x's dtype: its checks keep
+        ∂/∂c within range), or None: for 'none', a learned ν, no gradient wanted, under
+        torch.compile, or where the one-pass form declines."""
+        if reduction == "none" or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return None
+        c = self.scale().to(x.dtype)
+        if x.dtype not in (torch.float32, torch.float64):
+            return None
+        weight = 1.0 / x.numel() if reduction == "mean" else 1.0
+        total = scaled_nll_sum(x, c, kind, weight, df)
+        if total is None:
+            return None
+        return total + self._constant(df) * (x.numel() * weight)
+
+    @staticmethod
+    def _constant(df) -> float:
+        return 0.0
+
     def _residual(self, input: Tensor, target: Tensor) -> Tensor:
         LF.check_same_shape(input, target)
         input, target = LF.computable(input, target)
@@ -186,8 +206,13 @@ class _ScaledNLL(Loss):
 class NormalNLL(_ScaledNLL):
     """-log N(target | input, c²). Args: scale c, num_dims (per-dimension c), learn_scale."""
 
+    _constant = staticmethod(lambda df: LF.HALF_LOG_2PI)
+
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
+        fast = self._one_pass(x, "normal", reduction)
+        if fast is not None:
+            return fast
         values = LF.with_headroom(LF.normal_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
@@ -195,8 +220,13 @@ class NormalNLL(_ScaledNLL):
 class LaplaceNLL(_ScaledNLL):
     """-log Laplace(target | input, c). Args: scale c, num_dims, learn_scale."""
 
+    _constant = staticmethod(lambda df: LF.LOG2)
+
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
+        fast = self._one_pass(x, "laplace", reduction)
+        if fast is not None:
+            return fast
         values = LF.with_headroom(LF.laplace_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
@@ -204,8 +234,13 @@ class LaplaceNLL(_ScaledNLL):
 class CauchyNLL(_ScaledNLL):
     """-log Cauchy(target | input, c). Args: scale c, num_dims, learn_scale."""
 
+    _constant = staticmethod(lambda df: LF.LOG_PI)
+
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
+        fast = self._one_pass(x, "cauchy", reduction)
+        if fast is not None:
+            return fast
         values = LF.with_headroom(LF.cauchy_nll_values, x, self._value_for(self.scale, x))
         return LF.reduce(values, reduction)
 
@@ -221,8 +256,18 @@ class StudentTNLL(_ScaledNLL):
         check_flag("learn_df", learn_df)
         self.df = PositiveParameter(self.dims, df_lo, df, learn_df, name="df")
 
+    @staticmethod
+    def _constant(df) -> float:
+        return float(LF.student_t_log_normaliser(torch.tensor(df, dtype=torch.float64)))
+
     def values(self, input: Tensor, target: Tensor, reduction: str) -> Tensor:
         x = self._residual(input, target)
+        if not self.df.learnable:
+            nu = self.df().detach()
+            if nu.numel() and bool((nu == nu.reshape(-1)[0]).all()):  # one ν: a number
+                fast = self._one_pass(x, "student_t", reduction, float(nu.reshape(-1)[0]))
+                if fast is not None:
+                    return fast
         df, scale = self._value_for(self.df, x), self._value_for(self.scale, x)
         values = LF.with_headroom(LF.student_t_nll_values, x, df, scale)
         return LF.reduce(values, reduction)

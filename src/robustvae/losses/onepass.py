@@ -220,3 +220,82 @@ class _GivenGradient(torch.autograd.Function):
 def with_given_gradient(value: Tensor, x: Tensor, slope: Tensor) -> Tensor:
     """``value``, with ∂/∂x = ``slope`` (both of x's shape, computed without a graph)."""
     return _GivenGradient.apply(value.detach(), x, slope.detach())
+
+
+class _ScaledNLLSum(torch.autograd.Function):
+    """w·Σ [f(x/c) + log c] over all elements, c per trailing dimension (broadcast), with the
+    gradients written out from u = x/c in the same pass: ∂/∂x = f'(u)/c and
+    ∂/∂c = (1 − u·f'(u))/c, the latter summed over the batch at once. ``f`` and ``f'`` come
+    from ``profile(u)``. The constant of the NLL is added by the caller."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, c: Tensor, profile, weight: float):
+        inv_c = 1.0 / c
+        u = x * inv_c
+        value, slope = profile(u)
+        total = (value.sum() + torch.log(c).sum() * (x.numel() // c.numel())) * weight
+        if ctx.needs_input_grad[1]:
+            batch = tuple(range(x.dim() - c.dim()))
+            c_term = torch.addcmul(torch.ones_like(u), u, slope, value=-1.0)
+            d_c = (c_term.sum(batch) if batch else c_term) * (inv_c * weight)
+        else:
+            d_c = None
+        ctx.save_for_backward(slope.mul_(inv_c * weight), d_c)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        d_x, d_c = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (
+            grad * d_x if needs[0] else None,
+            grad * d_c if needs[1] else None,
+            None,
+            None,
+        )
+
+
+def _normal_profile(u: Tensor):
+    return 0.5 * u * u, u.clone()
+
+
+def _laplace_profile(u: Tensor):
+    return u.abs(), torch.sign(u)
+
+
+def _cauchy_profile(u: Tensor):
+    u_sq = u * u
+    return torch.log1p(u_sq), (2.0 * u) / (1.0 + u_sq)
+
+
+def _student_profile(nu: float):
+    half = 0.5 * (nu + 1.0)
+
+    def profile(u: Tensor):
+        u_sq = u * u
+        return half * torch.log1p(u_sq / nu), ((nu + 1.0) * u) / (nu + u_sq)
+
+    return profile
+
+
+NLL_PROFILES = {"normal": _normal_profile, "laplace": _laplace_profile, "cauchy": _cauchy_profile}
+
+
+def scaled_nll_sum(x: Tensor, c: Tensor, kind: str, weight: float, df: float | None = None):
+    """w·Σ (f(x/c) + log c) for an NLL ``kind`` ('normal', 'laplace', 'cauchy', 'student_t'
+    with a number ``df``) and a scale c per trailing dimension, in one pass in x's dtype; or
+    None where that could overflow: u = x/c, u² or ∂/∂c = (1 − u·f'(u))/c within a factor 4
+    of the dtype's maximum, judged from max |x| and min c (one read from the device), or a
+    non-finite x."""
+    if x.numel() == 0 or x.dim() < c.dim():
+        return None
+    finfo = torch.finfo(x.dtype)
+    largest, least = torch.stack([x.detach().abs().max(), c.detach().min()]).double().tolist()
+    if not (math.isfinite(largest) and least > 0):
+        return None
+    u_max = largest / least
+    if u_max * u_max / min(least, 1.0) >= finfo.max / 4:
+        return None
+    profile = _student_profile(float(df)) if kind == "student_t" else NLL_PROFILES[kind]
+    return _ScaledNLLSum.apply(x, c, profile, weight)
