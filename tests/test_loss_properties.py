@@ -418,9 +418,17 @@ def sweep(label: str, dtype: torch.dtype) -> Sweep:
     return SWEEPS[label](dtype)
 
 
+#: Sweeps of thousands of separate calls: in ``make test-slow`` (CI runs both).
+SLOW_SWEEPS = {"general[alpha, scale tensors without gradients, two x per call]"}
+
+
+def sweep_param(label: str, dtype: torch.dtype):
+    marks = [pytest.mark.slow] if label in SLOW_SWEEPS else []
+    return pytest.param(label, dtype, id=f"{label}-{str(dtype)[6:]}", marks=marks)
+
+
 sweep_cases = pytest.mark.parametrize(
-    "label, dtype",
-    [pytest.param(k, d, id=f"{k}-{str(d)[6:]}") for k in SWEEPS for d in DTYPES],
+    "label, dtype", [sweep_param(k, d) for k in SWEEPS for d in DTYPES]
 )
 
 
@@ -589,7 +597,7 @@ def test_gradients_are_never_nan_at_random_points(dtype, data):
 def rho_sweep_cases():
     return pytest.mark.parametrize(
         "label, dtype",
-        [pytest.param(k, d, id=f"{k}-{str(d)[6:]}") for k in RHO_SWEEPS for d in DTYPES],
+        [sweep_param(k, d) for k in RHO_SWEEPS for d in DTYPES],
     )
 
 
