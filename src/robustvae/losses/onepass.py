@@ -107,21 +107,26 @@ def general_power_one_pass(
     constants leave the dtype's range (the general form's log-space branches are needed), or
     x holds a NaN or an infinity. Callers keep |α| ≥ 1e-3 (or α = 0) and |α| ≤ 1e6, where
     the tiny values that underflow here are below the guaranteed absolute floor."""
-    finfo = torch.finfo(x.dtype)
-    most, least = math.log(finfo.max / 4), finfo.tiny
-    if not (least < k_sq < finfo.max and least < inv_c_sq < finfo.max):
-        return None
     largest = x.detach().abs().max().item() if x.numel() else 0.0
-    if not math.isfinite(largest):
-        return None
-    z = largest * largest * k_sq
-    if z >= finfo.max / 4:
-        return None
-    log_base = math.log1p(z)
-    exponents = (half_alpha * log_base, (half_alpha - 1.0) * log_base)
-    if max(exponents) >= most or math.log(max(largest * inv_c_sq, least)) + exponents[1] >= most:
+    bounds = (k_sq, k_sq, inv_c_sq, inv_c_sq)
+    if not _in_range(x.dtype, largest, *bounds, half_alpha, half_alpha - 1.0):
         return None
     return _GeneralPower.apply(x, k_sq, float(half_alpha), ratio, inv_c_sq)
+
+
+def _in_range(dtype, largest, k_lo, k_hi, inv_lo, inv_hi, value_power, slope_power) -> bool:
+    """Whether ``_GeneralPower`` stays within ``dtype``'s range for every |x| ≤ ``largest``
+    and constants k² in [k_lo, k_hi], 1/c² in [inv_lo, inv_hi]: z = k²x², e^(p·L) for the
+    value's and the slope's powers p of L = log1p(z), and the slope (x/c²)·e^(p·L)."""
+    finfo = torch.finfo(dtype)
+    most = math.log(finfo.max / 4)
+    if not (finfo.tiny < min(k_lo, inv_lo) and max(k_hi, inv_hi) < finfo.max):
+        return False
+    if not math.isfinite(largest) or largest * largest * k_hi >= finfo.max / 4:
+        return False
+    log_base = math.log1p(largest * largest * k_hi)
+    value, slope = value_power * log_base, slope_power * log_base
+    return max(value, slope) < most and math.log(max(largest * inv_hi, finfo.tiny)) + slope < most
 
 
 def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | None:
@@ -130,7 +135,6 @@ def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | N
     (or all 0), or where the bounds of ``general_power_one_pass`` fail for the extremes of
     x and the constants (decided once for the tensors). The output's shape is the broadcast
     of x, α and c."""
-    finfo = torch.finfo(x.dtype)
     a = alpha.detach().to(torch.float64)
     c = torch.as_tensor(scale, dtype=torch.float64, device=x.device).detach()
     if a.numel() == 0 or x.numel() == 0:
@@ -147,17 +151,9 @@ def general_power_tensor_one_pass(x: Tensor, alpha: Tensor, scale) -> Tensor | N
     ).tolist()  # one read from the device
     if not (high == 0 or (low >= 1e-3 and high <= 1e6)) or beta_lo == 0:
         return None
-    if not (finfo.tiny < min(k_lo, inv_lo) and max(k_hi, inv_hi) < finfo.max):
-        return None
-    if not math.isfinite(largest):
-        return None
-    z = largest * largest * k_hi
-    if z >= finfo.max / 4:
-        return None
-    log_base = math.log1p(z)
-    most = math.log(finfo.max / 4)
-    exponents = (max(half_hi, 0.0) * log_base, max(half_hi - 1.0, 0.0) * log_base)
-    if max(exponents) >= most or math.log(max(largest * inv_hi, finfo.tiny)) + exponents[1] >= most:
+    # powers clamped at 0: x/c² itself must fit, the backward's first product here
+    powers = (max(half_hi, 0.0), max(half_hi - 1.0, 0.0))
+    if not _in_range(x.dtype, largest, k_lo, k_hi, inv_lo, inv_hi, *powers):
         return None
     if high == 0:
         half, ratio = 0.0, 1.0
