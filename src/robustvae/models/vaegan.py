@@ -5,8 +5,10 @@ of a GAN discriminator's layer l, trained with the GAN, as ``003_…`` writes it
     L_llike  = −log p(Dis_l(x) | z): any registry loss between Dis_l(x̃) and Dis_l(x), x̃ =
                Dec(z), z ~ q(z|x), summed over the features (Larsen: the Gaussian N(·|·, I),
                the registry's ``normal`` with scale 1: ½·squared L2 plus a constant)
-    L_GAN    = −log D(x) − log(1 − D(Dec(z_p))) − log(1 − D(Dec(Enc(x)))), z_p ~ p(z)
-               (the discriminator's cross-entropy, each term a batch mean)
+    L_GAN    = −r·log D(x) − log(1 − D(Dec(z_p))) − log(1 − D(Dec(Enc(x)))), z_p ~ p(z)
+               (the discriminator's cross-entropy, each term a batch mean; the paper's
+               L_GAN has r = 1, so two fakes weigh against each real; Larsen's code weighs
+               the reals as much as both fakes together, ``real_vs_gen_weight = 0.5``: r = 2)
 
 and Larsen's training rules: three parameter groups with their own optimizers (RMSProp, as the
 paper), every gradient from one forward pass, then the updates:
@@ -72,6 +74,12 @@ class VAEGANConfig(AdversarialSettings):
     feature_loss_params: tuple[tuple[str, object], ...] = setting_field(
         "the feature loss's parameters, e.g. a=1", ()
     )
+    real_weight: float = setting_field(
+        "r > 0: the weight of the discriminator's cost on reals against each of its two costs "
+        "on fakes (the paper's L_GAN: 1; Larsen's code, real_vs_gen_weight = 0.5: 2, reals "
+        "weigh as much as both fakes together)",
+        1.0,
+    )
     gamma: float = setting_field(
         "γ > 0: the weight of L_llike against L_GAN in the decoder's loss (Larsen's code: 1e-6 "
         "for 62,500 updates; 0.1 learns in a few thousand)",
@@ -81,7 +89,8 @@ class VAEGANConfig(AdversarialSettings):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "feature_loss_params", self.feature_loss_spec().params)
-        object.__setattr__(self, "gamma", check_number("gamma", self.gamma, positive=True))
+        for name in ("gamma", "real_weight"):
+            object.__setattr__(self, name, check_number(name, getattr(self, name), positive=True))
         self.feature_loss_module(16)  # the loss's own constructor checks its parameters
 
     def feature_loss_spec(self) -> LossSpec:
@@ -173,11 +182,13 @@ class VAEGAN(Encoding, InstanceNoise, Task):
         cost_sampled, cost_recon = fake_cost(sampled), fake_cost(recon)
         loss = self.config.generator_loss
         dec_gan = generator_cost(sampled, loss) + generator_cost(recon, loss)
+        weight = self.config.real_weight
+        weighted_real = cost_real if weight == 1 else weight * cost_real
         llike = self.feature_loss(features[n : 2 * n], features[:n].detach()).sum() / n
         return {
             "kl": gaussian_kl(mean, log_var, self.config.prior_scale).mean(),
             "llike": llike,
-            "gan": cost_real + cost_sampled + cost_recon,
+            "gan": weighted_real + cost_sampled + cost_recon,
             "dec_gan": dec_gan,
             "cost_real": cost_real.detach(),
             "cost_fake": (0.5 * (cost_sampled + cost_recon)).detach(),
