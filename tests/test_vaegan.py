@@ -115,6 +115,35 @@ def test_each_group_descends_its_own_loss_only():
     assert any(g is not None and g.abs().sum() > 0 for g in gan_on_encoder)
 
 
+@pytest.mark.parametrize("weight", [1.0, 2.0, 0.5])
+def test_the_discriminator_weighs_its_reals_by_real_weight(weight):
+    # The discriminator's cost is r·(cost on reals) + (cost on samples) + (cost on
+    # reconstructions): at r = 2 (Larsen's code) the reals weigh as much as both fakes.
+    task = _task(real_weight=weight)
+    x = _images()
+    torch.manual_seed(1)
+    terms = task._terms(x)
+    n = x.shape[0]
+    torch.manual_seed(1)
+    mean, log_var = task.posterior(x)
+    z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+    fakes = [task.decoder(z), task.decoder(torch.randn_like(mean))]
+    _, logits = task.discriminator(torch.cat([x, *fakes]))
+    real, recon, sampled = logits[:n], logits[n : 2 * n], logits[2 * n :]
+    want = weight * real_cost(real) + fake_cost(sampled) + fake_cost(recon)
+    torch.testing.assert_close(terms["gan"], want)
+    params = list(task.discriminator.parameters())
+    got_grads = torch.autograd.grad(terms["gan"], params, retain_graph=True)
+    want_grads = torch.autograd.grad(want, params)
+    for got, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(got, w)
+    # The decoder's costs do not depend on it.
+    base = _task()
+    torch.manual_seed(1)
+    base_terms = base._terms(x)
+    torch.testing.assert_close(terms["dec_gan"], base_terms["dec_gan"])
+
+
 def test_every_cost_of_the_game_carries_its_gradient():
     # d/dl of the batch mean of −log σ(l) is (σ(l) − 1)/n, of −log(1 − σ(l)) it is σ(l)/n. A
     # cost computed without its graph (a stray no_grad) would starve the discriminator of its
@@ -340,6 +369,8 @@ def test_config_validation():
         (dict(pinned_epochs=-1), "pinned_epochs"),
         (dict(balance="yes"), "balance must be one of: larsen, mean, none"),
         (dict(instance_noise=-0.1), "instance_noise"),
+        (dict(real_weight=0), "real_weight"),
+        (dict(real_weight=float("nan")), "real_weight"),
     ]:
         with pytest.raises(ValueError, match=message):
             VAEGANConfig(**bad)
