@@ -62,6 +62,7 @@ TINY = {
     "stereo-depth-mono": ("seed=0,loss=annealed*", 0.05, 1),
     "gan-discriminator-rate": ("seed=0,loss=dlr3e-4", 0.05, 1),
     "vaegan-instance-noise": ("seed=0,loss=noise0.4", 0.05, 1),
+    "vaegan-real-weight": ("seed=0,loss=real2", 0.05, 1),
 }
 
 
