@@ -1,7 +1,7 @@
 """Barron's ρ at three special α, each in a closed form evaluated to a few units of rounding
 over the whole finite range: α = ∞ (exp(½(x/c)²) − 1, with ½(x/c)² carried wider than x),
 α = 4 (a polynomial) and α = 1 (square roots only, the compiled kernel's fast form). The
-fixed-α kernels of ``robustvae.losses.functional`` include them."""
+fixed-α kernels of ``robustvae.losses.barron`` include them."""
 
 from __future__ import annotations
 

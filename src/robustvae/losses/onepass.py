@@ -3,8 +3,9 @@ with few passes over memory and write its gradient out, instead of recording eve
 overflow-safe formula for autograd to replay (4× the plain formula for log-cosh).
 
 Each Function covers the parameter ranges where its short form keeps the accuracy that
-``robustvae.losses.functional`` guarantees; the callers there fall back to their general form
-elsewhere, and under ``torch.compile``, whose fused kernel is faster still.
+``robustvae.losses.functional`` guarantees; the callers (``barron``, ``nll``, ``functional``)
+fall back to their general form elsewhere, and under ``torch.compile``, whose fused kernel is
+faster still.
 """
 
 from __future__ import annotations
