@@ -431,3 +431,28 @@ def test_a_step_runs_with_fused_losses_on():
         assert task.feature_loss.reduction == "none"
     finally:
         set_compile(before)
+
+
+@pytest.mark.slow
+def test_the_discriminator_probe_sees_inside_an_epoch_without_changing_the_run(tmp_path):
+    # scripts/probe_discriminator.py: the test accuracies every N steps; its last probe of an
+    # epoch is that epoch's row, and the probes leave training as it would be without them.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_discriminator.py"
+    spec = importlib.util.spec_from_file_location("probe_discriminator", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    settings = ["dataset=mnist-5k", "width=0.05", "batch_size=500", "epochs=2", "device=cpu"]
+    rows = probe.main([str(tmp_path / "probed"), "--every", "4", *[f"--set={s}" for s in settings]])
+    assert [step for step, _, _ in rows] == [4, 8, 12, 16]
+    metrics = [json.loads(line) for line in (tmp_path / "probed/metrics.jsonl").open()]
+    for (_, sampled, real), row in zip(rows[1::2], metrics, strict=True):
+        assert (sampled, real) == (row["test"]["acc_sampled"], row["test"]["acc_real"])
+    config = RunConfig.make(**{**probe.DEFAULTS, **dict(probe._setting(s) for s in settings)})
+    train(config, tmp_path / "plain")
+    probed_weights = load_checkpoint(tmp_path / "probed/latest.safetensors")
+    plain_weights = load_checkpoint(tmp_path / "plain/latest.safetensors")
+    for name, tensor in plain_weights.model.items():
+        assert torch.equal(tensor, probed_weights.model[name]), name
