@@ -5,14 +5,17 @@ real images every N training steps, where a run's metrics.jsonl has them once an
 
 trains one run into OUT (a fresh directory) with the given settings on top of the VAE-GAN's
 defaults (``--set kind=gan`` for the GAN; default: fashion-mnist, width 1/8, 1 epoch, batch
-100) and prints "step accuracy-on-samples accuracy-on-reals" every N steps. The probe evaluates
-the whole test split with the run's own test terms and restores the global random state after
-each, so training follows the run it would be without the probe: the last probe of an epoch
-equals that epoch's row in OUT/metrics.jsonl. Each probe costs a pass over the test split.
+100) and prints "step accuracy-on-samples accuracy-on-reals" every N steps (counted over the
+run). The probe evaluates the whole test split with the run's own test terms, then restores
+the random states it drew from (the CPU's and the run's GPU's), so training follows the run it
+would be without the probe: where N divides an epoch's steps, the epoch's last probe equals its
+row in OUT/metrics.jsonl. Each probe costs a pass over the test split. One process only, and
+no weight averaging (``ema``), whose rows score other weights than the ones probed.
 """
 
 import argparse
 import dataclasses
+import os
 
 import torch
 
@@ -32,9 +35,14 @@ DEFAULTS = dict(
 
 
 def _setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as a bool (true/false), None (none), an int, a float or else
+    a string."""
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    words = {"true": True, "false": False, "none": None}
+    if value.lower() in words:
+        return key, words[value.lower()]
     for kind in (int, float):
         try:
             return key, kind(value)
@@ -56,10 +64,10 @@ def probing(build, every: int, test_set, seed: int, rows: list):
             terms = step(batch, updates)
             done[0] += 1
             if done[0] % every == 0:
-                state = torch.get_rng_state()
                 device = next(task.parameters()).device
-                test = test_terms(task, test_set, device, seed)
-                torch.set_rng_state(state)
+                cuda = [device.index or 0] if device.type == "cuda" else []
+                with torch.random.fork_rng(devices=cuda):
+                    test = test_terms(task, test_set, device, seed)
                 rows.append((done[0], test["acc_sampled"], test["acc_real"]))
                 print(f"{done[0]} {test['acc_sampled']:.4f} {test['acc_real']:.4f}", flush=True)
             return terms
@@ -78,7 +86,14 @@ def main(argv=None) -> list:
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be at least 1")
-    config = RunConfig.make(**{**DEFAULTS, **dict(args.set)})
+    try:
+        config = RunConfig.make(**{**DEFAULTS, **dict(args.set)})
+    except ValueError as error:
+        parser.error(str(error))
+    if config.ema > 0:
+        parser.error("the epoch rows of a run with ema score the averaged weights: leave ema 0")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.error("the probe runs in one process (no torchrun)")
     kind = get_kind(config.kind)
     if kind.name not in ("vaegan", "gan"):
         parser.error(f"kind {kind.name!r} has no discriminator: use vaegan or gan")

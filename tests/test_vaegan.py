@@ -433,10 +433,7 @@ def test_a_step_runs_with_fused_losses_on():
         set_compile(before)
 
 
-@pytest.mark.slow
-def test_the_discriminator_probe_sees_inside_an_epoch_without_changing_the_run(tmp_path):
-    # scripts/probe_discriminator.py: the test accuracies every N steps; its last probe of an
-    # epoch is that epoch's row, and the probes leave training as it would be without them.
+def _probe_script():
     import importlib.util
     from pathlib import Path
 
@@ -444,6 +441,32 @@ def test_the_discriminator_probe_sees_inside_an_epoch_without_changing_the_run(t
     spec = importlib.util.spec_from_file_location("probe_discriminator", path)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
+    return probe
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("ema=0.9", "leave ema 0"),
+        ("kind=vae", "has no discriminator"),
+        ("gamma=0", "gamma"),
+        ("colour=red", "unknown run setting"),
+    ],
+)
+def test_the_discriminator_probe_refuses_what_it_cannot_probe_in_one_line(
+    setting, message, tmp_path, capsys
+):
+    with pytest.raises(SystemExit):
+        _probe_script().main([str(tmp_path / "out"), "--set", setting])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_discriminator_probe_sees_inside_an_epoch_without_changing_the_run(tmp_path):
+    # scripts/probe_discriminator.py: the test accuracies every N steps; its last probe of an
+    # epoch is that epoch's row, and the probes leave training as it would be without them.
+    probe = _probe_script()
     settings = ["dataset=mnist-5k", "width=0.05", "batch_size=500", "epochs=2", "device=cpu"]
     rows = probe.main([str(tmp_path / "probed"), "--every", "4", *[f"--set={s}" for s in settings]])
     assert [step for step, _, _ in rows] == [4, 8, 12, 16]

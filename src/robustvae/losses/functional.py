@@ -18,6 +18,8 @@ from torch import Tensor
 # The guards and ranges, Barron's ρ and the likelihoods live in their own modules; this one
 # adds L2, L1 and log-cosh and is their one public face (``LF.general``, ``LF.normal_nll``, …).
 from robustvae.losses.arguments import (  # noqa: F401 - re-exported: LF.check_* and the ranges
+    ALPHA_INFINITE_FROM,
+    ALPHA_ZERO_BELOW,
     DF_RANGE,
     REDUCTIONS,
     SCALE_RANGE,
@@ -38,6 +40,7 @@ from robustvae.losses.barron import (  # noqa: F401 - re-exported
     fixed_alpha_kernel,
     fixed_alpha_values,
     general,
+    general_fixed_alpha,
     general_per_dim,
 )
 from robustvae.losses.nll import (  # noqa: F401 - re-exported
@@ -55,6 +58,7 @@ from robustvae.losses.nll import (  # noqa: F401 - re-exported
     student_t_nll_values,
 )
 from robustvae.losses.onepass import LOG_COSH_ONE_PASS_FROM, log_cosh_one_pass
+from robustvae.losses.partition import ALPHA_MAX  # noqa: F401 - re-exported
 
 __all__ = [
     "squared_l2",
