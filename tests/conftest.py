@@ -57,3 +57,12 @@ def toys(monkeypatch):
     register(registry)
     for name in ("gan-toy", "paired-toy"):
         monkeypatch.setitem(KINDS, name, registry[name])
+
+
+def value_and_gradients(loss, x, target):
+    """``loss(x, target)`` (a scalar, detached) and its gradients with respect to x and to each
+    of the loss's parameters, from one backward pass."""
+    leaf = x.clone().requires_grad_(True)
+    value = loss(leaf, target)
+    value.backward()
+    return value.detach(), [leaf.grad] + [p.grad for p in loss.parameters()]

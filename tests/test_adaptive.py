@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import value_and_gradients
 
 from robustvae.losses import AdaptiveLoss
 from robustvae.losses import functional as LF
@@ -306,10 +307,7 @@ def test_the_eager_pass_in_chunks_equals_it_whole(monkeypatch):
     for chunk in (1 << 30, 64):  # whole, then slices of 2 rows (60 elements)
         monkeypatch.setattr(adaptive_kernel, "EAGER_CHUNK", chunk)
         loss = AdaptiveLoss((5, 6), reduction="mean", scale_init=0.5)
-        leaf = x.clone().requires_grad_(True)
-        value = loss(leaf, t)
-        value.backward()
-        results.append((value.detach(), [leaf.grad] + [p.grad for p in loss.parameters()]))
+        results.append(value_and_gradients(loss, x, t))
     (whole, whole_grads), (chunked, chunked_grads) = results
     torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=0)
     for a, b in zip(chunked_grads, whole_grads, strict=True):

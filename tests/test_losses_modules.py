@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from conftest import DEVICES
+from conftest import DEVICES, value_and_gradients
 from torch import nn
 
 from robustvae.losses import (
@@ -212,10 +212,7 @@ def test_a_learned_scale_nll_in_one_pass_equals_its_float64_form(name, num_dims,
         loss.reduction = reduction
         if not one_pass:
             loss._one_pass = lambda *args, **kwargs: None
-        leaf = x.clone().requires_grad_(True)
-        value = loss(leaf, t)
-        value.backward()
-        results.append((value.detach(), [leaf.grad] + [p.grad for p in loss.parameters()]))
+        results.append(value_and_gradients(loss, x, t))
     (fast, fast_grads), (slow, slow_grads) = results
     torch.testing.assert_close(fast, slow, rtol=1e-6, atol=0)
     for a, b in zip(fast_grads, slow_grads, strict=True):

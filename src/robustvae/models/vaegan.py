@@ -182,13 +182,11 @@ class VAEGAN(Encoding, InstanceNoise, Task):
         cost_sampled, cost_recon = fake_cost(sampled), fake_cost(recon)
         loss = self.config.generator_loss
         dec_gan = generator_cost(sampled, loss) + generator_cost(recon, loss)
-        weight = self.config.real_weight
-        weighted_real = cost_real if weight == 1 else weight * cost_real
         llike = self.feature_loss(features[n : 2 * n], features[:n].detach()).sum() / n
         return {
             "kl": gaussian_kl(mean, log_var, self.config.prior_scale).mean(),
             "llike": llike,
-            "gan": weighted_real + cost_sampled + cost_recon,
+            "gan": self.config.real_weight * cost_real + cost_sampled + cost_recon,
             "dec_gan": dec_gan,
             "cost_real": cost_real.detach(),
             "cost_fake": (0.5 * (cost_sampled + cost_recon)).detach(),
